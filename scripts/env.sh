@@ -1,0 +1,17 @@
+# Sourced by scripts/demo and scripts/test: create or reuse .venv and install toothmcl into it.
+# torch goes in first, pinned, so that pip takes the CPU wheel on disk instead of a multi-GB CUDA build.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+PYTHON="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+stamp=".venv/.toothmcl-installed"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  .venv/bin/python -m pip install -q "torch==2.13.0"
+  .venv/bin/python -m pip install -q -e ".[dev]"
+  touch "$stamp"
+fi
+export PATH="$ROOT/.venv/bin:$PATH"

@@ -1,0 +1,122 @@
+"""NIfTI read/write: RAS on disk ↔ LPS in memory, header text, deterministic gzip, refusals."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scipy.spatial.transform import Rotation
+
+from toothmcl_data.errors import InputNotFoundError, VolumeError
+from toothmcl_data.io.volume import read_nifti, write_nifti
+from toothmcl_data.types import LPS_FROM_RAS, Volume
+
+
+def _volume() -> Volume:
+    arr = np.arange(4 * 3 * 2, dtype=np.int16).reshape(4, 3, 2) - 7
+    affine = np.array([[0.5, 0, 0, -20.0], [0, 0.4, 0, 10.0], [0, 0, 0.3, 5.0], [0, 0, 0, 1]])
+    return Volume(arr, affine)
+
+
+def test_ras_on_disk_lps_in_memory(tmp_path: Path) -> None:
+    vol = _volume()
+    path = write_nifti(tmp_path / "v.nii.gz", vol)
+    img = nib.load(path)
+    # A known voxel: nibabel's affine gives RAS; flipping x and y must give our LPS world point.
+    ijk = np.array([3.0, 2.0, 1.0, 1.0])
+    ras = img.affine @ ijk
+    lps = vol.world_from_index(ijk[None, :3])[0]
+    np.testing.assert_allclose(lps, [-20.0 + 1.5, 10.0 + 0.8, 5.3])
+    np.testing.assert_allclose(ras[:3], [-lps[0], -lps[1], lps[2]], atol=1e-5)
+    assert int(img.header["sform_code"]) == 1
+    assert int(img.header["qform_code"]) == 1
+    np.testing.assert_array_equal(np.asarray(img.dataobj), vol.array)  # data are not flipped
+    back = read_nifti(path)
+    assert back.array.dtype == np.int16
+    np.testing.assert_array_equal(back.array, vol.array)
+    np.testing.assert_allclose(back.affine, vol.affine, atol=1e-5)
+
+
+def test_header_text_and_determinism(tmp_path: Path) -> None:
+    vol = _volume()
+    kwargs = {"descrip": "John Doe DOB 1975-03-02", "aux_file": "DOE^JOHN", "intent_name": "MR0048213"}
+    a = write_nifti(tmp_path / "a.nii.gz", vol, **kwargs)
+    b = write_nifti(tmp_path / "b.nii.gz", vol, **kwargs)
+    raw = a.read_bytes()
+    assert hashlib.sha256(raw).digest() == hashlib.sha256(b.read_bytes()).digest()
+    assert raw[:2] == b"\x1f\x8b"
+    assert raw[4:8] == b"\0\0\0\0"
+    assert raw[3] & 0x08 == 0  # no file name stored in the gzip header
+    header = nib.load(a).header
+    assert header["descrip"].item() == b"John Doe DOB 1975-03-02"
+    assert header["aux_file"].item() == b"DOE^JOHN"
+    assert header["intent_name"].item() == b"MR0048213"
+    assert b"DOE^JOHN" in gzip.decompress(raw)
+
+
+def test_uncompressed_nii(tmp_path: Path) -> None:
+    path = write_nifti(tmp_path / "v.nii", _volume())
+    assert path.read_bytes()[344:348] == b"n+1\0"
+    np.testing.assert_array_equal(read_nifti(path).array, _volume().array)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("descrip", "x" * 81, r"descrip for .*v\.nii\.gz holds at most 80 bytes, got 81"),
+        ("aux_file", "y" * 25, r"aux_file for .*holds at most 24 bytes, got 25"),
+        ("intent_name", "M\u00fcller", r"intent_name for .*v\.nii\.gz must be ASCII"),
+    ],
+)
+def test_header_text_refused(tmp_path: Path, field: str, value: str, message: str) -> None:
+    with pytest.raises(VolumeError, match=message):
+        write_nifti(tmp_path / "v.nii.gz", _volume(), **{field: value})
+
+
+def test_read_refusals(tmp_path: Path) -> None:
+    with pytest.raises(InputNotFoundError, match=r"NIfTI file .*nope\.nii\.gz does not exist"):
+        read_nifti(tmp_path / "nope.nii.gz")
+    bad = tmp_path / "bad.nii.gz"
+    bad.write_bytes(b"\x1f\x8b garbage")
+    with pytest.raises(VolumeError, match=r"cannot read NIfTI file .*bad\.nii\.gz: .*re-export it"):
+        read_nifti(bad)
+    four = tmp_path / "four.nii"
+    nib.save(nib.Nifti1Image(np.zeros((2, 2, 2, 3), np.int16), np.eye(4)), four)
+    with pytest.raises(VolumeError, match=r"four\.nii has shape \(2, 2, 2, 3\), expected a 3-D volume"):
+        read_nifti(four)
+    one = tmp_path / "one.nii"
+    nib.save(nib.Nifti1Image(np.ones((2, 2, 2, 1), np.uint8), np.eye(4)), one)
+    assert read_nifti(one).shape == (2, 2, 2)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    shape=st.tuples(st.integers(1, 4), st.integers(1, 4), st.integers(1, 4)),
+    angles=st.tuples(*(st.floats(-180, 180, allow_nan=False),) * 3),
+    spacing=st.tuples(*(st.floats(0.1, 2.0),) * 3),
+    origin=st.tuples(*(st.floats(-100, 100),) * 3),
+    seed=st.integers(0, 2**16),
+)
+def test_round_trip_any_affine(
+    tmp_path: Path,
+    shape: tuple[int, int, int],
+    angles: tuple[float, float, float],
+    spacing: tuple[float, float, float],
+    origin: tuple[float, float, float],
+    seed: int,
+) -> None:
+    affine = np.eye(4)
+    affine[:3, :3] = Rotation.from_euler("xyz", angles, degrees=True).as_matrix() @ np.diag(spacing)
+    affine[:3, 3] = origin
+    arr = np.random.default_rng(seed).integers(-32768, 32767, size=shape, dtype=np.int16)
+    path = write_nifti(tmp_path / "r.nii.gz", Volume(arr, affine))
+    back = read_nifti(path)
+    np.testing.assert_array_equal(back.array, arr)
+    np.testing.assert_allclose(back.affine, affine, atol=1e-4)  # sform is float32 on disk
+    np.testing.assert_allclose(nib.load(path).affine, LPS_FROM_RAS @ affine, atol=1e-4)

@@ -1,0 +1,40 @@
+"""The toothmcl error hierarchy.
+
+Every error is a :class:`ToothmclError` and also the built-in a caller would expect (``ValueError``,
+``FileNotFoundError`` …), so ``except ValueError`` keeps working. Messages say what went wrong, in which file or
+case, what was expected versus found, and how to fix it.
+"""
+
+from __future__ import annotations
+
+
+class ToothmclError(Exception):
+    """Base class of every error raised by toothmcl."""
+
+
+class InputError(ToothmclError, ValueError):
+    """An input file or argument is not what the stage expects."""
+
+
+class InputNotFoundError(ToothmclError, FileNotFoundError):
+    """A path or URL given as input does not exist."""
+
+
+class SeriesError(InputError):
+    """A DICOM series cannot be assembled into a volume (missing slices, mixed geometry …)."""
+
+
+class VolumeError(InputError):
+    """A volume file (NIfTI, MHA, NRRD, DICOM) cannot be read or has unusable geometry."""
+
+
+class MeshError(InputError):
+    """A mesh file is empty, corrupt, or inconsistent with its label sidecar."""
+
+
+class LabelSchemeError(ToothmclError, ValueError):
+    """A tooth code is unknown to its label scheme, or a scheme file is malformed."""
+
+
+class ConfigError(ToothmclError, ValueError):
+    """A configuration value is out of range or inconsistent."""

@@ -1,0 +1,221 @@
+"""Assemble one DICOM image series (one file per slice) into a :class:`~toothmcl_data.types.Volume`.
+
+Geometry, in DICOM's own LPS world (PS3.3 C.7.6.2): a pixel at (row r, column c) of a slice lies at
+``IPP + c · Δc · X + r · Δr · Y`` where ``X`` and ``Y`` are the first and second triplets of
+ImageOrientationPatient and ``PixelSpacing = [Δr, Δc]``. The volume is indexed ``[i, j, k]`` with
+``i`` = column, ``j`` = row and ``k`` = slice, slices sorted by their position along the normal ``X × Y``; so
+the slice pixel array ``(rows, cols)`` is transposed once, here, and the affine's columns are ``Δc·X``,
+``Δr·Y`` and the step between consecutive slice positions.
+
+Intensities are the stored values after RescaleSlope/RescaleIntercept, returned as int16 when they fit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from numpy.typing import NDArray
+from pydicom.errors import InvalidDicomError
+
+from toothmcl_data.errors import SeriesError
+from toothmcl_data.types import Volume
+
+log = logging.getLogger(__name__)
+
+_REQUIRED = (
+    "SeriesInstanceUID",
+    "Rows",
+    "Columns",
+    "ImageOrientationPatient",
+    "ImagePositionPatient",
+    "PixelData",
+)
+_GAP_TOLERANCE = 0.01
+"""Relative tolerance on slice gaps (and on equal pixel spacing) before a series counts as non-uniform."""
+
+
+@dataclass(frozen=True, eq=False)
+class _Slice:
+    path: Path
+    series_uid: str
+    rows: int
+    cols: int
+    pixel_spacing: tuple[float, float]
+    orientation: NDArray[np.float64]  # (6,) IOP
+    position: NDArray[np.float64]  # (3,) IPP, LPS mm
+    thickness: float | None
+    pixels: NDArray[np.float64]  # (rows, cols) after Rescale
+
+
+def _read_slice(path: Path) -> _Slice:
+    try:
+        ds = pydicom.dcmread(path)
+    except (InvalidDicomError, OSError, EOFError, ValueError, KeyError) as err:
+        raise SeriesError(
+            f"cannot read DICOM file {path}: {err}; the file is truncated, empty or not DICOM — "
+            "re-export it or remove it from the series"
+        ) from err
+    missing = [k for k in _REQUIRED if k not in ds]
+    if missing:
+        raise SeriesError(
+            f"DICOM file {path} lacks {', '.join(missing)}; expected an image slice with geometry "
+            "(the file may be truncated or a non-image object) — re-export it or remove it from the series"
+        )
+    spacing = ds.get("PixelSpacing")
+    if spacing is None or len(spacing) != 2 or min(float(s) for s in spacing) <= 0:
+        raise SeriesError(
+            f"DICOM file {path} has PixelSpacing {spacing!r}, expected two positive values in mm; "
+            "the series has no usable voxel size — fix the header or re-export"
+        )
+    try:
+        stored = np.asarray(ds.pixel_array, dtype=np.float64)
+    except (ValueError, AttributeError, NotImplementedError, RuntimeError, TypeError) as err:
+        raise SeriesError(
+            f"cannot decode pixel data of DICOM file {path}: {err}; the file is truncated or uses an "
+            "unsupported encoding — re-export it uncompressed"
+        ) from err
+    if stored.shape != (int(ds.Rows), int(ds.Columns)):
+        raise SeriesError(
+            f"DICOM file {path} holds pixels of shape {stored.shape}, expected one frame of "
+            f"({int(ds.Rows)}, {int(ds.Columns)}); multi-frame files are not a slice series"
+        )
+    slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
+    intercept = float(ds.get("RescaleIntercept", 0.0) or 0.0)
+    thickness = ds.get("SpacingBetweenSlices") or ds.get("SliceThickness")
+    return _Slice(
+        path=path,
+        series_uid=str(ds.SeriesInstanceUID),
+        rows=int(ds.Rows),
+        cols=int(ds.Columns),
+        pixel_spacing=(float(spacing[0]), float(spacing[1])),
+        orientation=np.asarray([float(v) for v in ds.ImageOrientationPatient], dtype=np.float64),
+        position=np.asarray([float(v) for v in ds.ImagePositionPatient], dtype=np.float64),
+        thickness=float(thickness) if thickness else None,
+        pixels=stored * slope + intercept,
+    )
+
+
+def _folder(paths: Sequence[Path]) -> str:
+    parents = sorted({str(Path(p).parent) for p in paths})
+    return parents[0] if len(parents) == 1 else f"{len(parents)} folders ({', '.join(parents[:3])} …)"
+
+
+def _check_consistent(slices: list[_Slice], where: str) -> None:
+    series = Counter(s.series_uid for s in slices)
+    if len(series) > 1:
+        parts = [
+            f"{uid} ({n} files, e.g. {next(s.path.name for s in slices if s.series_uid == uid)})"
+            for uid, n in series.most_common()
+        ]
+        raise SeriesError(
+            f"{where} mixes {len(series)} DICOM series: {'; '.join(parts)}; expected one SeriesInstanceUID — "
+            "pass the files of one series only"
+        )
+    first = slices[0]
+    for s in slices[1:]:
+        if (s.rows, s.cols) != (first.rows, first.cols):
+            raise SeriesError(
+                f"DICOM file {s.path} has {s.rows}×{s.cols} pixels but {first.path.name} has "
+                f"{first.rows}×{first.cols} (in {where}); expected one size per series — remove the odd file"
+            )
+        if not np.allclose(s.pixel_spacing, first.pixel_spacing, rtol=_GAP_TOLERANCE, atol=0):
+            raise SeriesError(
+                f"DICOM file {s.path} has PixelSpacing {list(s.pixel_spacing)} but {first.path.name} has "
+                f"{list(first.pixel_spacing)} (in {where}); expected one spacing per series"
+            )
+        if not np.allclose(s.orientation, first.orientation, atol=1e-4):
+            raise SeriesError(
+                f"DICOM file {s.path} has ImageOrientationPatient {s.orientation.tolist()} but "
+                f"{first.path.name} has {first.orientation.tolist()} (in {where}); expected one orientation"
+            )
+
+
+def _typical_gap(gaps: NDArray[np.float64]) -> float:
+    """The most common slice gap (within tolerance), the smallest on ties (a missing slice doubles a gap)."""
+    close = np.abs(gaps[:, None] - gaps[None, :]) <= _GAP_TOLERANCE * gaps[:, None]
+    support = close.sum(axis=1)
+    candidates = np.flatnonzero(support == support.max())
+    best = int(candidates[np.argmin(gaps[candidates])])
+    return float(np.median(gaps[close[best]]))
+
+
+def _sorted_positions(slices: list[_Slice], normal: NDArray[np.float64], where: str) -> list[_Slice]:
+    order = sorted(slices, key=lambda s: float(s.position @ normal))
+    if len(order) < 2:
+        return order
+    along = np.asarray([s.position @ normal for s in order])
+    gaps = np.diff(along)
+    for n, gap in enumerate(gaps):
+        if gap <= 1e-4:
+            raise SeriesError(
+                f"DICOM files {order[n].path} and {order[n + 1].path} lie at the same slice position "
+                f"{along[n]:.4f} mm (in {where}); expected one file per position — a file is duplicated, "
+                "remove one copy"
+            )
+    step = _typical_gap(gaps)
+    bad = np.flatnonzero(np.abs(gaps - step) > _GAP_TOLERANCE * step)
+    if bad.size:
+        n = int(bad[0])
+        raise SeriesError(
+            f"non-uniform slice spacing in {where}: {gaps[n]:.4f} mm between {order[n].path.name} and "
+            f"{order[n + 1].path.name}, expected {step:.4f} mm like the other slices; a slice is missing or "
+            "misplaced — re-export the complete series"
+        )
+    return order
+
+
+def read_series(paths: Sequence[Path]) -> Volume:
+    """Read the files of one DICOM series (one slice each) into an int16 (or float64) LPS :class:`Volume`.
+
+    Returns ``array`` (I, J, K) = (Columns, Rows, slices) with values after RescaleSlope/Intercept (int16 when
+    they are integers within int16 range, else float64) and ``affine`` (4, 4) LPS mm from IOP, IPP,
+    PixelSpacing and the step between consecutive slice positions.
+
+    Raises SeriesError naming the folder or file for: no files, an unreadable/truncated/empty file, mixed
+    series, inconsistent rows/columns, spacing or orientation, missing or zero spacing, duplicate slice
+    positions and non-uniform slice spacing (e.g. a missing slice).
+    """
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise SeriesError("read_series got no files; expected the files of one DICOM series")
+    where = _folder(paths)
+    slices = [_read_slice(p) for p in paths]
+    _check_consistent(slices, where)
+    first = slices[0]
+    x_dir, y_dir = first.orientation[:3], first.orientation[3:]
+    normal = np.cross(x_dir, y_dir)
+    if not np.isclose(np.linalg.norm(normal), 1.0, atol=1e-3):
+        raise SeriesError(
+            f"ImageOrientationPatient {first.orientation.tolist()} of {first.path} is not two orthogonal "
+            f"unit vectors (in {where}); fix the header"
+        )
+    order = _sorted_positions(slices, normal, where)
+    if len(order) > 1:
+        step_vec = (order[-1].position - order[0].position) / (len(order) - 1)
+    elif first.thickness:
+        step_vec = normal * first.thickness
+    else:
+        raise SeriesError(
+            f"single-slice series {first.path} has neither SpacingBetweenSlices nor SliceThickness; "
+            "expected a slice step in mm to build a 3-D volume"
+        )
+    d_row, d_col = first.pixel_spacing
+    affine = np.eye(4)
+    affine[:3, 0] = x_dir * d_col
+    affine[:3, 1] = y_dir * d_row
+    affine[:3, 2] = step_vec
+    affine[:3, 3] = order[0].position
+    stack = np.stack([s.pixels.T for s in order], axis=-1)
+    rounded = np.rint(stack)
+    if np.array_equal(rounded, stack) and stack.min() >= -32768 and stack.max() <= 32767:
+        array: NDArray[np.generic] = rounded.astype(np.int16)
+    else:
+        array = stack
+    log.debug("read series %s: shape %s", where, array.shape)
+    return Volume(array=array, affine=affine)

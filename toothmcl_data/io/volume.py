@@ -1,0 +1,94 @@
+"""Read and write NIfTI volumes (``.nii`` / ``.nii.gz``), converting NIfTI's RAS world to the library's LPS.
+
+On disk a NIfTI affine maps ``(i, j, k, 1)`` to RAS mm; in memory :class:`~toothmcl_data.types.Volume` maps it
+to LPS mm. The voxel array is the same in both (no flip of the data): only the affine changes,
+``affine_lps = LPS_FROM_RAS @ affine_ras``.
+
+Written files are deterministic: the gzip stream carries no time stamp and no file name.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from nibabel.filebasedimages import ImageFileError
+
+from toothmcl_data.errors import InputNotFoundError, VolumeError
+from toothmcl_data.types import LPS_FROM_RAS, Volume
+
+log = logging.getLogger(__name__)
+
+_NIFTI_TEXT_FIELDS = {"descrip": 80, "aux_file": 24, "intent_name": 16}
+"""NIfTI-1 header text fields and their sizes in bytes."""
+
+
+def read_nifti(path: Path) -> Volume:
+    """Read a 3-D NIfTI file into a :class:`Volume` with an LPS affine.
+
+    The affine is the sform when ``sform_code > 0``, else the qform (nibabel's choice). Data come back in the
+    file's own dtype when the header has no scaling (``scl_slope`` 0/NaN or 1 with ``scl_inter`` 0), else as
+    float64 after scaling. A 4-D file with a single volume is accepted and squeezed.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputNotFoundError(f"NIfTI file {path} does not exist; check the path")
+    try:
+        img = nib.load(path)
+        data = np.asarray(img.dataobj)
+    except (ImageFileError, OSError, EOFError, ValueError, gzip.BadGzipFile) as err:
+        raise VolumeError(
+            f"cannot read NIfTI file {path}: {err}; the file is truncated or not NIfTI — re-export it"
+        ) from err
+    if not isinstance(img, nib.Nifti1Image | nib.Nifti2Image):
+        raise VolumeError(f"{path} is a {type(img).__name__}, expected NIfTI-1/2; convert it to .nii.gz")
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    if data.ndim != 3:
+        raise VolumeError(
+            f"NIfTI file {path} has shape {data.shape}, expected a 3-D volume; "
+            "split the time/channel axis first"
+        )
+    affine_ras = np.asarray(img.affine, dtype=np.float64)
+    if abs(np.linalg.det(affine_ras[:3, :3])) < 1e-12:
+        raise VolumeError(
+            f"NIfTI file {path} has a singular affine (sform/qform missing or zero voxel size); "
+            "fix the header's pixdim / srow fields"
+        )
+    return Volume(array=data, affine=LPS_FROM_RAS @ affine_ras)
+
+
+def write_nifti(
+    path: Path, volume: Volume, *, descrip: str = "", aux_file: str = "", intent_name: str = ""
+) -> Path:
+    """Write ``volume`` (LPS affine in memory) as NIfTI-1 with a RAS affine on disk (sform and qform, code 1).
+
+    The data keep their dtype (int16 CBCT, uint8 labels …) unscaled. ``descrip`` (≤ 80 bytes), ``aux_file``
+    (≤ 24) and ``intent_name`` (≤ 16) are ASCII header text; longer text is refused, not cut. A ``.gz`` suffix
+    writes a gzip stream without time stamp or file name, so equal inputs give byte-identical files.
+    """
+    path = Path(path)
+    for name, value in (("descrip", descrip), ("aux_file", aux_file), ("intent_name", intent_name)):
+        limit = _NIFTI_TEXT_FIELDS[name]
+        try:
+            size = len(value.encode("ascii"))
+        except UnicodeEncodeError as err:
+            raise VolumeError(f"NIfTI {name} for {path} must be ASCII, got {value!r}") from err
+        if size > limit:
+            raise VolumeError(f"NIfTI {name} for {path} holds at most {limit} bytes, got {size}: {value!r}")
+    affine_ras = LPS_FROM_RAS @ volume.affine
+    img = nib.Nifti1Image(np.asarray(volume.array), affine_ras)
+    header = img.header
+    header.set_sform(affine_ras, code=1)
+    header.set_qform(affine_ras, code=1)
+    header.set_xyzt_units(xyz="mm")
+    header["descrip"] = descrip.encode("ascii")
+    header["aux_file"] = aux_file.encode("ascii")
+    header["intent_name"] = intent_name.encode("ascii")
+    raw = img.to_bytes()
+    path.write_bytes(gzip.compress(raw, compresslevel=6, mtime=0) if path.suffix == ".gz" else raw)
+    log.debug("wrote NIfTI %s shape %s", path, volume.shape)
+    return path

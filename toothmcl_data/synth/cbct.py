@@ -1,0 +1,162 @@
+"""Render a synthetic patient's CBCT volume and FDI label map from its anatomy.
+
+Tissues get CBCT-like raw intensities (air ≈ 0, soft tissue ≈ 350, trabecular bone ≈ 900, cortical ≈ 1500,
+dentin ≈ 1900, enamel ≈ 2700, titanium ≈ 4500, crown metal ≈ 6000), then the scanner's blur, metal streaks and
+noise. The grid is axis-aligned LPS with isotropic ``config.spacing_mm`` voxels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import ndimage
+
+from toothmcl_data.synth.anatomy import Anatomy
+from toothmcl_data.synth.config import SynthConfig
+from toothmcl_data.synth.shapes import ArchCoordinates, gingiva_height, to_local, tooth_field
+from toothmcl_data.types import JAWS, Volume
+
+AIR, SOFT, BONE, CORTEX, DENTIN, ENAMEL, PULP, METAL, TITANIUM = range(9)
+INTENSITY = np.array([0.0, 350.0, 900.0, 1500.0, 1900.0, 2700.0, 350.0, 6000.0, 4500.0], dtype=np.float32)
+MARGIN_MM = 10.0
+ENAMEL_MM = 1.1
+PULP_MM = 1.8
+PDL_MM = 0.25
+
+
+def grid_affine(anatomy: Anatomy, spacing: float) -> tuple[NDArray[np.float64], tuple[int, int, int]]:
+    """The CBCT grid covering both arches with roots and bone: (4, 4) LPS affine and shape (I, J, K)."""
+    cej = np.array([t.cej for t in anatomy.teeth])
+    upper, lower = anatomy.arch("upper"), anatomy.arch("lower")
+    lo = np.array([cej[:, 0].min() - MARGIN_MM - 4, cej[:, 1].min() - MARGIN_MM - 4, lower.cej_z - 28.0])
+    hi = np.array([cej[:, 0].max() + MARGIN_MM + 4, cej[:, 1].max() + MARGIN_MM, upper.cej_z + 24.0])
+    shape = tuple(int(n) for n in np.ceil((hi - lo) / spacing).astype(int) + 1)
+    affine = np.diag([spacing, spacing, spacing, 1.0])
+    affine[:3, 3] = np.round(lo / spacing) * spacing
+    return affine, (shape[0], shape[1], shape[2])
+
+
+def tissue_map(
+    anatomy: Anatomy, affine: NDArray[np.float64], shape: tuple[int, int, int]
+) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
+    """Tissue classes (I, J, K) uint8 (AIR … TITANIUM) and the FDI label map (I, J, K) uint8 on the grid."""
+    spacing = float(affine[0, 0])
+    x = affine[0, 3] + spacing * np.arange(shape[0])
+    y = affine[1, 3] + spacing * np.arange(shape[1])
+    z = affine[2, 3] + spacing * np.arange(shape[2])
+    xy = np.stack(np.meshgrid(x, y, indexing="ij"), axis=-1).reshape(-1, 2)
+    occlusal_z = 0.5 * (anatomy.arch("upper").cej_z + anatomy.arch("lower").cej_z)
+    tissue = np.full(shape, SOFT, dtype=np.uint8)
+    for jaw in JAWS:
+        arch = anatomy.arch(jaw)
+        coords = ArchCoordinates(arch)
+        d, s = coords(xy)
+        teeth = anatomy.jaw_teeth(jaw)
+        top = gingiva_height(d, s, arch, teeth, coords).reshape(shape[:2])
+        d2 = d.reshape(shape[:2])
+        band = np.interp(s, *_band(teeth, coords)).reshape(shape[:2])
+        zs = z > occlusal_z if jaw == "upper" else z <= occlusal_z
+        h = (arch.cej_z - z[zs]) if jaw == "upper" else (z[zs] - arch.cej_z)  # along the occlusal axis
+        hh = h[None, None, :]
+        below = top[..., None] - hh  # depth under the gingiva surface (mm)
+        reach = (band + 0.3)[..., None] + 0.3 * np.clip(-hh - 1.0, 0.0, 12.0)  # the alveolar process flares
+        part = np.full(below.shape, SOFT, dtype=np.uint8)
+        part[((np.abs(d2) < band + 2.5)[..., None] & (below < 0)) | (d2 > band + 16.0)[..., None]] = AIR
+        if jaw == "upper":
+            alveolar = (d2[..., None] < reach) & (d2[..., None] > -reach) & (hh > -22.0)
+            palate = (d2 < -band)[..., None] & (below < 6.0)
+            part[(below > 6.0) & (d2 < -band - 4.0)[..., None]] = AIR  # nasal cavity above the palate
+            part[(below > 2.0) & (alveolar | palate)] = BONE
+        else:
+            bottom = np.sqrt(1.0 - np.clip((-hh - 14.0) / 12.0, 0.0, 1.0) ** 2)  # rounded lower border
+            part[(below > 2.0) & (np.abs(d2)[..., None] < reach * bottom)] = BONE
+        tissue[:, :, zs] = part
+    bone = tissue == BONE
+    shell = bone & ~ndimage.binary_erosion(bone, iterations=max(1, round(1.0 / spacing)))
+    tissue[shell] = CORTEX
+    labels = np.zeros(shape, dtype=np.uint8)
+    _paint_teeth(anatomy, affine, shape, tissue, labels)
+    return tissue, labels
+
+
+def _band(teeth: tuple, coords: ArchCoordinates) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    ts = np.array([coords(np.asarray(t.cej[:2])[None])[1][0] for t in teeth])
+    order = np.argsort(ts)
+    return ts[order], np.array([teeth[i].depth / 2 + 1.2 for i in order])
+
+
+def _paint_teeth(
+    anatomy: Anatomy,
+    affine: NDArray[np.float64],
+    shape: tuple[int, int, int],
+    tissue: NDArray[np.uint8],
+    labels: NDArray[np.uint8],
+) -> None:
+    """Write teeth into ``tissue`` and ``labels`` in place; overlaps go to the tooth whose surface is deeper."""
+    spacing = float(affine[0, 0])
+    best = np.full(shape, np.inf, dtype=np.float32)
+    for spec in anatomy.teeth:
+        reach = max(spec.width, spec.depth) / 2 + spec.height + spec.root + 2.0
+        centre = np.asarray(spec.cej) + np.asarray(spec.occlusal) * (spec.height - spec.root) / 2
+        half = np.array([max(spec.width, spec.depth) / 2 + 2.5] * 2 + [reach / 2 + 1.0])
+        lo = np.maximum(np.floor((centre - half - affine[:3, 3]) / spacing).astype(int), 0)
+        hi = np.minimum(np.ceil((centre + half - affine[:3, 3]) / spacing).astype(int) + 1, shape)
+        if np.any(hi <= lo):
+            continue
+        idx = np.stack(np.meshgrid(*[np.arange(a, b) for a, b in zip(lo, hi, strict=True)], indexing="ij"), -1)
+        pts = affine[:3, 3] + spacing * idx.reshape(-1, 3)
+        uvw = to_local(pts, spec)
+        f = tooth_field(uvw, spec).reshape(idx.shape[:3])
+        w = uvw[:, 2].reshape(idx.shape[:3])
+        box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+        t, lab, b = tissue[box], labels[box], best[box]
+        inside = (f < 0) & (f < b)
+        in_bone = (t == BONE) | (t == CORTEX)
+        t[(f >= 0) & (f < PDL_MM) & in_bone] = SOFT  # periodontal ligament space
+        if spec.restoration == "implant":
+            cls = np.where(w > 0.5, METAL, TITANIUM)
+            label = inside & (w > -0.5)
+        else:
+            cls = np.where((f > -ENAMEL_MM) & (w > 0.3), ENAMEL, np.where(f < -PULP_MM, PULP, DENTIN))
+            if spec.restoration == "metal_crown":
+                cls = np.where((w > 0.0) & (f > -1.6), METAL, cls)
+            label = inside
+        t[inside] = cls[inside]
+        lab[inside & ~label] = 0
+        lab[label] = spec.fdi
+        b[inside] = f[inside]
+
+
+def render_cbct(anatomy: Anatomy, config: SynthConfig, rng: np.random.Generator) -> tuple[Volume, Volume]:
+    """CBCT (int16 scanner values, LPS) and FDI label map (uint8) of ``anatomy``."""
+    affine, shape = grid_affine(anatomy, config.spacing_mm)
+    tissue, labels = tissue_map(anatomy, affine, shape)
+    image = INTENSITY[tissue]
+    trabecular = tissue == BONE
+    image[trabecular] += rng.normal(0.0, 120.0, size=int(trabecular.sum())).astype(np.float32)
+    if config.cbct_blur_mm > 0:
+        image = ndimage.gaussian_filter(image, sigma=config.cbct_blur_mm / config.spacing_mm)
+    image += _streaks(tissue, affine, rng)
+    image += rng.normal(0.0, config.cbct_noise, size=shape).astype(np.float32)
+    values = np.clip(np.rint(image), -1000, 30000).astype(np.int16)
+    return Volume(values, affine), Volume(labels, affine.copy())
+
+
+def _streaks(tissue: NDArray[np.uint8], affine: NDArray[np.float64], rng: np.random.Generator) -> NDArray[np.float32]:
+    """Metal streak artefacts: bright/dark rays fanning out from metal in each axial slice it appears in."""
+    out = np.zeros(tissue.shape, dtype=np.float32)
+    metal = (tissue == METAL) | (tissue == TITANIUM)
+    if not metal.any():
+        return out
+    spacing = float(affine[0, 0])
+    ii, jj = np.meshgrid(np.arange(tissue.shape[0]), np.arange(tissue.shape[1]), indexing="ij")
+    rays = int(rng.integers(7, 13))
+    phase = rng.uniform(0, 2 * np.pi)
+    for k in np.flatnonzero(metal.any(axis=(0, 1))):
+        ci, cj = np.argwhere(metal[:, :, k]).mean(axis=0)
+        r = np.hypot(ii - ci, jj - cj) * spacing
+        theta = np.arctan2(jj - cj, ii - ci)
+        amount = metal[:, :, k].sum() * spacing**2  # mm² of metal in this slice
+        pattern = np.cos(rays * theta + phase) * np.exp(-r / 18.0) * (r > 2.0)
+        out[:, :, k] = (min(60.0 * amount, 900.0) * pattern).astype(np.float32)
+    return out

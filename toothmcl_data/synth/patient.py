@@ -1,0 +1,57 @@
+"""One synthetic patient: anatomy, CBCT, label map and both IOS jaws, with exact ground truth."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from toothmcl_data.synth.anatomy import Anatomy, draw_anatomy
+from toothmcl_data.synth.cbct import render_cbct
+from toothmcl_data.synth.config import SynthConfig
+from toothmcl_data.synth.ios import scan_jaw
+from toothmcl_data.types import JAWS, Affine4x4, Jaw, Mesh, Volume, apply_transform
+
+
+@dataclass(frozen=True, eq=False)
+class SyntheticPatient:
+    """Everything drawn for one patient, before any file is written.
+
+    cbct: int16 scanner values (air ≈ 0, soft tissue ≈ 300, bone ≈ 1200, dentin ≈ 1800, enamel ≈ 2600,
+        metal up to 6000), LPS affine.
+    cbct_labels: uint8 FDI label map on the same grid (0 = not a tooth).
+    ios: per jaw, the scan in the scanner's own frame (``frame="ios:<jaw>"``), per-vertex FDI ``labels`` and
+        ``instances``.
+    world_from_ios: per jaw, the exact rigid transform taking scanner mm to CBCT LPS world mm.
+    """
+
+    index: int
+    anatomy: Anatomy
+    cbct: Volume
+    cbct_labels: Volume
+    ios: dict[Jaw, Mesh]
+    world_from_ios: dict[Jaw, Affine4x4]
+
+
+def make_patient(config: SynthConfig, rng: np.random.Generator, index: int = 0) -> SyntheticPatient:
+    """Draw one patient: anatomy, CBCT + label map, and both jaw scans in random scanner poses."""
+    anatomy = draw_anatomy(config, rng)
+    cbct, labels = render_cbct(anatomy, config, rng)
+    ios: dict[Jaw, Mesh] = {}
+    world_from_ios: dict[Jaw, Affine4x4] = {}
+    for jaw in JAWS:
+        scan = scan_jaw(anatomy, jaw, config, rng)
+        ios_from_world = np.eye(4)
+        ios_from_world[:3, :3] = Rotation.random(random_state=rng).as_matrix()
+        ios_from_world[:3, 3] = rng.uniform(-50.0, 50.0, size=3)
+        ios[jaw] = Mesh(
+            apply_transform(ios_from_world, scan.vertices),
+            scan.faces,
+            frame=f"ios:{jaw}",
+            labels=scan.labels,
+            instances=scan.instances,
+            jaw=jaw,
+        )
+        world_from_ios[jaw] = np.asarray(np.linalg.inv(ios_from_world), dtype=np.float64)
+    return SyntheticPatient(index, anatomy, cbct, labels, ios, world_from_ios)

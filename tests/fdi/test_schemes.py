@@ -186,9 +186,7 @@ def test_to_fdi_unknown_codes(name: str, jaw: Jaw | None, codes: list[int], frag
         ("perjaw17", "lower", [84], True, ["has no code for FDI 84", "cover permanent teeth only"]),
     ],
 )
-def test_from_fdi_errors(
-    name: str, jaw: Jaw | None, fdi: list[int], allow: bool, fragments: list[str]
-) -> None:
+def test_from_fdi_errors(name: str, jaw: Jaw | None, fdi: list[int], allow: bool, fragments: list[str]) -> None:
     with pytest.raises(LabelSchemeError) as info:
         from_fdi(fdi, name, jaw, allow_deciduous=allow, what="case-7 upper.ply")
     assert str(info.value).startswith("case-7 upper.ply")

@@ -12,7 +12,7 @@ import pydicom
 import pytest
 from numpy.typing import NDArray
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian
+from pydicom.uid import UID, ExplicitVRLittleEndian
 
 from toothmcl_data.errors import SeriesError
 from toothmcl_data.io.dicom import read_series
@@ -22,7 +22,7 @@ CT = "1.2.840.10008.5.1.4.1.1.2"
 
 def _slice(
     path: Path,
-    pixels: NDArray[np.integer],
+    pixels: NDArray[np.generic],
     *,
     ipp: tuple[float, float, float],
     iop: tuple[float, ...] = (1, 0, 0, 0, 1, 0),
@@ -36,8 +36,8 @@ def _slice(
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.MediaStorageSOPClassUID = CT
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = f"2.25.{zlib.crc32(str(path).encode())}"
+    ds.file_meta.MediaStorageSOPClassUID = UID(CT)
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = UID(f"2.25.{zlib.crc32(str(path).encode())}")
     ds.SOPClassUID = CT
     ds.Modality = "CT"
     ds.SeriesInstanceUID = series
@@ -65,8 +65,7 @@ def _series(folder: Path, n: int = 4, rows: int = 3, cols: int = 5, step: float 
     folder.mkdir(parents=True, exist_ok=True)
     r, c = np.mgrid[0:rows, 0:cols]
     return [
-        _slice(folder / f"IM{k:05d}", 1000 + 100 * k + 10 * r + c, ipp=(-5.0, 7.0, 10.0 + k * step))
-        for k in range(n)
+        _slice(folder / f"IM{k:05d}", 1000 + 100 * k + 10 * r + c, ipp=(-5.0, 7.0, 10.0 + k * step)) for k in range(n)
     ]
 
 
@@ -98,10 +97,7 @@ def test_sagittal_orientation_sorts_along_normal(tmp_path: Path) -> None:
     folder = tmp_path / "sag"
     folder.mkdir()
     iop = (0, 1, 0, 0, 0, -1)
-    paths = [
-        _slice(folder / f"IM{k}", np.full((2, 3), 10 * k), ipp=(-2.0 * k, 1.0, 2.0), iop=iop)
-        for k in range(3)
-    ]
+    paths = [_slice(folder / f"IM{k}", np.full((2, 3), 10 * k), ipp=(-2.0 * k, 1.0, 2.0), iop=iop) for k in range(3)]
     vol = read_series(paths[::-1])
     np.testing.assert_allclose(vol.affine[:3, 0], [0, 0.4, 0])
     np.testing.assert_allclose(vol.affine[:3, 1], [0, 0, -0.5])

@@ -103,6 +103,15 @@ def test_obj_polygons_negative_indices_and_header(tmp_path: Path) -> None:
     assert mesh.meta["header"] == "made by ScanApp\nmtllib jane_doe.mtl\no JaneDoe"
 
 
+def test_obj_vertex_colours_as_fdi_labels(tmp_path: Path) -> None:
+    rgb = load_color_table("fdi_colors").colors_for(np.array([0, 11, 11, 21])) / 255.0
+    rows = zip(SQUARE.tolist(), rgb.tolist(), strict=True)
+    lines = [f"v {x} {y} {z} {r!r} {g!r} {b!r}" for (x, y, z), (r, g, b) in rows]
+    (tmp_path / "c.obj").write_text("\n".join([*lines, "f 1 2 3", "f 1 3 4"]) + "\n")
+    np.testing.assert_array_equal(read_mesh(tmp_path / "c.obj", scheme="fdi_colors").labels, [0, 11, 11, 21])
+    assert read_mesh(tmp_path / "c.obj").labels is None
+
+
 def test_readers_registry() -> None:
     assert list(READERS) == [".stl", ".ply", ".obj", ".vtp"]
 
@@ -267,6 +276,7 @@ READ_ERRORS = {
         "face indices must lie in [0, 2], found [0, 8]; the file is corrupt or truncated",
     ),
     "obj-syntax": ("s.obj", "v 0 0 zero\n", MeshError, "s.obj:1: cannot parse 'v 0 0 zero'"),
+    "obj-arity": ("a.obj", "v 0 0 0 1\nv 1 2\n", MeshError, "a.obj:2: cannot parse 'v 1 2' (2 numbers on a 'v' line"),
     "not-stl": (
         "t.stl",
         "garbage bytes here",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -135,6 +136,13 @@ def test_writers_are_deterministic_and_leave_no_temp_files(tmp_path: Path, fmt: 
     assert (tmp_path / "a" / f"x.{fmt}").read_bytes() == (tmp_path / "b" / f"x.{fmt}").read_bytes()
     assert os.listdir(tmp_path / "a") == [f"x.{fmt}"]
     assert "Doe^Jane" in read_mesh(tmp_path / "a" / f"x.{fmt}").meta["header"]
+
+
+def test_written_files_get_default_permissions(tmp_path: Path) -> None:
+    umask = os.umask(0o022)
+    os.umask(umask)
+    write_obj(tmp_path / "x.obj", VERTS, FACES)
+    assert stat.S_IMODE((tmp_path / "x.obj").stat().st_mode) == 0o666 & ~umask
 
 
 def test_failed_write_leaves_old_file_and_no_temp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

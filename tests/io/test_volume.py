@@ -18,6 +18,12 @@ from toothmcl_data.io.volume import read_nifti, write_nifti
 from toothmcl_data.types import LPS_FROM_RAS, Volume
 
 
+def _load(path: Path) -> nib.Nifti1Image:
+    img = nib.load(path)
+    assert isinstance(img, nib.Nifti1Image)
+    return img
+
+
 def _volume() -> Volume:
     arr = np.arange(4 * 3 * 2, dtype=np.int16).reshape(4, 3, 2) - 7
     affine = np.array([[0.5, 0, 0, -20.0], [0, 0.4, 0, 10.0], [0, 0, 0.3, 5.0], [0, 0, 0, 1]])
@@ -27,7 +33,7 @@ def _volume() -> Volume:
 def test_ras_on_disk_lps_in_memory(tmp_path: Path) -> None:
     vol = _volume()
     path = write_nifti(tmp_path / "v.nii.gz", vol)
-    img = nib.load(path)
+    img = _load(path)
     # A known voxel: nibabel's affine gives RAS; flipping x and y must give our LPS world point.
     ijk = np.array([3.0, 2.0, 1.0, 1.0])
     ras = img.affine @ ijk
@@ -53,7 +59,7 @@ def test_header_text_and_determinism(tmp_path: Path) -> None:
     assert raw[:2] == b"\x1f\x8b"
     assert raw[4:8] == b"\0\0\0\0"
     assert raw[3] & 0x08 == 0  # no file name stored in the gzip header
-    header = nib.load(a).header
+    header = _load(a).header
     assert header["descrip"].item() == b"John Doe DOB 1975-03-02"
     assert header["aux_file"].item() == b"DOE^JOHN"
     assert header["intent_name"].item() == b"MR0048213"
@@ -86,6 +92,16 @@ def test_read_refusals(tmp_path: Path) -> None:
     bad.write_bytes(b"\x1f\x8b garbage")
     with pytest.raises(VolumeError, match=r"cannot read NIfTI file .*bad\.nii\.gz: .*re-export it"):
         read_nifti(bad)
+    noise = np.random.default_rng(0).integers(0, 1000, size=(20, 20, 20)).astype(np.int16)
+    good = write_nifti(tmp_path / "good.nii.gz", Volume(noise, np.eye(4)))
+    data = good.read_bytes()
+    for name, damaged in (
+        ("half", data[: len(data) // 2]),
+        ("flipped", data[:200] + bytes(255 - x for x in data[200:])),
+    ):
+        (tmp_path / f"{name}.nii.gz").write_bytes(damaged)
+        with pytest.raises(VolumeError, match=rf"cannot read NIfTI file .*{name}\.nii\.gz: "):
+            read_nifti(tmp_path / f"{name}.nii.gz")
     four = tmp_path / "four.nii"
     nib.save(nib.Nifti1Image(np.zeros((2, 2, 2, 3), np.int16), np.eye(4)), four)
     with pytest.raises(VolumeError, match=r"four\.nii has shape \(2, 2, 2, 3\), expected a 3-D volume"):
@@ -119,4 +135,4 @@ def test_round_trip_any_affine(
     back = read_nifti(path)
     np.testing.assert_array_equal(back.array, arr)
     np.testing.assert_allclose(back.affine, affine, atol=1e-4)  # sform is float32 on disk
-    np.testing.assert_allclose(nib.load(path).affine, LPS_FROM_RAS @ affine, atol=1e-4)
+    np.testing.assert_allclose(_load(path).affine, LPS_FROM_RAS @ affine, atol=1e-4)

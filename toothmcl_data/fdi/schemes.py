@@ -279,9 +279,7 @@ class _StrictLoader(yaml.SafeLoader):
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
             if isinstance(key, Hashable) and key in keys:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
-                )
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
             keys.add(key)
         return super().construct_mapping(node, deep=deep)
 
@@ -325,9 +323,7 @@ def _scheme_from_file(path: Path) -> LabelScheme:
     if per_jaw is True:
         if not isinstance(raw, dict) or set(raw) != set(JAWS):
             raise LabelSchemeError(f"{path}: per_jaw scheme needs to_fdi with exactly `upper:` and `lower:`")
-        tables: dict[Jaw | None, Mapping[int, int]] = {
-            j: _code_map(raw[j], path, f"to_fdi.{j}") for j in JAWS
-        }
+        tables: dict[Jaw | None, Mapping[int, int]] = {j: _code_map(raw[j], path, f"to_fdi.{j}") for j in JAWS}
     elif per_jaw is False:
         tables = {None: _code_map(raw, path, "to_fdi")}
     else:

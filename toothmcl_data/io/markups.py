@@ -64,8 +64,7 @@ def read_fcsv(path: str | Path) -> tuple[list[str], NDArray[np.float64]]:
             if key == "coordinatesystem":
                 if value not in _FRAMES:
                     raise InputError(
-                        f"{path}: CoordinateSystem must be RAS, LPS, 0 or 1, found {value!r}; "
-                        "fix the header line"
+                        f"{path}: CoordinateSystem must be RAS, LPS, 0 or 1, found {value!r}; fix the header line"
                     )
                 frame = _FRAMES[value]
             elif key == "columns":
@@ -82,9 +81,7 @@ def read_fcsv(path: str | Path) -> tuple[list[str], NDArray[np.float64]]:
         points = np.array([[float(r[ix]), float(r[iy]), float(r[iz])] for r in rows], dtype=np.float64)
         labels = [r[il] for r in rows]
     except (ValueError, IndexError) as err:
-        raise InputError(
-            f"{path}: a landmark line does not match columns {columns} ({err}); fix the file"
-        ) from err
+        raise InputError(f"{path}: a landmark line does not match columns {columns} ({err}); fix the file") from err
     if not np.all(np.isfinite(points)):
         raise InputError(f"{path}: landmark coordinates contain NaN or inf; remove undefined points")
     if frame is None:

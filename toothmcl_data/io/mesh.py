@@ -88,7 +88,7 @@ def merge_stl_corners(corners: NDArray[np.floating]) -> tuple[NDArray[np.float64
     """
     flat = np.ascontiguousarray(np.asarray(corners, dtype=np.float64).reshape(-1, 3) + 0.0)
     _, first, inverse = np.unique(flat.view(np.uint64), axis=0, return_index=True, return_inverse=True)
-    rank = np.arange(len(first))
+    rank = np.argsort(first, kind="stable")
     new_of_uniq = np.empty_like(rank)
     new_of_uniq[rank] = np.arange(len(rank))
     return flat[first[rank]], new_of_uniq[inverse.ravel()].reshape(-1, 3).astype(np.int64)
@@ -115,9 +115,7 @@ def read_stl(path: Path) -> MeshFile:
         try:
             corners = np.array(values, dtype=np.float64).reshape(-1, 3, 3)
         except ValueError as err:
-            raise MeshError(
-                f"{path}: ASCII STL has a non-numeric vertex ({err}); re-export the scan"
-            ) from err
+            raise MeshError(f"{path}: ASCII STL has a non-numeric vertex ({err}); re-export the scan") from err
     else:
         binary = f"84 + 50 × {count} = {84 + 50 * count}" if count >= 0 else "at least 84"
         raise MeshError(
@@ -171,11 +169,11 @@ def read_obj(path: Path) -> MeshFile:
         try:
             if line.startswith("v "):
                 values = [float(x) for x in line.split()[1:]]
+                if len(values) not in (3, 4, 6, 7):
+                    raise ValueError(f"{len(values)} numbers on a 'v' line, expected x y z [w | r g b [a]]")
                 vertices.append(values[:3])
                 if len(values) >= 6:
                     colors.append(values[3:6])
-                elif len(values) != 3:
-                    raise ValueError(f"{len(values)} numbers on a 'v' line, expected 3 or 6")
             elif line.startswith("f "):
                 idx = [_obj_index(t, len(vertices)) for t in line.split()[1:]]
                 faces.extend((idx[0], idx[k], idx[k + 1]) for k in range(1, len(idx) - 1))
@@ -246,9 +244,7 @@ def _check_geometry(path: Path, m: MeshFile) -> None:
         )
 
 
-def vertex_labels_from_faces(
-    face_labels: NDArray[np.integer], faces: NDArray[np.integer], n: int
-) -> NDArray[np.int16]:
+def vertex_labels_from_faces(face_labels: NDArray[np.integer], faces: NDArray[np.integer], n: int) -> NDArray[np.int16]:
     """Per-vertex labels (n,) int16 by majority vote of the incident faces' labels.
 
     face_labels: (m,) FDI per face; faces: (m, 3) indices into n vertices. Ties: tooth > gingiva (0) >
@@ -266,14 +262,10 @@ def vertex_labels_from_faces(
     return out
 
 
-def _convert(
-    path: Path, codes: NDArray[np.generic], scheme: str, jaw: Jaw | None, what: str
-) -> NDArray[np.int16]:
+def _convert(path: Path, codes: NDArray[np.generic], scheme: str, jaw: Jaw | None, what: str) -> NDArray[np.int16]:
     values = np.asarray(codes, dtype=np.float64).ravel()
     if not np.all(np.isfinite(values)) or np.any(values != np.rint(values)):
-        raise MeshError(
-            f"{path}: {what} must hold integer tooth codes, found non-integer values; fix the file"
-        )
+        raise MeshError(f"{path}: {what} must hold integer tooth codes, found non-integer values; fix the file")
     try:
         return np.asarray(to_fdi(values.astype(np.int64), scheme, jaw=jaw), dtype=np.int16)
     except LabelSchemeError as err:

@@ -18,7 +18,7 @@ Precision, i.e. what :func:`toothmcl_data.io.mesh.read_mesh` gives back:
 from __future__ import annotations
 
 import os
-import tempfile
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -31,9 +31,15 @@ _STL_RECORD = np.dtype([("normal", "<f4", 3), ("corners", "<f4", (3, 3)), ("attr
 
 
 def write_atomic(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically: temporary file in the same folder, then ``os.replace``."""
+    """Write ``data`` to ``path`` atomically: temporary file in the same folder, then ``os.replace``.
+
+    The temporary name is ``.<name>.<pid>-<thread>.tmp``; it is created with the usual permissions (0o666 less
+    the umask), so the final file has them too, and it is removed if anything fails.
+    """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
+    tmp.unlink(missing_ok=True)  # left over by a crashed writer with the same pid and thread id
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -41,7 +47,7 @@ def write_atomic(path: str | Path, data: bytes) -> None:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -83,9 +89,7 @@ def _face_normals(v: NDArray[np.float64], f: NDArray[np.int64]) -> NDArray[np.fl
     return np.divide(n, norm, out=np.zeros_like(n), where=norm > 0)
 
 
-def write_stl(
-    path: str | Path, vertices: NDArray[np.floating], faces: NDArray[np.integer], header: str = ""
-) -> None:
+def write_stl(path: str | Path, vertices: NDArray[np.floating], faces: NDArray[np.integer], header: str = "") -> None:
     """Write a binary STL.
 
     vertices: (n, 3) float mm, in whatever frame the caller's scan uses (stored as float32).

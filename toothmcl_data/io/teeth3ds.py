@@ -42,9 +42,7 @@ class Teeth3DSLabels:
 
 def _int_list(path: Path, doc: dict[str, Any], key: str) -> NDArray[np.int16]:
     values = doc[key]
-    if not isinstance(values, list) or not all(
-        isinstance(x, int) and not isinstance(x, bool) for x in values
-    ):
+    if not isinstance(values, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in values):
         raise MeshError(
             f"{path}: '{key}' must be a list of integers, found {type(values).__name__} "
             f"with non-integer entries; fix the sidecar or regenerate it"
@@ -107,9 +105,7 @@ def write_teeth3ds_json(
     if jaw not in JAWS:
         raise MeshError(f"{path}: jaw must be 'upper' or 'lower', got {jaw!r}")
     if len(lab) != len(inst):
-        raise MeshError(
-            f"{path}: labels has {len(lab)} entries but instances has {len(inst)}; they must match"
-        )
+        raise MeshError(f"{path}: labels has {len(lab)} entries but instances has {len(inst)}; they must match")
     to_fdi(lab, "teeth3ds", jaw=jaw)  # raises LabelSchemeError on codes Teeth3DS cannot hold
     doc = {
         "id_patient": str(id_patient),

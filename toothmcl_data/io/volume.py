@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import zlib
 from pathlib import Path
 
 import nibabel as nib
@@ -26,6 +27,10 @@ _NIFTI_TEXT_FIELDS = {"descrip": 80, "aux_file": 24, "intent_name": 16}
 """NIfTI-1 header text fields and their sizes in bytes."""
 
 
+def _unreadable(path: Path, err: Exception) -> VolumeError:
+    return VolumeError(f"cannot read NIfTI file {path}: {err}; the file is truncated or not NIfTI — re-export it")
+
+
 def read_nifti(path: Path) -> Volume:
     """Read a 3-D NIfTI file into a :class:`Volume` with an LPS affine.
 
@@ -38,19 +43,19 @@ def read_nifti(path: Path) -> Volume:
         raise InputNotFoundError(f"NIfTI file {path} does not exist; check the path")
     try:
         img = nib.load(path)
-        data = np.asarray(img.dataobj)
-    except (ImageFileError, OSError, EOFError, ValueError, gzip.BadGzipFile) as err:
-        raise VolumeError(
-            f"cannot read NIfTI file {path}: {err}; the file is truncated or not NIfTI — re-export it"
-        ) from err
+    except (ImageFileError, OSError, EOFError, ValueError, zlib.error) as err:
+        raise _unreadable(path, err) from err
     if not isinstance(img, nib.Nifti1Image | nib.Nifti2Image):
         raise VolumeError(f"{path} is a {type(img).__name__}, expected NIfTI-1/2; convert it to .nii.gz")
+    try:
+        data = np.asarray(img.dataobj)
+    except (OSError, EOFError, ValueError, zlib.error) as err:  # gzip.BadGzipFile is an OSError
+        raise _unreadable(path, err) from err
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
     if data.ndim != 3:
         raise VolumeError(
-            f"NIfTI file {path} has shape {data.shape}, expected a 3-D volume; "
-            "split the time/channel axis first"
+            f"NIfTI file {path} has shape {data.shape}, expected a 3-D volume; split the time/channel axis first"
         )
     affine_ras = np.asarray(img.affine, dtype=np.float64)
     if abs(np.linalg.det(affine_ras[:3, :3])) < 1e-12:
@@ -61,9 +66,7 @@ def read_nifti(path: Path) -> Volume:
     return Volume(array=data, affine=LPS_FROM_RAS @ affine_ras)
 
 
-def write_nifti(
-    path: Path, volume: Volume, *, descrip: str = "", aux_file: str = "", intent_name: str = ""
-) -> Path:
+def write_nifti(path: Path, volume: Volume, *, descrip: str = "", aux_file: str = "", intent_name: str = "") -> Path:
     """Write ``volume`` (LPS affine in memory) as NIfTI-1 with a RAS affine on disk (sform and qform, code 1).
 
     The data keep their dtype (int16 CBCT, uint8 labels …) unscaled. ``descrip`` (≤ 80 bytes), ``aux_file``

@@ -119,9 +119,7 @@ def _decode_block(buf: bytes, layout: _Layout) -> bytes:
     if layout.decompress is None:
         nbytes = _read_header(buf, 1, layout)[0]
         if len(buf) < hsize + nbytes:
-            raise _fail(
-                layout.path, f"data block truncated (expected {nbytes} bytes, found {len(buf) - hsize})"
-            )
+            raise _fail(layout.path, f"data block truncated (expected {nbytes} bytes, found {len(buf) - hsize})")
         return buf[hsize : hsize + nbytes]
     nblocks = _read_header(buf, 1, layout)[0]
     header = _read_header(buf, 3 + nblocks, layout)
@@ -146,9 +144,7 @@ def _read_array(elem: ET.Element, layout: _Layout) -> NDArray[np.generic]:
     name = elem.get("Name", "?")
     vtk_type = elem.get("type", "")
     if vtk_type not in _DTYPES:
-        raise _fail(
-            layout.path, f"DataArray {name!r} has type {vtk_type!r}, expected one of {sorted(_DTYPES)}"
-        )
+        raise _fail(layout.path, f"DataArray {name!r} has type {vtk_type!r}, expected one of {sorted(_DTYPES)}")
     dtype = np.dtype(layout.byte_order + _DTYPES[vtk_type])
     ncomp = int(elem.get("NumberOfComponents", "1"))
     fmt = elem.get("format", "ascii")
@@ -178,9 +174,7 @@ def _read_array(elem: ET.Element, layout: _Layout) -> NDArray[np.generic]:
 def _arrays(parent: ET.Element | None, layout: _Layout) -> dict[str, NDArray[np.generic]]:
     if parent is None:
         return {}
-    return {
-        e.get("Name", f"array{i}"): _read_array(e, layout) for i, e in enumerate(parent.findall("DataArray"))
-    }
+    return {e.get("Name", f"array{i}"): _read_array(e, layout) for i, e in enumerate(parent.findall("DataArray"))}
 
 
 def _cells(piece: ET.Element, tag: str, layout: _Layout) -> tuple[NDArray[np.int64], NDArray[np.int64]]:

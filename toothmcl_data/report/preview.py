@@ -127,10 +127,10 @@ def occlusal_frame(mesh: Mesh) -> NDArray[np.float64]:
     v = mesh.vertices - mesh.vertices.mean(axis=0)
     _, _, axes = np.linalg.svd(v[:: max(1, len(v) // 20000)], full_matrices=False)
     view = axes[2]
-    labels = mesh.labels
-    teeth, gingiva = (labels > 0, labels == 0) if labels is not None else (None, None)
-    if teeth is not None and gingiva is not None and teeth.any() and gingiva.any() and (v[teeth] @ view).mean() < (v[gingiva] @ view).mean():
-        view = -view
+    if mesh.labels is not None:
+        teeth, gingiva = mesh.labels > 0, mesh.labels == 0
+        if teeth.any() and gingiva.any() and (v[teeth] @ view).mean() < (v[gingiva] @ view).mean():
+            view = -view
     right = axes[0]
     up = np.cross(view, right)
     return np.stack([right, up, view])

@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
-from pydicom.uid import ExplicitVRLittleEndian
+from pydicom.uid import UID, ExplicitVRLittleEndian
 from pydicom.valuerep import format_number_as_ds
 
 from toothmcl_data.errors import InputError
@@ -32,9 +32,7 @@ from toothmcl_data.types import Volume
 log = logging.getLogger(__name__)
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
-_STUDY_COMPONENT = (
-    "1.2.840.10008.3.1.2.3.1"  # Detached Study Management (retired; still seen in referenced studies)
-)
+_STUDY_COMPONENT = "1.2.840.10008.3.1.2.3.1"  # Detached Study Management (retired; still seen in referenced studies)
 _IMPLEMENTATION_UID = "2.25.240718557315212117690093286549925263191"
 PRIVATE_CREATOR_PATIENT = "DENTAVOX PATIENT 1.0"
 PRIVATE_CREATOR_ACQ = "DENTAVOX ACQ 1.0"
@@ -72,9 +70,7 @@ class SeriesUIDs:
     referenced_study: str
 
     @classmethod
-    def draw(
-        cls, rng: np.random.Generator, *, study: str | None = None, frame: str | None = None
-    ) -> SeriesUIDs:
+    def draw(cls, rng: np.random.Generator, *, study: str | None = None, frame: str | None = None) -> SeriesUIDs:
         return cls(
             study=study or draw_uid(rng),
             series=draw_uid(rng),
@@ -140,9 +136,7 @@ def identity_header(identity: Identity, uids: SeriesUIDs, *, series_number: int,
     ds.NameOfPhysiciansReadingStudy = dicom_person(*identity.reading)
     ds.OperatorsName = [dicom_person(*p) for p in identity.operators]
     ds.ManufacturerModelName = "DVX-3D Cone Beam"
-    ds.ProcedureCodeSequence = DicomSequence(
-        [_code_item("D0367", "CDT", f"CBCT both jaws {identity.dicom_name}")]
-    )
+    ds.ProcedureCodeSequence = DicomSequence([_code_item("D0367", "CDT", f"CBCT both jaws {identity.dicom_name}")])
     ref = Dataset()
     ref.ReferencedSOPClassUID = _STUDY_COMPONENT
     ref.ReferencedSOPInstanceUID = uids.referenced_study
@@ -283,10 +277,10 @@ def write_series(
         instance = first_instance + k
         position = volume.affine @ np.array([0.0, 0.0, float(k), 1.0])
         meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = CT_IMAGE_STORAGE
-        meta.MediaStorageSOPInstanceUID = sop
+        meta.MediaStorageSOPClassUID = UID(CT_IMAGE_STORAGE)
+        meta.MediaStorageSOPInstanceUID = UID(sop)
         meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        meta.ImplementationClassUID = _IMPLEMENTATION_UID
+        meta.ImplementationClassUID = UID(_IMPLEMENTATION_UID)
         meta.ImplementationVersionName = "DVX_CAPTURE_42"
         ds.file_meta = meta
         ds.SOPInstanceUID = sop

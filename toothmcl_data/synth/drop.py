@@ -9,7 +9,9 @@ Layout under ``out``::
       IOS_EXPORT/Doe_John_MR0048213/Doe_John_20160515_UpperJaw.json      Teeth3DS labels sidecar
     ground_truth/
       truth.json     seed, config, per patient: files with roles, CBCT geometry, world_from_ios, teeth, faults
-      phi.json       {patient key: [every planted identifying string]}
+      phi.json       {patient key: [identifying strings]}: every string planted anywhere in the drop (file
+                     names, DICOM headers, NIfTI header, mesh headers, sidecars), in literal form; a superset
+                     for NIfTI patients, whose export carries fewer fields than a DICOM header
       P0000/cbct.npy (int16 values after Rescale), cbct_labels.npy (uint8 FDI),
             ios_<jaw>_labels.npy (int16 FDI in the written file's vertex order)
 
@@ -107,10 +109,8 @@ def _write_cbct(
         style=style,
         description=series_description(identity, patient.cbct.spacing[0]),
     )
-    files = [
-        {"path": str(p.relative_to(drop)), "role": "cbct_slice", "k": k} for k, p in enumerate(written.paths)
-    ]
-    return files, list(written.all_uids), {"rescale_intercept": written.rescale_intercept, "names": style}
+    files = [{"path": str(p.relative_to(drop)), "role": "cbct_slice", "k": k} for k, p in enumerate(written.paths)]
+    return files, list(written.all_uids), {"rescale_intercept": written.rescale_intercept, "file_names": style}
 
 
 def _write_ios(
@@ -134,12 +134,10 @@ def _write_ios(
     else:
         write_obj(drop / mesh_rel, vertices, faces, comments=mesh_comments(identity, jaw))
     sidecar_rel = folder / f"{stem}.json"
-    write_teeth3ds_json(
-        drop / sidecar_rel, id_patient=identity.patient_id, jaw=jaw, labels=labels, instances=instances
-    )
+    write_teeth3ds_json(drop / sidecar_rel, id_patient=identity.patient_id, jaw=jaw, labels=labels, instances=instances)
     labels_rel = Path(identity.key, f"ios_{jaw}_labels.npy")
     np.save(truth_dir / labels_rel, np.asarray(labels, dtype=np.int16))
-    files = [
+    files: list[dict[str, Any]] = [
         {"path": str(mesh_rel), "role": "ios_mesh", "jaw": jaw, "vertices": len(vertices)},
         {"path": str(sidecar_rel), "role": "ios_labels", "jaw": jaw},
     ]
@@ -243,9 +241,7 @@ def write_drop(
     phi: dict[str, list[str]] = {}
     for index in range(patients):
         patient = make_patient(config, np.random.default_rng([seed, index]), index)
-        entry, files, planted = write_patient(
-            drop, truth_dir, patient, config, np.random.default_rng([seed, index, 1])
-        )
+        entry, files, planted = write_patient(drop, truth_dir, patient, config, np.random.default_rng([seed, index, 1]))
         entries.append(entry)
         all_files.append(files)
         phi[entry["key"]] = sorted(set(planted))
@@ -255,9 +251,7 @@ def write_drop(
     plan = plan_faults([f.format for f in all_files], bad_fraction, np.random.default_rng([seed, 3, 3, 3]))
     for index, kind in sorted(plan.items()):
         other = all_files[(index + 1) % patients] if patients > 1 else None
-        record = apply_fault(
-            kind, drop, all_files[index], np.random.default_rng([seed, index, 2]), other=other
-        )
+        record = apply_fault(kind, drop, all_files[index], np.random.default_rng([seed, index, 2]), other=other)
         entries[index]["faults"].append(record.to_dict())
         entries[index]["files"] = updated_files(entries[index]["files"], record)
         phi[entries[index]["key"]] = sorted(set(phi[entries[index]["key"]]) | set(record.planted))

@@ -6,7 +6,7 @@ non-UTF-8 name is held as :func:`os.fsdecode` gives it (``os.fsencode`` recovers
 
 Kinds, and what a downstream stage should notice:
 
-- ``truncated_dicom``: one slice cut to 60 % of its bytes (pixel data short).
+- ``truncated_dicom``: one slice loses the second half of its pixel data.
 - ``missing_slice``: one inner slice deleted (a gap of two steps).
 - ``mixed_series``: a 3-slice scout of another SeriesInstanceUID, shape and orientation dropped in the folder.
 - ``nonuniform_spacing``: slices from the middle on shifted by half a step along the slice normal.
@@ -35,6 +35,7 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 import pydicom
+from pydicom.uid import UID
 
 from toothmcl_data.errors import ConfigError, InputError
 from toothmcl_data.synth.dicom import draw_uid
@@ -57,9 +58,7 @@ FaultKind = Literal[
     "non_utf8_filename",
 ]
 FAULT_KINDS: tuple[FaultKind, ...] = get_args(FaultKind)
-DICOM_ONLY: frozenset[FaultKind] = frozenset(
-    {"truncated_dicom", "missing_slice", "mixed_series", "nonuniform_spacing"}
-)
+DICOM_ONLY: frozenset[FaultKind] = frozenset({"truncated_dicom", "missing_slice", "mixed_series", "nonuniform_spacing"})
 _LATIN1 = {"a": 0xE4, "e": 0xE9, "i": 0xEF, "o": 0xF6, "u": 0xFC}
 
 
@@ -118,14 +117,13 @@ def applicable(kind: FaultKind, files_format: str, n_patients: int) -> bool:
     return True
 
 
-def plan_faults(
-    formats: Sequence[str], bad_fraction: float, rng: np.random.Generator
-) -> dict[int, FaultKind]:
+def plan_faults(formats: Sequence[str], bad_fraction: float, rng: np.random.Generator) -> dict[int, FaultKind]:
     """Choose ``round(bad_fraction × N)`` patients (N = ``len(formats)``) and one fault kind for each.
 
-    Kinds are dealt in the order of :data:`FAULT_KINDS`, cycling: each chosen patient (by index) takes the
-    first kind still to be dealt in this cycle that applies to it, so every kind appears once at least 12
-    chosen patients can take them, and smaller drops get a spread. Returns ``{patient index: kind}``.
+    Kinds are dealt like cards in the order of :data:`FAULT_KINDS`, a fresh deck when one runs out: each chosen
+    patient (by index) takes the first undealt kind that applies to it (DICOM kinds need a DICOM CBCT,
+    ``ios_misfiled`` a second patient). Small drops get distinct kinds; with 12 or more chosen patients every
+    kind appears as long as enough of them are DICOM. Returns ``{patient index: kind}``.
     """
     if not 0.0 <= bad_fraction <= 1.0:
         raise ConfigError(f"bad_fraction must be in [0, 1], got {bad_fraction}")
@@ -173,10 +171,13 @@ def _write_json(path: Path, doc: dict[str, Any]) -> None:
 
 # ---- DICOM faults ----------------------------------------------------------------------------------------
 def truncated_dicom(root: Path, files: PatientFiles, rng: np.random.Generator) -> FaultRecord:
+    """Cut one inner slice in the middle of its pixel data, like an interrupted transfer."""
     rel = files.cbct[_inner(files, rng)]
     data = (root / rel).read_bytes()
-    (root / rel).write_bytes(data[: int(len(data) * 0.6)])
-    return FaultRecord("truncated_dicom", (rel,), f"cut from {len(data)} to {int(len(data) * 0.6)} bytes")
+    ds = pydicom.dcmread(root / rel, stop_before_pixels=True)
+    keep = len(data) - max(1, int(ds.Rows) * int(ds.Columns) * int(ds.BitsAllocated) // 16)
+    (root / rel).write_bytes(data[:keep])
+    return FaultRecord("truncated_dicom", (rel,), f"cut from {len(data)} to {keep} bytes (half the pixel data)")
 
 
 def missing_slice(root: Path, files: PatientFiles, rng: np.random.Generator) -> FaultRecord:
@@ -221,7 +222,7 @@ def mixed_series(root: Path, files: PatientFiles, rng: np.random.Generator) -> F
         sop = draw_uid(rng)
         planted.append(sop)
         ds = copy.deepcopy(template)
-        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = sop
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = UID(sop)
         ds.SeriesInstanceUID = series_uid
         ds.SeriesNumber = 99
         ds.SeriesDescription = "Scout"
@@ -247,14 +248,10 @@ def mixed_series(root: Path, files: PatientFiles, rng: np.random.Generator) -> F
 
 # ---- faults on any file ----------------------------------------------------------------------------------
 def duplicate_file(root: Path, files: PatientFiles, rng: np.random.Generator) -> FaultRecord:
-    source = (
-        files.cbct[int(rng.integers(len(files.cbct)))] if files.format == "dicom" else files.meshes["upper"]
-    )
-    copy = _copy_name(source)
-    shutil.copyfile(root / source, root / copy)
-    return FaultRecord(
-        "duplicate_file", (source, copy), f"exact copy of {source}", added=((copy, "duplicate"),)
-    )
+    source = files.cbct[int(rng.integers(len(files.cbct)))] if files.format == "dicom" else files.meshes["upper"]
+    twin = _copy_name(source)
+    shutil.copyfile(root / source, root / twin)
+    return FaultRecord("duplicate_file", (source, twin), f"exact copy of {source}", added=((twin, "duplicate"),))
 
 
 def zero_byte_file(root: Path, files: PatientFiles, rng: np.random.Generator) -> FaultRecord:
@@ -356,9 +353,7 @@ def unknown_tooth_code(root: Path, files: PatientFiles, rng: np.random.Generator
     return FaultRecord("unknown_tooth_code", (sidecar,), f"tooth {tooth} relabelled {code}")
 
 
-def ios_misfiled(
-    root: Path, files: PatientFiles, rng: np.random.Generator, other: PatientFiles
-) -> FaultRecord:
+def ios_misfiled(root: Path, files: PatientFiles, rng: np.random.Generator, other: PatientFiles) -> FaultRecord:
     target = Path(other.meshes["upper"]).parent
     renamed: list[tuple[str, str]] = []
     for rel in (files.meshes["lower"], files.sidecars["lower"]):
@@ -376,17 +371,19 @@ def ios_misfiled(
     )
 
 
+def _latin1_name(name: bytes) -> bytes:
+    """``name`` with its first vowel accented in Latin-1 (``b"Doe"`` → ``b"D\\xf6e"``): not valid UTF-8."""
+    at = next((i for i, c in enumerate(name) if chr(c).lower() in _LATIN1), None)
+    if at is None:
+        return b"\xe9" + name
+    return name[:at] + bytes([_LATIN1[chr(name[at]).lower()]]) + name[at + 1 :]
+
+
 def non_utf8_filename(root: Path, files: PatientFiles, rng: np.random.Generator) -> FaultRecord:
     renamed: list[tuple[str, str]] = []
     for rel in (files.meshes["upper"], files.sidecars["upper"]):
         path = Path(rel)
-        name = os.fsencode(path.name)
-        at = next((i for i, c in enumerate(name) if chr(c).lower() in _LATIN1), None)
-        if at is None:
-            raw = b"\xe9" + name
-        else:
-            raw = name[:at] + bytes([_LATIN1[chr(name[at]).lower()]]) + name[at + 1 :]
-        new = str(path.with_name(os.fsdecode(raw)))
+        new = str(path.with_name(os.fsdecode(_latin1_name(os.fsencode(path.name)))))
         os.rename(os.fsencode(root / rel), os.fsencode(root / new))
         renamed.append((rel, new))
     return FaultRecord(
@@ -423,9 +420,7 @@ def apply_fault(
     """Inject ``kind`` into ``files`` under the drop ``root``; ``other`` is required by ``ios_misfiled``."""
     if kind == "ios_misfiled":
         if other is None or other.key == files.key:
-            raise InputError(
-                f"{files.key}: ios_misfiled needs another patient's files to file the scan under"
-            )
+            raise InputError(f"{files.key}: ios_misfiled needs another patient's files to file the scan under")
         record = ios_misfiled(root, files, rng, other)
     elif kind in DICOM_ONLY and files.format != "dicom":
         raise InputError(f"{files.key}: fault {kind} needs a DICOM series, but the CBCT is {files.format}")

@@ -23,9 +23,7 @@ def _words(text: str) -> tuple[str, ...]:
 
 _GIVEN = {
     "F": _words("Anna Maria Laura Sophie Emma Julia Clara Ingrid Helen Nora Eva Lena Rosa Marta Alice Irene"),
-    "M": _words(
-        "John Peter Lukas Paul David Martin Jonas Oscar Felix Henry Karl Leon Simon Victor Hugo Adam"
-    ),
+    "M": _words("John Peter Lukas Paul David Martin Jonas Oscar Felix Henry Karl Leon Simon Victor Hugo Adam"),
 }
 _FAMILY = _words(
     "Doe Miller Schmidt Novak Rossi Garcia Jansen Dubois Kowalski Berg Larsen Fischer Moreau Silva Horvat "

@@ -13,14 +13,8 @@ import pytest
 from toothmcl_data.errors import InputError, InputNotFoundError, LabelSchemeError, MeshError
 from toothmcl_data.fdi import load_color_table
 from toothmcl_data.io.markups import read_fcsv
-from toothmcl_data.io.mesh import (
-    READERS,
-    jaw_from_labels,
-    jaw_from_name,
-    merge_stl_corners,
-    read_mesh,
-    vertex_labels_from_faces,
-)
+from toothmcl_data.io.mesh import READERS, merge_stl_corners, read_mesh
+from toothmcl_data.io.meshlabels import jaw_from_labels, jaw_from_name, vertex_labels_from_faces
 from toothmcl_data.io.meshwrite import write_obj, write_ply, write_stl
 from toothmcl_data.io.teeth3ds import read_teeth3ds_json, write_teeth3ds_json
 
@@ -62,6 +56,34 @@ def test_ascii_stl_merges_corners_in_order_of_first_appearance(tmp_path: Path) -
     np.testing.assert_array_equal(mesh.faces, [[0, 1, 2], [0, 3, 1]])
     assert mesh.meta["header"] == "Patient Jane Doe"
     assert (mesh.meta["format"], mesh.frame, mesh.labels, mesh.jaw) == ("stl", "ios:scan", None, None)
+
+
+@pytest.mark.parametrize(
+    ("labels", "expected"),
+    [
+        ([11, 11, 0, 0], [11, 11, 0, 0]),  # one label per merged vertex (first-appearance order)
+        ([11, 11, 0, 11, 0, 0], [11, 11, 0, 0]),  # one per triangle corner (what trimesh process=False sees)
+    ],
+)
+def test_stl_sidecar_per_vertex_or_per_corner(tmp_path: Path, labels: list[int], expected: list[int]) -> None:
+    # Faces [0, 1, 2] and [0, 2, 3] of SQUARE; STL stores 6 corners, merged back to 4 vertices in order.
+    path = tmp_path / "lower.stl"
+    write_stl(path, SQUARE, TWO_TRIS)
+    write_teeth3ds_json(
+        path.with_suffix(".json"), id_patient="x", jaw="upper", labels=labels, instances=[0] * len(labels)
+    )
+    mesh = read_mesh(path)
+    assert mesh.labels is not None
+    np.testing.assert_array_equal(mesh.labels, expected)
+
+
+def test_stl_per_corner_sidecar_must_agree_at_shared_vertices(tmp_path: Path) -> None:
+    path = tmp_path / "upper.stl"
+    write_stl(path, SQUARE, TWO_TRIS)
+    corners = [11, 11, 0, 21, 0, 0]  # vertex 0 is 11 in face 0 and 21 in face 1
+    write_teeth3ds_json(path.with_suffix(".json"), id_patient="x", jaw="upper", labels=corners, instances=[0] * 6)
+    with pytest.raises(MeshError, match=r"different labels to the corners of one vertex \(vertex 0, face 0\)"):
+        read_mesh(path)
 
 
 def test_merge_stl_corners_exact_equality_and_signed_zero() -> None:

@@ -198,3 +198,26 @@ def test_every_fault_kind_lands_in_a_drop(tmp_path: Path) -> None:
     bad_name = next(f for p in truth["patients"] for f in p["faults"] if f["kind"] == "non_utf8_filename")
     with pytest.raises(UnicodeDecodeError):
         os.fsencode(bad_name["paths"][0]).decode("utf-8")
+
+
+@pytest.mark.parametrize("fmt", ["stl", "ply", "obj"])
+def test_meshes_open_with_trimesh_and_labels_match_vertex_counts(tmp_path: Path, fmt: str) -> None:
+    """What a user of the drop does first: trimesh.load(process=False) and the sidecar's label count match."""
+    import trimesh
+
+    config = SynthConfig(spacing_mm=0.8, ios_resolution_mm=0.6, mesh_formats=(fmt,))
+    summary = write_drop(tmp_path / fmt, patients=1, seed=4, config=config)
+    entry = _truth(summary)["patients"][0]
+    meshes = [f for f in entry["files"] if f["role"] == "ios_mesh"]
+    assert len(meshes) == 2
+    for f in meshes:
+        path = summary.drop / f["path"]
+        assert path.suffix == f".{fmt}"
+        loaded = trimesh.load(path, process=False)
+        sidecar = json.loads(path.with_suffix(".json").read_text())
+        assert len(sidecar["labels"]) == len(sidecar["instances"]) == len(loaded.vertices)
+        ours = read_mesh(path)
+        truth = np.load(summary.ground_truth / entry["arrays"]["ios_labels"][f["jaw"]])
+        np.testing.assert_array_equal(ours.labels, truth)
+        # Our reader's vertices are trimesh's (STL: merged corners), in the same frame.
+        np.testing.assert_allclose(np.unique(loaded.vertices, axis=0), np.unique(ours.vertices, axis=0), atol=1e-6)

@@ -4,9 +4,10 @@ Vertex order is sacred: per-vertex labels in sidecars refer to it, so readers ke
 order (PLY through ``trimesh.load(..., process=False)``, OBJ, STL and VTP through own parsers).
 
 **STL** has no shared vertices. Convention: *STL corners are merged by exact coordinate equality, in order of
-first appearance in the face list* (face 0's corners first, then any new corner of face 1, …). Per-vertex
-sidecars for STL files must use this order; :func:`toothmcl_data.io.meshwrite.renumber_by_first_appearance`
-gives it for a mesh about to be written.
+first appearance in the face list* (face 0's corners first, then any new corner of face 1, …). A label sidecar
+for an STL lists either one label per triangle corner (3 × faces: the vertices ``trimesh.load(...,
+process=False)`` returns; what our synthetic drops write) or one per merged vertex in that order
+(:func:`toothmcl_data.io.meshwrite.renumber_by_first_appearance` gives it for a mesh about to be written).
 
 **Labels**, first source found wins (recorded in ``Mesh.meta["labels_source"]``):
 
@@ -48,6 +49,7 @@ from numpy.typing import NDArray
 
 from toothmcl_data.errors import InputError, InputNotFoundError, LabelSchemeError, MeshError
 from toothmcl_data.fdi import load_color_table, to_fdi
+from toothmcl_data.io.meshlabels import corner_to_vertex, jaw_from_labels, jaw_from_name, vertex_labels_from_faces
 from toothmcl_data.io.teeth3ds import read_teeth3ds_json
 from toothmcl_data.io.vtp import read_vtp
 from toothmcl_data.types import JAWS, Jaw, Mesh
@@ -58,8 +60,6 @@ LABEL_ARRAY_NAMES = ("Label", "label", "Labels", "labels")
 """Names of VTP point/cell arrays read as tooth labels, in order of preference."""
 COLOR_ARRAY_NAMES = ("RGB", "Colors", "colors", "RGBA")
 """Names of VTP point/cell arrays read as colours (uint8, 3 or 4 components)."""
-_UPPER = {"upper", "maxilla", "maxillary"}
-_LOWER = {"lower", "mandible", "mandibular"}
 
 
 @dataclass(frozen=True, eq=False)
@@ -244,24 +244,6 @@ def _check_geometry(path: Path, m: MeshFile) -> None:
         )
 
 
-def vertex_labels_from_faces(face_labels: NDArray[np.integer], faces: NDArray[np.integer], n: int) -> NDArray[np.int16]:
-    """Per-vertex labels (n,) int16 by majority vote of the incident faces' labels.
-
-    face_labels: (m,) FDI per face; faces: (m, 3) indices into n vertices. Ties: tooth > gingiva (0) >
-    unknown (-1), then the smallest FDI code. Vertices on no face get -1.
-    """
-    vert = np.asarray(faces, dtype=np.int64).ravel()
-    lab = np.repeat(np.asarray(face_labels, dtype=np.int64), 3)
-    pairs, counts = np.unique(np.stack([vert, lab], axis=1), axis=0, return_counts=True)
-    priority = np.where(pairs[:, 1] > 0, pairs[:, 1], np.where(pairs[:, 1] == 0, 10_000, 20_000))
-    order = np.lexsort((priority, -counts, pairs[:, 0]))
-    winners = pairs[order]
-    first = np.unique(winners[:, 0], return_index=True)[1]
-    out = np.full(n, -1, dtype=np.int16)
-    out[winners[first, 0]] = winners[first, 1]
-    return out
-
-
 def _convert(path: Path, codes: NDArray[np.generic], scheme: str, jaw: Jaw | None, what: str) -> NDArray[np.int16]:
     values = np.asarray(codes, dtype=np.float64).ravel()
     if not np.all(np.isfinite(values)) or np.any(values != np.rint(values)):
@@ -301,25 +283,6 @@ def _embedded_labels(
     return vl, fl, f"{'cell' if cell else 'point'}_array:{cell or point}"
 
 
-def jaw_from_labels(labels: NDArray[np.integer] | None) -> Jaw | None:
-    """`upper` if all tooth labels (> 0) are in FDI quadrants 1, 2, 5, 6; `lower` if 3, 4, 7, 8; else None."""
-    if labels is None:
-        return None
-    quadrants = set((np.unique(np.asarray(labels)[np.asarray(labels) > 0]) // 10).tolist())
-    if quadrants and quadrants <= {1, 2, 5, 6}:
-        return "upper"
-    if quadrants and quadrants <= {3, 4, 7, 8}:
-        return "lower"
-    return None
-
-
-def jaw_from_name(name: str) -> Jaw | None:
-    """Jaw from a file name's words (``_``/``-``/digits/camel case split, case-insensitive), or None."""
-    words = {w.lower() for w in re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+", name)}
-    upper, lower = bool(words & _UPPER), bool(words & _LOWER)
-    return "upper" if upper and not lower else "lower" if lower and not upper else None
-
-
 def read_mesh(
     path: str | Path,
     *,
@@ -352,13 +315,16 @@ def read_mesh(
     side_jaw: Jaw | None = None
     if labels is not None or sidecar.is_file():
         t = read_teeth3ds_json(sidecar)
-        if len(t.labels) != n:
+        vl, inst = t.labels, t.instances
+        if path.suffix.lower() == ".stl" and len(vl) == 3 * len(m.faces) != n:
+            vl, inst = corner_to_vertex(path, sidecar, m.faces, n, vl, inst)
+        if len(vl) != n:
             raise MeshError(
                 f"{path}: label sidecar {sidecar} has {len(t.labels)} labels but the mesh has {n} "
                 "vertices; the sidecar must list one label per vertex in the file's vertex order "
-                "(STL: order of first appearance)"
+                f"(STL: per merged vertex in order of first appearance, or per triangle corner: {3 * len(m.faces)})"
             )
-        vl, inst, side_jaw, source = t.labels, t.instances, t.jaw, f"sidecar:{sidecar.name}"
+        side_jaw, source = t.jaw, f"sidecar:{sidecar.name}"
     else:
         vl, fl, source = _embedded_labels(path, m, scheme, jaw or name_jaw)
         if fl is not None and vl is None:

@@ -125,16 +125,23 @@ def _write_ios(
     vertices, faces = mesh.vertices, mesh.faces
     labels, instances = mesh.labels, mesh.instances
     mesh_rel = folder / f"{stem}.{fmt}"
+    side_labels, side_instances = labels, instances
     if fmt == "stl":
+        # STL has no shared vertices: the sidecar lists one label per triangle corner (the vertices that
+        # ``trimesh.load(..., process=False)`` returns); the ground truth keeps the merged order our reader
+        # returns (first appearance), so renumber the mesh to it first.
         order, faces_stl = renumber_by_first_appearance(faces)
         vertices, labels, instances = vertices[order], labels[order], instances[order]
+        side_labels, side_instances = labels[faces_stl].ravel(), instances[faces_stl].ravel()
         write_stl(drop / mesh_rel, vertices, faces_stl, header=stl_header(identity, _JAW_WORD[jaw]))
     elif fmt == "ply":
         write_ply(drop / mesh_rel, vertices, faces, comments=mesh_comments(identity, jaw))
     else:
         write_obj(drop / mesh_rel, vertices, faces, comments=mesh_comments(identity, jaw))
     sidecar_rel = folder / f"{stem}.json"
-    write_teeth3ds_json(drop / sidecar_rel, id_patient=identity.patient_id, jaw=jaw, labels=labels, instances=instances)
+    write_teeth3ds_json(
+        drop / sidecar_rel, id_patient=identity.patient_id, jaw=jaw, labels=side_labels, instances=side_instances
+    )
     labels_rel = Path(identity.key, f"ios_{jaw}_labels.npy")
     np.save(truth_dir / labels_rel, np.asarray(labels, dtype=np.int16))
     files: list[dict[str, Any]] = [

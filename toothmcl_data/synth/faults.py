@@ -39,6 +39,7 @@ from pydicom.uid import UID
 
 from toothmcl_data.errors import ConfigError, InputError
 from toothmcl_data.synth.dicom import draw_uid
+from toothmcl_data.synth.meshbytes import emptied_mesh_bytes, nan_mesh_bytes
 from toothmcl_data.types import Jaw
 
 log = logging.getLogger(__name__)
@@ -261,59 +262,9 @@ def zero_byte_file(root: Path, files: PatientFiles, rng: np.random.Generator) ->
 
 
 # ---- mesh faults -----------------------------------------------------------------------------------------
-def _ply_header(data: bytes, path: Path) -> tuple[list[str], int]:
-    end = data.find(b"end_header\n")
-    if end < 0 or not data.startswith(b"ply\n") or b"binary_little_endian" not in data[:end]:
-        raise InputError(f"{path}: expected a binary little-endian PLY as written by synth.drop")
-    return data[:end].decode("ascii").splitlines(), end + len(b"end_header\n")
-
-
-def _empty_mesh_bytes(path: Path) -> bytes:
-    data = path.read_bytes()
-    suffix = path.suffix.lower()
-    if suffix == ".stl":
-        return data[:80] + np.uint32(0).astype("<u4").tobytes()
-    if suffix == ".ply":
-        lines, _ = _ply_header(data, path)
-        lines = [f"element {ln.split()[1]} 0" if ln.startswith("element ") else ln for ln in lines]
-        return ("\n".join([*lines, "end_header"]) + "\n").encode("ascii")
-    if suffix == ".obj":
-        kept = [ln for ln in data.decode("utf-8").splitlines() if ln.startswith("#")]
-        return ("\n".join(kept) + "\n").encode("utf-8")
-    raise InputError(f"{path}: cannot empty a mesh of type {suffix!r}; expected .stl, .ply or .obj")
-
-
-def _nan_mesh_bytes(path: Path, rng: np.random.Generator, count: int) -> bytes:
-    data = path.read_bytes()
-    suffix = path.suffix.lower()
-    if suffix == ".stl":
-        record = np.dtype([("normal", "<f4", 3), ("corners", "<f4", (3, 3)), ("attr", "<u2")])
-        tris = np.frombuffer(data, dtype=record, offset=84).copy()
-        corners = tris["corners"].reshape(-1, 3)
-        for pick in rng.choice(len(corners), size=min(count, len(corners)), replace=False):
-            corners[np.all(corners == corners[pick], axis=1)] = np.nan
-        tris["corners"] = corners.reshape(-1, 3, 3)
-        return data[:84] + tris.tobytes()
-    if suffix == ".ply":
-        lines, start = _ply_header(data, path)
-        n_vertices = next(int(ln.split()[2]) for ln in lines if ln.startswith("element vertex"))
-        body = np.frombuffer(data, dtype=np.uint8, offset=start)
-        # synth.drop writes vertices as float32 x y z only: 12 bytes per vertex.
-        xyz = body[: n_vertices * 12].view("<f4").reshape(-1, 3).copy()
-        xyz[rng.choice(n_vertices, size=min(count, n_vertices), replace=False)] = np.nan
-        return data[:start] + xyz.tobytes() + body[n_vertices * 12 :].tobytes()
-    if suffix == ".obj":
-        lines = data.decode("utf-8").splitlines()
-        rows = [i for i, ln in enumerate(lines) if ln.startswith("v ")]
-        for i in rng.choice(len(rows), size=min(count, len(rows)), replace=False):
-            lines[rows[int(i)]] = "v nan nan nan"
-        return ("\n".join(lines) + "\n").encode("utf-8")
-    raise InputError(f"{path}: cannot edit a mesh of type {suffix!r}; expected .stl, .ply or .obj")
-
-
 def empty_mesh(root: Path, files: PatientFiles, rng: np.random.Generator) -> FaultRecord:
     mesh, sidecar = files.meshes["lower"], files.sidecars["lower"]
-    (root / mesh).write_bytes(_empty_mesh_bytes(root / mesh))
+    (root / mesh).write_bytes(emptied_mesh_bytes(root / mesh))
     doc = _read_json(root / sidecar)
     doc["labels"], doc["instances"] = [], []
     _write_json(root / sidecar, doc)
@@ -322,7 +273,7 @@ def empty_mesh(root: Path, files: PatientFiles, rng: np.random.Generator) -> Fau
 
 def nan_vertices(root: Path, files: PatientFiles, rng: np.random.Generator) -> FaultRecord:
     mesh = files.meshes["upper"]
-    (root / mesh).write_bytes(_nan_mesh_bytes(root / mesh, rng, 5))
+    (root / mesh).write_bytes(nan_mesh_bytes(root / mesh, rng, 5))
     return FaultRecord("nan_vertices", (mesh,), "5 vertices of the upper-jaw mesh set to NaN")
 
 

@@ -130,3 +130,63 @@ class Mesh:
             if arr.shape != (expected,):
                 raise InputError(f"Mesh.{name} must have shape ({expected},) to match the mesh, got {arr.shape}")
             object.__setattr__(self, name, arr)
+
+
+Verdict = Literal["pass", "review", "fail"]
+
+
+@dataclass(frozen=True, eq=False)
+class Case:
+    """One de-identified patient: the only patient key downstream is ``pseudonym``.
+
+    cbct: int16 scanner values, LPS; None when the patient has no readable CBCT.
+    cbct_labels: FDI label map on the CBCT grid (uint8/int16), or None.
+    ios: per jaw, the scan in its own frame ``"ios:<pseudonym>:<jaw>"`` with FDI labels when known.
+    sources: role (``"cbct"``, ``"ios:upper"`` …) → sha256 of the raw input file(s) it came from.
+    """
+
+    pseudonym: str
+    cbct: Volume | None
+    cbct_labels: Volume | None
+    ios: dict[Jaw, Mesh]
+    sources: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, eq=False)
+class Registration:
+    """One IOS jaw registered into its CBCT's LPS world space, with quality control.
+
+    world_from_ios: (4, 4) float64 rigid transform, IOS-frame mm → CBCT LPS world mm.
+    rms_mm / p95_mm: surface residuals of the crown points used (mm); inlier_fraction in [0, 1];
+    per_tooth_mm: FDI → RMS residual of that tooth's crown (mm); flags: findings such as
+    ``"swap:11-21"`` or ``"mirror"``; verdict: from thresholds in the registration config.
+    """
+
+    jaw: Jaw
+    world_from_ios: Affine4x4
+    rms_mm: float
+    p95_mm: float
+    inlier_fraction: float
+    per_tooth_mm: dict[int, float]
+    verdict: Verdict
+    flags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class ToothPair:
+    """One FDI tooth seen in both modalities, in CBCT LPS world space.
+
+    cbct_crop: (X, Y, Z) int16 scanner values, a fixed physical size around the tooth resampled to a fixed
+        spacing, axes aligned with LPS (index order i → x, j → y, k → z).
+    label_crop: (X, Y, Z) int16 FDI label map on the same grid.
+    world_from_crop: (4, 4) float64, crop voxel index → LPS world mm.
+    ios_points: (N, 6) float32, xyz (LPS world mm) and unit normal of N points sampled on this tooth's crown.
+    """
+
+    case: str
+    fdi: int
+    cbct_crop: NDArray[np.int16]
+    label_crop: NDArray[np.int16]
+    world_from_crop: Affine4x4
+    ios_points: NDArray[np.float32]
+    flags: tuple[str, ...] = ()

@@ -38,3 +38,19 @@ class LabelSchemeError(ToothmclError, ValueError):
 
 class ConfigError(ToothmclError, ValueError):
     """A configuration value is out of range or inconsistent."""
+
+
+class DeidError(ToothmclError, ValueError):
+    """De-identification cannot proceed (bad key, unsafe output location, an identity conflict it must not guess)."""
+
+
+class RegistrationError(ToothmclError, ValueError):
+    """A CBCT and an intraoral scan cannot be registered (no tooth surface, no overlap, bad geometry)."""
+
+
+class StoreError(ToothmclError, ValueError):
+    """A dataset store cannot be opened or written, or a record does not fit its layout."""
+
+
+class VersionNotFoundError(StoreError, LookupError):
+    """A store has no version, tag or snapshot by the name asked for."""

@@ -4,32 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import trimesh
 from scipy import ndimage
 
+from tests.conftest import FDI, ToothSample
 from toothmcl_data.errors import ConfigError
 from toothmcl_data.stream.augment import AugmentConfig, augment_pair, draw_motion, move_crop, move_points
-from toothmcl_data.synth.patient import SyntheticPatient
 from toothmcl_data.types import apply_transform
-
-FDI = 16
-
-
-def _tooth_sample(patient: SyntheticPatient) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """A 64³ crop (0.4 mm, the CBCT grid) around tooth 16 and its IOS crown points in world mm."""
-    labels = patient.cbct_labels.array
-    centre = np.round(np.argwhere(labels == FDI).mean(axis=0)).astype(int)
-    lo = centre - 32
-    box = tuple(slice(a, a + 64) for a in lo)
-    world_from_crop = patient.cbct.affine.copy()
-    world_from_crop[:3, 3] = patient.cbct.world_from_index(lo[None].astype(float))[0]
-    image = patient.cbct.array[box].astype(np.float32) / 2500.0
-    mesh = patient.ios["upper"]
-    world = apply_transform(patient.world_from_ios["upper"], mesh.vertices)
-    normals = trimesh.Trimesh(world, mesh.faces, process=False).vertex_normals
-    keep = mesh.labels == FDI
-    points = np.concatenate([world[keep], normals[keep]], axis=1).astype(np.float32)
-    return image, labels[box].astype(np.int64), points, mesh.labels[keep].astype(np.int64), world_from_crop
 
 
 def _on_tooth(labels: np.ndarray, points: np.ndarray, world_from_crop: np.ndarray, fdi: int) -> float:
@@ -40,8 +20,8 @@ def _on_tooth(labels: np.ndarray, points: np.ndarray, world_from_crop: np.ndarra
     return float(near[tuple(idx[inside].T)].sum() / len(points))
 
 
-def test_points_stay_on_their_tooth_after_rotation(patient: SyntheticPatient) -> None:
-    image, labels, points, point_labels, A = _tooth_sample(patient)
+def test_points_stay_on_their_tooth_after_rotation(tooth_sample: ToothSample) -> None:
+    image, labels, points, point_labels, A = tooth_sample
     assert _on_tooth(labels, points, A, FDI) > 0.97
     config = AugmentConfig(rotate_deg=35.0, shift_mm=2.0)
     for seed in range(3):
@@ -55,9 +35,9 @@ def test_points_stay_on_their_tooth_after_rotation(patient: SyntheticPatient) ->
         np.testing.assert_allclose(np.linalg.norm(pts[:, 3:], axis=1), 1.0, atol=1e-5)
 
 
-def test_the_papers_bug_is_caught(patient: SyntheticPatient) -> None:
+def test_the_papers_bug_is_caught(tooth_sample: ToothSample) -> None:
     """Rotating the volume about another axis than the points (the released code's defect) breaks the pairing."""
-    image, labels, points, _, A = _tooth_sample(patient)
+    image, labels, points, _, A = tooth_sample
     centre = apply_transform(A, np.array([[31.5, 31.5, 31.5]]))[0]
     motion, _ = draw_motion(AugmentConfig(rotate_deg=35.0, shift_mm=0.0), np.random.default_rng(1), centre)
     _, moved_labels = move_crop(image, labels, A, motion)
@@ -69,8 +49,8 @@ def test_the_papers_bug_is_caught(patient: SyntheticPatient) -> None:
     assert _on_tooth(moved_labels, bad_points, A, FDI) < 0.6
 
 
-def test_mirror_swaps_left_and_right_in_both_modalities(patient: SyntheticPatient) -> None:
-    image, labels, points, point_labels, A = _tooth_sample(patient)
+def test_mirror_swaps_left_and_right_in_both_modalities(tooth_sample: ToothSample) -> None:
+    image, labels, points, point_labels, A = tooth_sample
     config = AugmentConfig(rotate_deg=0.0, shift_mm=0.0, mirror_probability=1.0)
     _, lab, pts, plab, applied = augment_pair(image, labels, points, point_labels, A, config, np.random.default_rng(0))
     assert applied["mirror"] is True

@@ -54,3 +54,7 @@ class StoreError(ToothmclError, ValueError):
 
 class VersionNotFoundError(StoreError, LookupError):
     """A store has no version, tag or snapshot by the name asked for."""
+
+
+class DependencyError(ToothmclError, ImportError):
+    """An optional package (an extra such as ``models``) is needed for this call but is not installed."""

@@ -13,11 +13,19 @@ METRICS_CSV = "metrics.csv"
 class RunLog:
     """Append metrics to ``folder/metrics.csv`` (columns fixed by the first row) and to TensorBoard."""
 
-    def __init__(self, folder: Path, *, enabled: bool = True, resume_step: int | None = None) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        enabled: bool = True,
+        resume_step: int | None = None,
+        filename: str = METRICS_CSV,
+        tensorboard: bool = True,
+    ) -> None:
         """``resume_step``: when resuming from a checkpoint taken after that step, rows logged after it by the
         interrupted run are dropped, so the file reads as one uninterrupted run."""
         self.enabled = enabled
-        self.path = folder / METRICS_CSV
+        self.path = folder / filename
         self._columns: list[str] | None = None
         self._tb: Any = None
         if not enabled:
@@ -34,6 +42,8 @@ class RunLog:
                 writer.writerows(kept)
         elif self.path.exists():
             self.path.unlink()  # a fresh run in an old folder starts a fresh file
+        if not tensorboard:
+            return
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:  # TensorBoard is optional
@@ -41,7 +51,7 @@ class RunLog:
         else:
             self._tb = SummaryWriter(log_dir=str(folder / "tensorboard"))
 
-    def log(self, step: int, metrics: dict[str, float]) -> None:
+    def log(self, step: int, metrics: dict[str, Any]) -> None:
         if not self.enabled:
             return
         row = {"step": step, **metrics}
@@ -55,7 +65,8 @@ class RunLog:
             writer.writerow(row)
         if self._tb is not None:
             for key, value in metrics.items():
-                self._tb.add_scalar(key, value, step)
+                if isinstance(value, int | float):
+                    self._tb.add_scalar(key, value, step)
 
     def close(self) -> None:
         if self._tb is not None:

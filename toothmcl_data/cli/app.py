@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import sys
+from importlib.metadata import entry_points
 
 import typer
 
 from toothmcl_data import __version__
-from toothmcl_data.cli import inspect, labels, synth
+from toothmcl_data.cli import deid, evaluate, imports, inspect, labels, register, report, synth, version
 from toothmcl_data.cli.output import errors
 from toothmcl_data.errors import ToothmclError
 
@@ -20,7 +21,17 @@ app = typer.Typer(
 )
 app.command("synth")(synth.synth)
 app.command("inspect")(inspect.inspect)
+app.command("register")(register.register)
+app.command("report")(report.report)
 app.add_typer(labels.app, name="labels")
+app.add_typer(evaluate.app, name="evaluate")
+app.add_typer(deid.app, name="deid")
+app.add_typer(version.app, name="version")
+# Commands from installed plugins (e.g. ``build`` from the ``flows`` package, which needs Prefect): the library
+# itself never imports them.
+for _entry in entry_points(group="toothmcl_data.commands"):
+    app.command(_entry.name)(_entry.load())
+app.add_typer(imports.app, name="import")
 
 
 def _version(value: bool) -> None:

@@ -6,19 +6,25 @@ the selected :class:`~toothmcl_data.deid.table.DeidOptions`; the walker descends
 treated like a top-level one). Attributes the table does not list are kept; private attributes are removed
 unless Retain Safe Private is selected and (creator, element) is safelisted.
 
+Beyond the table, a sweep cuts this dataset's own identifying values (:func:`identity_values`: names, IDs,
+birth date, accession, institution …) out of any text the profile keeps, e.g. a Code Meaning or a free-text
+attribute Table E.1-1 does not list; it never removes an attribute, it only edits text.
+
 Elements the profile keeps are never decoded (pydicom's raw elements are written back as read), which keeps
 the cost close to a plain read + write (``bench/deid.py``).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from pydicom.dataelem import DataElement
 from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 
 from toothmcl_data.deid.pseudonym import remap_uid, shift_date
@@ -47,6 +53,8 @@ _DUMMY = {
 }
 _NUMERIC = frozenset({"US", "SS", "UL", "SL", "FL", "FD", "UV", "SV"})
 _TEXT = frozenset({"LO", "SH", "ST", "LT", "UT", "UC", "CS", "AE", "UR"})
+_BIRTH = frozenset({0x00100030, 0x00100032})
+"""Patient's Birth Date / Time: removed as the profile says even with modified dates (they identify)."""
 _META_REMOVE = (0x00020016, 0x00020017, 0x00020018, 0x00020100, 0x00020102)
 """File meta attributes that can name a sender: Source/Sending/Receiving AE titles, private information."""
 
@@ -61,7 +69,7 @@ class DeidContext:
     key: bytes
     pseudonym: str
     day_shift: int
-    options: DeidOptions = DeidOptions()
+    options: DeidOptions = field(default_factory=DeidOptions)
 
 
 def _vr(ds: Dataset, tag: int) -> str:
@@ -83,7 +91,7 @@ def _resolve(tag: int, vr: str, action: Action | None, opts: DeidOptions) -> Act
         return "K"
     if opts.retain_device_identity and tag in DEVICE_IDENTITY:
         return "K"
-    if opts.retain_longitudinal_modified_dates and action in ("X", "Z", "D"):
+    if opts.retain_longitudinal_modified_dates and action in ("X", "Z", "D") and tag not in _BIRTH:
         if vr in ("DA", "DT"):
             return "shift"
         if vr == "TM":
@@ -93,40 +101,40 @@ def _resolve(tag: int, vr: str, action: Action | None, opts: DeidOptions) -> Act
     return action
 
 
-def _dummy(elem: DataElement, ctx: DeidContext) -> None:
-    tag = int(elem.tag)
+def _strings(ds: Dataset, tag: int) -> list[str]:
+    """The values of a text element without decoding the element (raw bytes split at backslashes)."""
+    raw = ds.get_item(tag)
+    value = raw.value if raw is not None else None
+    if value is None:
+        return []
+    if isinstance(value, bytes):
+        text = value.decode("latin-1").strip("\x00 ")
+        return [v.strip("\x00 ") for v in text.split("\\")] if text else []
+    if isinstance(value, list | tuple | MultiValue):
+        return [str(v) for v in value]
+    return [str(value)] if str(value) else []
+
+
+def _set(ds: Dataset, tag: int, vr: str, values: list[str] | str | int | None) -> None:
+    """Replace an element by a new one (no decoding of the old value)."""
+    if isinstance(values, list):
+        values = values[0] if len(values) == 1 else (values or None)
+    ds[tag] = DataElement(tag, vr, values)
+
+
+def _dummy(ds: Dataset, tag: int, vr: str, ctx: DeidContext) -> None:
     if tag in (PATIENT_ID_TAG, PATIENT_NAME_TAG):
-        elem.value = ctx.pseudonym
-    elif elem.VR == "UI":
-        _remap(elem, ctx)
-    elif elem.VR in _DUMMY:
-        elem.value = _DUMMY[elem.VR]
-    elif elem.VR in _NUMERIC:
-        elem.value = 0
-    elif elem.VR in _TEXT:
-        elem.value = "ANONYMIZED"
+        _set(ds, tag, vr, ctx.pseudonym)
+    elif vr == "UI":
+        _set(ds, tag, vr, [remap_uid(ctx.key, v) for v in _strings(ds, tag)])
+    elif vr in _DUMMY:
+        _set(ds, tag, vr, _DUMMY[vr])
+    elif vr in _NUMERIC:
+        _set(ds, tag, vr, 0)
+    elif vr in _TEXT:
+        _set(ds, tag, vr, "ANONYMIZED")
     else:
-        elem.value = None
-
-
-def _remap(elem: DataElement, ctx: DeidContext) -> None:
-    value = elem.value
-    if value is None or value == "":
-        return
-    if isinstance(value, str):
-        elem.value = remap_uid(ctx.key, value)
-    else:
-        elem.value = [remap_uid(ctx.key, str(v)) for v in value]
-
-
-def _shift(elem: DataElement, ctx: DeidContext) -> None:
-    value = elem.value
-    if value is None or value == "":
-        return
-    if isinstance(value, str):
-        elem.value = shift_date(value, ctx.day_shift)
-    else:
-        elem.value = [shift_date(str(v), ctx.day_shift) for v in value]
+        _set(ds, tag, vr, None)
 
 
 def _clean(elem: DataElement, phi: tuple[str, ...]) -> None:
@@ -149,56 +157,93 @@ def _private_keep(ds: Dataset, tag: int, opts: DeidOptions) -> bool:
     return (creator, element & 0xFF) in set(opts.safe_private)
 
 
-def _phi_values(ds: Dataset) -> tuple[str, ...]:
-    """Identifying strings of this dataset (names, IDs, dates …) that Clean Descriptors scrubs from text."""
-    table = load_table()
+_IDENTITY_TAGS = (
+    0x00100010,  # Patient's Name
+    0x00100020,  # Patient ID
+    0x00101000,  # Other Patient IDs
+    0x00101001,  # Other Patient Names
+    0x00101005,  # Patient's Birth Name
+    0x00101060,  # Patient's Mother's Birth Name
+    0x00100030,  # Patient's Birth Date
+    0x00101040,  # Patient's Address
+    0x00102154,  # Patient's Telephone Numbers
+    0x00080050,  # Accession Number
+    0x00200010,  # Study ID
+    0x00080080,  # Institution Name
+    0x00080081,  # Institution Address
+    0x00080090,  # Referring Physician's Name
+    0x00081050,  # Performing Physician's Name
+    0x00081060,  # Name of Physician(s) Reading Study
+    0x00081070,  # Operators' Name
+    0x00081010,  # Station Name
+    0x00181000,  # Device Serial Number
+)
+"""Attributes whose values are searched for, and cut out of, any text the profile keeps (see identity_values)."""
+_SWEEP_VRS = frozenset({"LO", "SH", "ST", "LT", "UT", "UC", "PN", "CS"})
+
+
+def identity_values(ds: Dataset, options: DeidOptions = DeidOptions()) -> tuple[str, ...]:
+    """This dataset's identifying strings (≥ 3 characters; person names also split at ``^``), longest first.
+
+    Attributes an option retains (device identity) are not counted as identifying.
+    """
     found: set[str] = set()
-    for tag in list(ds.keys()):
-        t = int(tag)
-        if table.action(t) in ("D", "Z", "X") and _vr(ds, t) in ("PN", "LO", "SH", "DA", "CS", "LT", "ST"):
-            value = ds[t].value
-            for part in value if isinstance(value, list | tuple) else [value]:
-                text = str(part)
-                found.update(p for p in re.split(r"[\^=]", text) + [text] if len(p.strip()) >= 3)
+    for tag in _IDENTITY_TAGS:
+        if options.retain_device_identity and tag in DEVICE_IDENTITY:
+            continue
+        if tag not in ds:
+            continue
+        is_name = _vr(ds, tag) == "PN"
+        for text in _strings(ds, tag):
+            pieces = [text, *re.split(r"[\^=]", text)] if is_name else [text]
+            found.update(p.strip() for p in pieces if len(p.strip()) >= 3)
     return tuple(sorted(found, key=len, reverse=True))
 
 
-def _walk(ds: Dataset, ctx: DeidContext, phi: tuple[str, ...]) -> None:
-    table = load_table()
+def _matches(value: object, pattern: re.Pattern[bytes] | None) -> bool:
+    if pattern is None or value is None:
+        return False
+    data = value if isinstance(value, bytes) else str(value).encode("utf-8", "replace")
+    return bool(data) and pattern.search(data) is not None
+
+
+@functools.cache
+def _decide(tag: int, vr: str, opts: DeidOptions) -> Action | str | None:
+    return _resolve(tag, vr, load_table().action(tag), opts)
+
+
+def _walk(ds: Dataset, ctx: DeidContext, phi: tuple[str, ...], pattern: re.Pattern[bytes] | None) -> None:
+    """Apply the profile to every element of ``ds`` and its sequence items; elements kept are swept."""
     opts = ctx.options
-    for tag in list(ds.keys()):
+    for elem in list(ds.elements()):
+        tag = elem.tag
         t = int(tag)
         if tag.is_private:
             if not _private_keep(ds, t, opts):
                 del ds[t]
+            elif _matches(elem.value, pattern) and elem.VR in _SWEEP_VRS:
+                _clean(ds[t], phi)
             continue
-        vr = _vr(ds, t)
-        action = _resolve(t, vr, table.action(t), opts)
-        if action is None or action == "K":
-            if vr == "SQ":
-                for item in ds[t].value:
-                    _walk(item, ctx, phi)
-            continue
+        vr = str(elem.VR) if elem.VR else _vr(ds, t)
+        action = _decide(t, vr, opts)
         if action == "X":
             del ds[t]
-            continue
-        elem = ds[t]
-        if action == "Z":
-            elem.value = Sequence() if vr == "SQ" else None
-        elif vr == "SQ":  # D, U or C on a sequence: keep the items, apply the profile inside them
-            for item in elem.value:
-                _walk(item, ctx, phi)
+        elif action == "Z":
+            _set(ds, t, vr, [] if vr == "SQ" else None)
+        elif vr == "SQ":  # kept, D, U or C on a sequence: keep the items, apply the profile inside them
+            for item in ds[t].value:
+                _walk(item, ctx, phi, pattern)
+        elif action is None or action == "K":
+            if vr in _SWEEP_VRS and _matches(elem.value, pattern):
+                _clean(ds[t], phi)  # identifying text the table does not list (beyond the profile)
         elif action == "shift":
-            _shift(elem, ctx)
+            _set(ds, t, vr, [shift_date(v, ctx.day_shift) for v in _strings(ds, t)])
         elif action == "U":
-            if vr == "UI":
-                _remap(elem, ctx)
-            else:
-                elem.value = None
+            _set(ds, t, vr, [remap_uid(ctx.key, v) for v in _strings(ds, t)] if vr == "UI" else None)
         elif action == "C":
-            _clean(elem, phi)
+            _clean(ds[t], phi)
         else:
-            _dummy(elem, ctx)
+            _dummy(ds, t, vr, ctx)
 
 
 def _code_item(value: str, meaning: str) -> Dataset:
@@ -217,8 +262,12 @@ def deidentify_dataset(ds: Dataset, ctx: DeidContext) -> Dataset:
     dates, LongitudinalTemporalInformationModified = MODIFIED.
     """
     opts = ctx.options
-    phi = _phi_values(ds) if opts.clean_descriptors else ()
-    _walk(ds, ctx, phi)
+    phi = identity_values(ds, opts)
+    pattern = None
+    if phi:
+        forms = {v.encode(enc, "replace") for v in phi for enc in ("utf-8", "latin-1")}
+        pattern = re.compile(b"|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True)), re.IGNORECASE)
+    _walk(ds, ctx, phi, pattern)
     ds.PatientName = ctx.pseudonym
     ds.PatientID = ctx.pseudonym
     ds.PatientIdentityRemoved = "YES"

@@ -14,9 +14,10 @@ import os
 from pathlib import Path
 
 from toothmcl_data.errors import DeidError
+from toothmcl_data.io.match import normalise_identity
 
 _MIN_KEY_BYTES = 16
-_SHIFT_MIN_DAYS = 365
+_SHIFT_MIN_DAYS = 36525
 _SHIFT_SPAN_DAYS = 3650
 
 
@@ -34,18 +35,17 @@ def check_key(key: bytes) -> bytes:
     return key
 
 
-def normalise_identity(value: str) -> str:
-    """Patient identity as compared across modalities: stripped, case-folded."""
-    return value.strip().casefold()
-
-
 def pseudonym(key: bytes, patient: str) -> str:
     """``"TM"`` + 12 upper-case hex digits from HMAC(key, normalised patient identity)."""
     return "TM" + _mac(key, b"patient", normalise_identity(patient)).hex()[:12].upper()
 
 
 def day_shift(key: bytes, patient: str) -> int:
-    """The patient's date offset in days, negative, in [-(365 + 3650), -365): same key and patient → same."""
+    """The patient's date offset in days, in (-(36525 + 3650), -36525]: same key and patient → same offset.
+
+    About a century back, so shifted dates (1900s–1920s for today's scans) can never be mistaken for, or
+    collide with, a real date of another patient (a leak scanner searching original dates stays exact).
+    """
     n = int.from_bytes(_mac(key, b"dateshift", normalise_identity(patient))[:8], "big")
     return -(_SHIFT_MIN_DAYS + n % _SHIFT_SPAN_DAYS)
 
@@ -77,7 +77,9 @@ def key_fingerprint(key: bytes) -> str:
     return hashlib.sha256(b"toothmcl-key-fingerprint" + key).hexdigest()[:16]
 
 
-def read_key(*, key_file: Path | None = None, key_env: str | None = None, environ: dict[str, str] | None = None) -> bytes:
+def read_key(
+    *, key_file: Path | None = None, key_env: str | None = None, environ: dict[str, str] | None = None
+) -> bytes:
     """Read the key from a file (bytes, surrounding whitespace stripped) or from the environment variable named.
 
     Exactly one of ``key_file`` / ``key_env`` must be given; ``environ`` defaults to ``os.environ``.

@@ -140,7 +140,11 @@ class DeidOptions:
         """The DICOM CID 7050 codes (value, meaning) of the profile and the selected options."""
         out = [("113100", "Basic Application Confidentiality Profile")]
         chosen = (
-            (self.retain_longitudinal_modified_dates, "113107", "Retain Longitudinal Temporal Information Modified Dates Option"),
+            (
+                self.retain_longitudinal_modified_dates,
+                "113107",
+                "Retain Longitudinal Temporal Information Modified Dates Option",
+            ),
             (self.retain_patient_characteristics, "113108", "Retain Patient Characteristics Option"),
             (self.retain_device_identity, "113109", "Retain Device Identity Option"),
             (self.retain_safe_private, "113111", "Retain Safe Private Option"),

@@ -38,6 +38,8 @@ _REQUIRED = (
 )
 _GAP_TOLERANCE = 0.01
 """Relative tolerance on slice gaps (and on equal pixel spacing) before a series counts as non-uniform."""
+_TILT_TOLERANCE = 1e-3
+"""Largest sideways / along-normal ratio of the slice step (≈ 0.06°) before a series counts as tilted."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -53,7 +55,8 @@ class _Slice:
     pixels: NDArray[np.float64]  # (rows, cols) after Rescale
 
 
-def _read_slice(path: Path) -> _Slice:
+def _read_slices(path: Path) -> list[_Slice]:
+    """The slices of one file: one for a classic image, one per frame for a multi-frame (enhanced) image."""
     try:
         ds = pydicom.dcmread(path)
     except (InvalidDicomError, OSError, EOFError, ValueError, KeyError) as err:
@@ -61,6 +64,83 @@ def _read_slice(path: Path) -> _Slice:
             f"cannot read DICOM file {path}: {err}; the file is truncated, empty or not DICOM — "
             "re-export it or remove it from the series"
         ) from err
+    if int(ds.get("NumberOfFrames", 1) or 1) > 1:
+        return _read_frames(path, ds)
+    return [_read_slice(path, ds)]
+
+
+def _pixels(path: Path, ds: pydicom.Dataset) -> NDArray[np.float64]:
+    try:
+        return np.asarray(ds.pixel_array, dtype=np.float64)
+    except (ValueError, AttributeError, NotImplementedError, RuntimeError, TypeError) as err:
+        syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+        compressed = syntax is not None and syntax.is_compressed
+        hint = (
+            "if no decoder is installed: `pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg "
+            "pylibjpeg-rle`; else the file is truncated — re-export it"
+            if compressed
+            else "the file is truncated or uses an unsupported encoding — re-export it uncompressed"
+        )
+        raise SeriesError(
+            f"cannot decode pixel data of DICOM file {path}: {err}; {hint} (transfer syntax {syntax or '?'})"
+        ) from err
+
+
+def _item(seq_owner: pydicom.Dataset | None, keyword: str) -> pydicom.Dataset | None:
+    if seq_owner is None or keyword not in seq_owner or not seq_owner[keyword].value:
+        return None
+    item: pydicom.Dataset = seq_owner[keyword].value[0]
+    return item
+
+
+def _read_frames(path: Path, ds: pydicom.Dataset) -> list[_Slice]:
+    """Frames of an enhanced multi-frame image, geometry from the shared / per-frame functional groups."""
+    shared = _item(ds, "SharedFunctionalGroupsSequence")
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    frames = int(ds.NumberOfFrames)
+    if per_frame is None or len(per_frame) != frames:
+        raise SeriesError(
+            f"multi-frame DICOM file {path} has {frames} frames but no per-frame functional groups with plane "
+            "positions; expected an enhanced image (e.g. Enhanced CT) — export it as single-frame slices"
+        )
+    stack = _pixels(path, ds)
+    slices = []
+    for n, group in enumerate(per_frame):
+
+        def find(keyword: str, group: pydicom.Dataset = group) -> pydicom.Dataset | None:
+            return _item(group, keyword) or _item(shared, keyword)
+
+        position, orientation, measures = (
+            find("PlanePositionSequence"),
+            find("PlaneOrientationSequence"),
+            find("PixelMeasuresSequence"),
+        )
+        if position is None or orientation is None or measures is None or "PixelSpacing" not in measures:
+            raise SeriesError(
+                f"frame {n} of multi-frame DICOM file {path} lacks plane position, orientation or pixel spacing "
+                "in its functional groups; re-export the series"
+            )
+        transform = find("PixelValueTransformationSequence")
+        slope = float(transform.get("RescaleSlope", 1.0) or 1.0) if transform is not None else 1.0
+        intercept = float(transform.get("RescaleIntercept", 0.0) or 0.0) if transform is not None else 0.0
+        thickness = measures.get("SpacingBetweenSlices") or measures.get("SliceThickness")
+        slices.append(
+            _Slice(
+                path=path,
+                series_uid=str(ds.get("SeriesInstanceUID", "")),
+                rows=int(ds.Rows),
+                cols=int(ds.Columns),
+                pixel_spacing=(float(measures.PixelSpacing[0]), float(measures.PixelSpacing[1])),
+                orientation=np.asarray([float(v) for v in orientation.ImageOrientationPatient], dtype=np.float64),
+                position=np.asarray([float(v) for v in position.ImagePositionPatient], dtype=np.float64),
+                thickness=float(thickness) if thickness else None,
+                pixels=stack[n] * slope + intercept,
+            )
+        )
+    return slices
+
+
+def _read_slice(path: Path, ds: pydicom.Dataset) -> _Slice:
     missing = [k for k in _REQUIRED if k not in ds]
     if missing:
         raise SeriesError(
@@ -73,13 +153,7 @@ def _read_slice(path: Path) -> _Slice:
             f"DICOM file {path} has PixelSpacing {spacing!r}, expected two positive values in mm; "
             "the series has no usable voxel size — fix the header or re-export"
         )
-    try:
-        stored = np.asarray(ds.pixel_array, dtype=np.float64)
-    except (ValueError, AttributeError, NotImplementedError, RuntimeError, TypeError) as err:
-        raise SeriesError(
-            f"cannot decode pixel data of DICOM file {path}: {err}; the file is truncated or uses an "
-            "unsupported encoding — re-export it uncompressed"
-        ) from err
+    stored = _pixels(path, ds)
     if stored.shape != (int(ds.Rows), int(ds.Columns)):
         raise SeriesError(
             f"DICOM file {path} holds pixels of shape {stored.shape}, expected one frame of "
@@ -170,6 +244,19 @@ def _sorted_positions(slices: list[_Slice], normal: NDArray[np.float64], where: 
     return order
 
 
+def _check_tilt(order: list[_Slice], normal: NDArray[np.float64], step: NDArray[np.float64], where: str) -> None:
+    """Refuse a sheared stack (gantry tilt): slice positions must advance along the slice normal."""
+    along = float(step @ normal)
+    sideways = float(np.linalg.norm(step - along * normal))
+    if sideways > _TILT_TOLERANCE * abs(along):
+        angle = float(np.degrees(np.arctan2(sideways, abs(along))))
+        raise SeriesError(
+            f"gantry tilt in {where}: slice positions advance {sideways:.4f} mm sideways per {abs(along):.4f} mm "
+            f"step ({angle:.2f}° off the slice normal, e.g. {order[0].path.name}); a tilted stack is not a "
+            "regular grid — resample it (e.g. dcm2niix, which corrects tilt) before ingest"
+        )
+
+
 def read_series(paths: Sequence[Path]) -> Volume:
     """Read the files of one DICOM series (one slice each) into an int16 (or float64) LPS :class:`Volume`.
 
@@ -179,13 +266,16 @@ def read_series(paths: Sequence[Path]) -> Volume:
 
     Raises SeriesError naming the folder or file for: no files, an unreadable/truncated/empty file, mixed
     series, inconsistent rows/columns, spacing or orientation, missing or zero spacing, duplicate slice
-    positions and non-uniform slice spacing (e.g. a missing slice).
+    positions, non-uniform slice spacing (e.g. a missing slice) and gantry tilt (slice positions not along
+    the normal). A multi-frame (enhanced) file contributes one slice per frame, its geometry from the shared
+    and per-frame functional groups. Compressed transfer syntaxes decode through pydicom's pixel handlers
+    (pylibjpeg and its libjpeg/openjpeg/rle plugins when installed; the error names the missing decoder).
     """
     paths = [Path(p) for p in paths]
     if not paths:
         raise SeriesError("read_series got no files; expected the files of one DICOM series")
     where = _folder(paths)
-    slices = [_read_slice(p) for p in paths]
+    slices = [s for p in paths for s in _read_slices(p)]
     _check_consistent(slices, where)
     first = slices[0]
     x_dir, y_dir = first.orientation[:3], first.orientation[3:]
@@ -198,6 +288,7 @@ def read_series(paths: Sequence[Path]) -> Volume:
     order = _sorted_positions(slices, normal, where)
     if len(order) > 1:
         step_vec = (order[-1].position - order[0].position) / (len(order) - 1)
+        _check_tilt(order, normal, step_vec, where)
     elif first.thickness:
         step_vec = normal * first.thickness
     else:

@@ -95,3 +95,53 @@ def write_nifti(path: Path, volume: Volume, *, descrip: str = "", aux_file: str 
     path.write_bytes(gzip.compress(raw, compresslevel=6, mtime=0) if path.suffix == ".gz" else raw)
     log.debug("wrote NIfTI %s shape %s", path, volume.shape)
     return path
+
+
+def _read_itk(path: Path, what: str) -> Volume:
+    """MetaImage / NRRD through SimpleITK (optional backend): ITK's physical space is LPS, as ours."""
+    try:
+        import SimpleITK
+    except ImportError as err:
+        raise VolumeError(
+            f"reading {what} file {path} needs SimpleITK: `pip install SimpleITK` (or convert it to NIfTI)"
+        ) from err
+    try:
+        img = SimpleITK.ReadImage(str(path))
+    except RuntimeError as err:
+        raise VolumeError(
+            f"cannot read {what} file {path}: {err}; the file is truncated or corrupt — re-export it"
+        ) from err
+    if img.GetDimension() != 3 or img.GetNumberOfComponentsPerPixel() != 1:
+        raise VolumeError(
+            f"{what} file {path} is {img.GetDimension()}-D with {img.GetNumberOfComponentsPerPixel()} components, "
+            "expected a 3-D scalar volume"
+        )
+    data = np.ascontiguousarray(SimpleITK.GetArrayFromImage(img).transpose(2, 1, 0))  # (k, j, i) → (i, j, k)
+    direction = np.asarray(img.GetDirection(), dtype=np.float64).reshape(3, 3)
+    affine = np.eye(4)
+    affine[:3, :3] = direction * np.asarray(img.GetSpacing(), dtype=np.float64)[None, :]
+    affine[:3, 3] = img.GetOrigin()
+    return Volume(array=data, affine=affine)
+
+
+_VOLUME_READERS = {"nifti": "NIfTI", "mha": "MetaImage", "nrrd": "NRRD"}
+
+
+def read_volume(path: Path, *, fmt: str | None = None) -> Volume:
+    """Read a CBCT volume file (NIfTI, MetaImage ``.mha``/``.mhd``, NRRD) into an LPS :class:`Volume`.
+
+    ``fmt`` (``"nifti"``, ``"mha"``, ``"nrrd"``) comes from content sniffing (:mod:`toothmcl_data.io.discover`);
+    without it the suffix decides. MHA/NRRD use SimpleITK (optional: ``pip install SimpleITK``); their world
+    is LPS already, so orientation is preserved as written.
+    """
+    path = Path(path)
+    if fmt is None:
+        name = path.name.lower()
+        fmt = "mha" if name.endswith((".mha", ".mhd")) else "nrrd" if name.endswith((".nrrd", ".nhdr")) else "nifti"
+    if fmt not in _VOLUME_READERS:
+        raise VolumeError(f"{path}: unknown volume format {fmt!r}; expected one of {sorted(_VOLUME_READERS)}")
+    if fmt == "nifti":
+        return read_nifti(path)
+    if not path.exists():
+        raise InputNotFoundError(f"{_VOLUME_READERS[fmt]} file {path} does not exist; check the path")
+    return _read_itk(path, _VOLUME_READERS[fmt])

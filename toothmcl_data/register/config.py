@@ -15,7 +15,7 @@ def _from_dict(cls: type[_C], data: dict[str, Any]) -> _C:
     unknown = set(data) - names
     if unknown:
         raise ConfigError(f"unknown {cls.__name__} keys {sorted(unknown)}; known: {sorted(names)}")
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+    values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
     return cls(**values)
 
 
@@ -50,10 +50,15 @@ class RegisterConfig:
     normal_agreement: float = 0.5
     """Minimum |cos| between IOS and CBCT normals for a correspondence."""
     inlier_mm: float = 0.25
-    """A crown point closer than this to the CBCT tooth surface counts as an inlier."""
-    pass_rms_mm: float = 0.12
-    pass_p95_mm: float = 0.25
-    pass_inlier_fraction: float = 0.9
+    """A crown point closer than this to the CBCT tooth surface counts as an inlier (scaled like the distance
+    thresholds for coarse voxels)."""
+    coverage_mm: float = 0.5
+    """A CBCT crown sample is covered when a registered IOS vertex lies within this distance."""
+    reference_spacing_mm: float = 0.4
+    """CBCT voxel size the distance thresholds below hold at; they grow in proportion for coarser voxels."""
+    pass_rms_mm: float = 0.15
+    pass_p95_mm: float = 0.3
+    pass_inlier_fraction: float = 0.85
     pass_coverage: float = 0.6
     review_rms_mm: float = 0.3
     review_p95_mm: float = 0.7
@@ -64,7 +69,9 @@ class RegisterConfig:
 
     def __post_init__(self) -> None:
         _positive(self, "ios_points", "init_points", "init_angles", "icp_iterations", "profile_mm")
-        _positive(self, "icp_start_mm", "icp_final_mm", "icp_tolerance", "inlier_mm")
+        _positive(
+            self, "icp_start_mm", "icp_final_mm", "icp_tolerance", "inlier_mm", "coverage_mm", "reference_spacing_mm"
+        )
         if self.icp_final_mm > self.icp_start_mm:
             raise ConfigError(
                 f"RegisterConfig.icp_final_mm ({self.icp_final_mm}) must be ≤ icp_start_mm ({self.icp_start_mm})"

@@ -32,6 +32,8 @@ from toothmcl_data.types import Jaw, Volume, apply_transform
 log = logging.getLogger(__name__)
 
 UPPER_QUADRANTS = (1, 2, 5, 6)
+METAL_PERCENTILE = 99.5
+"""Volume intensities above this percentile are clipped before the class split (metal would get a class)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -62,7 +64,7 @@ class ToothSurface:
         return self.select(self.upper if jaw == "upper" else ~self.upper)
 
 
-def _sample(image: NDArray[np.float32], index: NDArray[np.float64]) -> NDArray[np.float32]:
+def _sample(image: NDArray[np.float32], index: NDArray[np.floating]) -> NDArray[np.float32]:
     """Trilinear samples of ``image`` (I, J, K) at fractional voxel indices (..., 3); edge values outside."""
     flat = index.reshape(-1, 3).T
     out = ndimage.map_coordinates(image, flat, order=1, mode="nearest")
@@ -83,11 +85,12 @@ def refine_along_normals(
     Returns refined points (n, 3) LPS mm, inner and outer plateaus (n,) float32, and ok (n,) bool (a crossing
     was found within the profile).
     """
-    step = float(min(np.linalg.norm(affine[:3, :3], axis=0))) / 4.0
+    step = float(min(np.linalg.norm(affine[:3, :3], axis=0))) / 3.0
     s = np.arange(-half_mm, half_mm + step / 2, step)
-    world = points[:, None, :] + s[None, :, None] * normals[:, None, :]
-    index = apply_transform(np.linalg.inv(affine), world.reshape(-1, 3)).reshape(world.shape)
-    prof = _sample(image, index)
+    inv = np.linalg.inv(affine)
+    start = apply_transform(inv, points).astype(np.float32)
+    along = (normals @ inv[:3, :3].T).astype(np.float32)
+    prof = _sample(image, start[:, None, :] + s.astype(np.float32)[None, :, None] * along[:, None, :])
     centre = int(np.argmin(np.abs(s)))
     inner_at = np.argmax(prof[:, : centre + 1], axis=1)
     inner = prof[np.arange(len(prof)), inner_at]
@@ -145,9 +148,14 @@ def _crowns(
     level: float,
     profile_mm: float,
     where: str,
-) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float32], float]:
-    """Crown points: refined iso-surface points in ``band`` whose outside is air and inside is tooth."""
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float32], NDArray[np.float32]]:
+    """Crown points in ``band`` whose outside is air: refined points (n, 3) LPS mm, outward normals (n, 3),
+    inner and outer plateaus (n,) float32."""
     pts, nrm = _iso_surface(image, affine, level, band)
+    # Only surfaces with something darker than the rough level outside can face air (drops bone-bound roots).
+    probe = apply_transform(np.linalg.inv(affine), pts + nrm * profile_mm)
+    dark = _sample(image, probe[:, None, :])[:, 0] < level
+    pts, nrm = pts[dark], nrm[dark]
     pts, inner, outer, ok = refine_along_normals(image, affine, pts, nrm, profile_mm)
     if not ok.any():
         raise RegistrationError(f"{where}: no tooth surface found at level {level:.0f}; is this a dental CBCT?")
@@ -157,10 +165,7 @@ def _crowns(
     if low.size > 50 and float(np.percentile(low, 95) - np.percentile(low, 5)) > 0.25 * (level - float(low.min())):
         air = min(air, _split(low, "air level beside the crowns", where))
     keep = ok & (outer < air)
-    tooth = _split(inner[keep], "tooth level", where) if keep.sum() > 50 else -np.inf
-    keep &= inner > min(tooth, level) if np.isfinite(tooth) else keep
-    half = 0.5 * (inner[keep] + outer[keep])
-    return pts[keep], nrm[keep], inner[keep], float(np.median(half)) if half.size else level
+    return pts[keep], nrm[keep], inner[keep], outer[keep]
 
 
 def surface_from_labels(cbct: Volume, labels: Volume, *, profile_mm: float = 1.2, where: str = "CBCT") -> ToothSurface:
@@ -189,17 +194,17 @@ def surface_from_labels(cbct: Volume, labels: Volume, *, profile_mm: float = 1.2
     lab, teeth = lab[box], teeth[box]
     near = ndimage.binary_dilation(teeth, iterations=grow)
     level = _split(image[near & ~ndimage.binary_erosion(teeth, iterations=grow)], "tooth/neighbour level", where)
-    pts, nrm, _, half = _crowns(image, affine, near, level, profile_mm, where)
-    # Each point bounds the tooth just inside it (nearest labelled voxel within 1.5 voxels).
-    _, nearest = ndimage.distance_transform_edt(~teeth, return_indices=True)
-    inside = np.rint(apply_transform(np.linalg.inv(affine), pts - nrm * 0.5 * spacing)).astype(int)
-    inside = np.clip(inside, 0, np.array(lab.shape) - 1)
-    idx = nearest[:, inside[:, 0], inside[:, 1], inside[:, 2]]
-    fdi = lab[idx[0], idx[1], idx[2]].astype(np.int16)
-    dist = np.linalg.norm(idx.T - inside, axis=1)
-    fdi[dist > 1.5] = 0
+    pts, nrm, inner, outer = _crowns(image, affine, near, level, profile_mm, where)
+    # Each point bounds the tooth just inside it: the first label met 0.5–2 voxels inwards.
+    fdi = np.zeros(len(pts), dtype=np.int16)
+    for depth in (0.5, 1.0, 1.5, 2.0):
+        inside = np.rint(apply_transform(np.linalg.inv(affine), pts - nrm * depth * spacing)).astype(int)
+        inside = np.clip(inside, 0, np.array(lab.shape) - 1)
+        found = lab[inside[:, 0], inside[:, 1], inside[:, 2]].astype(np.int16)
+        fdi = np.where(fdi > 0, fdi, found)
     keep = fdi > 0
     upper = np.isin(fdi // 10, UPPER_QUADRANTS)
+    half = float(np.median(0.5 * (inner + outer)))
     log.debug("%s: %d crown points from labels, half-way level %.0f", where, int(keep.sum()), half)
     return ToothSurface(pts[keep], nrm[keep], fdi[keep], upper[keep], half, "labels")
 
@@ -230,7 +235,9 @@ def surface_from_intensity(cbct: Volume, *, profile_mm: float = 1.2, where: str 
     from skimage.filters import threshold_multiotsu
 
     try:
-        splits = threshold_multiotsu(sample.astype(np.float64), classes=3)
+        # Metal (crowns, implants: a few voxels far above enamel) would take a class of its own: clip it.
+        clipped = np.minimum(sample, np.percentile(sample, METAL_PERCENTILE))
+        splits = threshold_multiotsu(clipped.astype(np.float64), classes=3)
     except ValueError as err:
         raise RegistrationError(
             f"{where}: cannot split the CBCT intensities into air, bone and tooth ({err}); expected a dental CBCT"
@@ -239,7 +246,14 @@ def surface_from_intensity(cbct: Volume, *, profile_mm: float = 1.2, where: str 
     bright = image > level
     spacing = min(cbct.spacing)
     band = ndimage.binary_dilation(bright, iterations=max(1, round(1.0 / spacing)))
-    pts, nrm, _, half = _crowns(image, cbct.affine, band, level, profile_mm, where)
+    pts, nrm, inner, outer = _crowns(image, cbct.affine, band, level, profile_mm, where)
+    # Air-facing bright surfaces are crowns (enamel, metal) or bone (nasal floor, bone edges): split them.
+    tooth = _split(np.minimum(inner, np.percentile(inner, 95)), "tooth level", where)
+    lo, hi = inner[inner <= tooth], inner[inner > tooth]
+    if lo.size and hi.size and float(np.median(hi) - np.median(lo)) > 0.2 * float(np.median(hi) - np.median(outer)):
+        keep = inner > tooth
+        pts, nrm, inner, outer = pts[keep], nrm[keep], inner[keep], outer[keep]
+    half = float(np.median(0.5 * (inner + outer)))
     upper = _occlusal_split(pts, nrm)
     log.debug("%s: %d crown points from intensity, half-way level %.0f", where, len(pts), half)
     return ToothSurface(pts, nrm, np.zeros(len(pts), dtype=np.int16), upper, half, "intensity")

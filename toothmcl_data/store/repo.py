@@ -157,3 +157,20 @@ def resolve(repo: icechunk.Repository, version: str, *, store: str | Path = "") 
             "(the store is empty: publish one first)"
         )
     return info
+
+
+def create_tag(repo: icechunk.Repository, tag: str, snapshot_id: str, *, store: str | Path = "") -> None:
+    """Tag a snapshot; tags never move, so an existing name on another snapshot (or ``latest``, or a snapshot-id
+    look-alike) is an error; the same tag on the same snapshot is a no-op."""
+    if tag == "latest" or _SNAPSHOT_ID.match(tag) or not tag:
+        raise StoreError(f"store {store}: {tag!r} cannot be a tag name ('latest' and snapshot ids are reserved)")
+    if tag in repo.list_tags():
+        if repo.lookup_tag(tag) == snapshot_id:  # re-running a publish that changed nothing: already tagged
+            return
+        raise StoreError(
+            f"store {store}: tag {tag!r} exists (→ {repo.lookup_tag(tag)}); tags never move, pick a new name"
+        )
+    try:
+        repo.create_tag(tag, snapshot_id)
+    except icechunk.IcechunkError as err:
+        raise StoreError(f"store {store}: cannot tag {snapshot_id} as {tag!r}: {err}") from err

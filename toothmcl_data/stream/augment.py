@@ -35,8 +35,8 @@ class AugmentConfig:
     """Chance of a patient left ↔ right mirror (labels swapped to their mirror teeth)."""
     intensity_scale: float = 0.1
     """Maximum relative change of CBCT contrast (multiplicative, around the crop mean)."""
-    noise_std: float = 0.02
-    """Standard deviation of Gaussian noise added to the normalised CBCT."""
+    noise_std: float = 25.0
+    """Standard deviation of Gaussian noise added to the CBCT (scanner units)."""
 
     def __post_init__(self) -> None:
         if self.rotate_deg < 0 or self.shift_mm < 0 or self.intensity_scale < 0 or self.noise_std < 0:
@@ -122,7 +122,7 @@ def augment_pair(
 ) -> tuple[NDArray[np.float32], NDArray[np.int64], NDArray[np.float32], NDArray[np.int64], dict[str, Any]]:
     """Apply one random motion to both modalities, then intensity changes to the (normalised) CBCT.
 
-    image (X, Y, Z) float32 normalised CBCT; labels (X, Y, Z) FDI; points (N, 6) LPS mm + normals; point_labels
+    image (X, Y, Z) float32 CBCT scanner values; labels (X, Y, Z) FDI; points (N, 6) LPS mm + normals; point_labels
     (N,) FDI. Returns the moved arrays and the record of what was applied.
     """
     motion, applied = draw_motion(config, rng, crop_centre(world_from_crop, image.shape))

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 Backend = Literal["auto", "pytorch3d", "fpsample", "torch"]
 _KNN_CHUNK = 1 << 22  # query × point pairs per chunk in the torch kNN (≈16 MB of float32 distances)
+_KNN_MARGIN = 8  # extra candidates re-ranked by exact distance, absorbing the rounding of the fast formula
 
 
 def pytorch3d_available() -> bool:
@@ -89,14 +90,19 @@ def knn(query: Tensor, points: Tensor, k: int, *, backend: Backend = "auto") -> 
         out = knn_points(query.float(), points.float(), K=k, return_sorted=True)
         return out.dists, out.idx.long()
     q, p = query.float(), points.float()
+    extra = min(_KNN_MARGIN, p.shape[1] - k)
+    p_sq = (p**2).sum(-1).unsqueeze(1)  # (B, 1, N)
     rows = max(1, _KNN_CHUNK // max(1, p.shape[1]))
     dists, idxs = [], []
     for start in range(0, q.shape[1], rows):
         part = q[:, start : start + rows]
-        d2 = ((part.unsqueeze(2) - p.unsqueeze(1)) ** 2).sum(-1)  # (B, m, N), exact differences
-        d, i = torch.topk(d2, k, dim=-1, largest=False, sorted=True)
-        dists.append(d)
-        idxs.append(i)
+        # candidates by the fast |q|² + |p|² − 2 q·p, then exact distances of the candidates decide the order
+        rough = (part**2).sum(-1, keepdim=True) + p_sq - 2.0 * part @ p.transpose(1, 2)
+        cand = torch.topk(rough, k + extra, dim=-1, largest=False, sorted=False).indices
+        exact = ((gather_points(p, cand) - part.unsqueeze(2)) ** 2).sum(-1)
+        order = torch.sort(exact, dim=-1, stable=True).indices[..., :k]
+        dists.append(torch.gather(exact, -1, order))
+        idxs.append(torch.gather(cand, -1, order))
     return torch.cat(dists, 1), torch.cat(idxs, 1)
 
 
@@ -165,3 +171,18 @@ def farthest_point_sample(points: Tensor, m: int, *, backend: Backend = "auto") 
         if which == "fpsample":
             return _fps_fpsample(points, m, start)
         return _fps_torch(points, m, start)
+
+
+def interpolate_features(
+    src_xyz: Tensor, src_features: Tensor, dst_xyz: Tensor, k: int = 3, *, backend: Backend = "auto"
+) -> Tensor:
+    """Inverse-distance weighted features of the ``k`` nearest source points (Point Transformer's transition-up,
+    used to carry a coarse level's features back to finer points for per-point segmentation).
+
+    src_xyz: (B, M, 3) float mm; src_features: (B, M, C); dst_xyz: (B, N, 3) float mm, same frame.
+    Returns (B, N, C). A destination point that coincides with a source point takes its features.
+    """
+    d2, idx = knn(dst_xyz, src_xyz, min(k, src_xyz.shape[1]), backend=backend)
+    weights = 1.0 / (d2.sqrt() + 1e-8)
+    weights = weights / weights.sum(-1, keepdim=True)
+    return (gather_points(src_features, idx) * weights.unsqueeze(-1).to(src_features.dtype)).sum(2)

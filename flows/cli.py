@@ -1,0 +1,61 @@
+"""``toothmcl-data build``: the curation flow from the command line (ephemeral Prefect, no server needed).
+
+Registered into the ``toothmcl-data`` app through the ``toothmcl_data.commands`` entry point, so the library
+itself never imports Prefect.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from toothmcl_data.cli.output import emit
+
+
+def build(
+    raw: Annotated[str, typer.Argument(help="Raw drop: a folder or an fsspec URL.")],
+    store: Annotated[Path, typer.Option(help="Dataset store to publish into (created when missing).")],
+    key_file: Annotated[Path | None, typer.Option(help="File holding the pseudonymisation key.")] = None,
+    key_env: Annotated[str | None, typer.Option(help="Environment variable holding the key.")] = None,
+    tag: Annotated[str | None, typer.Option(help="Tag for the new version.")] = None,
+    work: Annotated[Path | None, typer.Option(help="Working folder (default: STORE.work).")] = None,
+    audit: Annotated[Path | None, typer.Option(help="Restricted audit folder (default: STORE.audit).")] = None,
+    message: Annotated[str, typer.Option(help="Version message.")] = "curated with toothmcl",
+    source: Annotated[str, typer.Option(help="Where the data comes from (dataset card).")] = "",
+    licence: Annotated[str, typer.Option(help="Licence of the data (dataset card).")] = "",
+    dask_address: Annotated[str | None, typer.Option(help="Run tasks on this Dask scheduler (tcp://…).")] = None,
+    dask_workers: Annotated[
+        int, typer.Option(help="Run tasks on a Dask LocalCluster with this many workers (0: threads).")
+    ] = 0,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan the drop and report; write nothing.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Curate RAW (de-identify → register → pair) and publish a new version of STORE."""
+    from flows.curate import CurateParams, run_curate
+
+    params = CurateParams(
+        raw=raw,
+        store=str(store),
+        key_file=str(key_file) if key_file else None,
+        key_env=key_env,
+        work=str(work) if work else None,
+        audit=str(audit) if audit else None,
+        tag=tag,
+        message=message,
+        source=source,
+        licence=licence,
+    )
+    if dry_run:
+        from toothmcl_data.deid.run import plan_files
+
+        plan = plan_files(raw)
+        emit(
+            {"files": len(plan.records), "cases": len(plan.cases), "store": str(store), "written": False},
+            as_json=as_json,
+            title="build (dry run)",
+        )
+        return
+    result = run_curate(params, dask_address=dask_address, dask_workers=dask_workers)
+    emit(result, as_json=as_json, title=f"published into {store}")

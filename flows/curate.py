@@ -1,0 +1,260 @@
+"""The curation flow: raw drop → de-identify → register → pair → publish one immutable version.
+
+Thin wiring: each task is one library call. Tasks pass file references (case folders, record files), never large
+arrays. Cached tasks are keyed on the inputs' content hashes + the code version + the configuration, so a re-run
+skips every case already done; a case that fails a stage ends in the quarantine table with its reason while the
+others complete, and the version is published only when the run completes.
+
+    python -m flows.curate RAW --store STORE --key-file K            # or: toothmcl-data build …
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.context import TaskRunContext
+from prefect.futures import PrefectFuture
+from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import BaseModel, Field
+
+from toothmcl_data.deid.pseudonym import key_fingerprint, read_key
+from toothmcl_data.deid.run import deidentify_case, finish_drop, load_case_result, plan_files
+from toothmcl_data.errors import ToothmclError
+from toothmcl_data.io.case import load_case
+from toothmcl_data.io.group import DropPlan
+from toothmcl_data.pair import PairConfig, pair_case
+from toothmcl_data.provenance import code_version
+from toothmcl_data.register import RegisterConfig, cbct_surface, register_jaw
+from toothmcl_data.register.figures import registration_png
+from toothmcl_data.store import CaseRecord, Provenance, VersionInfo, publish
+from toothmcl_data.store.tables import read_parquet
+
+RECORDS = "records"
+FIGURES = "figures"
+
+
+class CurateParams(BaseModel):
+    """Flow parameters (validated by pydantic; they appear in the Prefect UI — no secrets here)."""
+
+    raw: str = Field(description="raw drop: folder or fsspec URL")
+    store: str = Field(description="dataset store: folder or URL")
+    key_file: str | None = Field(None, description="file holding the pseudonymisation key")
+    key_env: str | None = Field(None, description="environment variable holding the key (instead of key_file)")
+    work: str | None = Field(None, description="working folder for de-identified cases (default: STORE.work)")
+    audit: str | None = Field(None, description="restricted audit folder (default: STORE.audit)")
+    tag: str | None = Field(None, description="tag for the published version")
+    message: str = Field("curated with toothmcl", description="version message")
+    source: str = Field("", description="where the data comes from (dataset card)")
+    licence: str = Field("", description="licence of the data (dataset card)")
+
+    def folders(self) -> tuple[Path, Path]:
+        store = Path(self.store)
+        work = Path(self.work) if self.work else store.with_name(store.name + ".work")
+        audit = Path(self.audit) if self.audit else store.with_name(store.name + ".audit")
+        return work, audit
+
+
+def _config() -> dict[str, Any]:
+    return {"register": RegisterConfig().to_dict(), "pair": PairConfig().to_dict()}
+
+
+def _key(params: CurateParams) -> bytes:
+    return read_key(key_file=Path(params.key_file) if params.key_file else None, key_env=params.key_env)
+
+
+def _hash(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def _deid_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
+    raw_case = parameters["raw_case"]
+    files = sorted(f.sha256 for f in raw_case.files)
+    return "deid-" + _hash(files, parameters["fingerprint"], str(parameters["work"]), code_version())
+
+
+def _record_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
+    sources = json.loads((Path(parameters["case_dir"]) / "case.json").read_text())["sources"]
+    return "record-" + _hash(sources, str(parameters["case_dir"]), _config(), code_version())
+
+
+@task(
+    name="plan drop", retries=2, retry_condition_fn=lambda t, r, s: isinstance(s.data, OSError), cache_policy=NO_CACHE
+)
+def plan_task(raw: str) -> DropPlan:
+    return plan_files(raw)
+
+
+@task(name="de-identify case", cache_key_fn=_deid_key, persist_result=True)
+def deid_task(raw_case: Any, work: Path, audit: Path, key_ref: CurateParams, fingerprint: str) -> str:
+    """De-identify one case; returns only its pseudonym (results that name originals stay in the audit area,
+    never in Prefect's result storage)."""
+    return deidentify_case(raw_case, work, key=_key(key_ref), audit=audit).pseudonym
+
+
+@task(name="register and pair case", cache_key_fn=_record_key, persist_result=True)
+def record_task(case_dir: Path, work: Path) -> dict[str, Any]:
+    """Register both jaws, pair the teeth, save the case record; returns its file and QC summary (or the
+    reason it was quarantined)."""
+    case = load_case(case_dir)
+    summary: dict[str, Any] = {"pseudonym": case.pseudonym, "record": None, "verdicts": {}, "reason": ""}
+    try:
+        if case.cbct is None or not case.ios:
+            raise ToothmclError(f"case {case.pseudonym} needs a CBCT and at least one IOS jaw to be paired")
+        surface = cbct_surface(case.cbct, case.cbct_labels, where=f"case {case.pseudonym}")
+        registrations = {
+            jaw: register_jaw(case.cbct, mesh, cbct_labels=case.cbct_labels, surface=surface)
+            for jaw, mesh in case.ios.items()
+        }
+        result = pair_case(case, registrations, surface=surface)
+    except ToothmclError as err:
+        summary["reason"] = str(err)
+        return summary
+    for jaw, reg in registrations.items():
+        registration_png(case.cbct, case.ios[jaw], reg, work / FIGURES / f"{case.pseudonym}_{jaw}.png")
+    record = CaseRecord(case, registrations, result.pairs, result.teeth)
+    path = work / RECORDS / f"{case.pseudonym}.pkl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(pickle.dumps(record))
+    tmp.replace(path)
+    summary |= {
+        "record": str(path),
+        "verdicts": {j: r.verdict for j, r in registrations.items()},
+        "pairs": len(result.pairs),
+        "flags": list(result.flags),
+    }
+    return summary
+
+
+def _records(paths: list[str]) -> Any:
+    for path in paths:
+        yield pickle.loads(Path(path).read_bytes())
+
+
+@task(name="publish version", cache_policy=NO_CACHE)
+def publish_task(
+    params: CurateParams, records: list[str], quarantine: list[dict[str, Any]], fingerprint: str
+) -> VersionInfo:
+    work, _ = params.folders()
+    inventory = read_parquet((work / "tables" / "inventory.parquet").read_bytes()).to_pylist()
+    quarantine = read_parquet((work / "tables" / "quarantine.parquet").read_bytes()).to_pylist() + quarantine
+    provenance = Provenance(
+        code_version=code_version(),
+        config=_config(),
+        input_hashes={row["sha256"]: row["fate"] for row in inventory if "sha256" in row},
+        key_fingerprint=fingerprint,
+        source=params.source,
+        licence=params.licence,
+    )
+    return publish(
+        params.store,
+        _records(records),
+        message=params.message,
+        inventory=inventory,
+        quarantine=quarantine,
+        provenance=provenance,
+        tag=params.tag,
+    )
+
+
+@flow(name="curate", task_runner=ThreadPoolTaskRunner(max_workers=2), log_prints=True)  # type: ignore[arg-type]
+def curate(params: CurateParams) -> dict[str, Any]:
+    """Curate the drop ``params.raw`` into a new version of ``params.store``."""
+    logger = get_run_logger()
+    work, audit = params.folders()
+    work.mkdir(parents=True, exist_ok=True)
+    audit.mkdir(parents=True, exist_ok=True)
+    fingerprint = key_fingerprint(_key(params))
+    plan = plan_task(params.raw)
+    logger.info("drop: %d files, %d cases", len(plan.records), len(plan.cases))
+    deid = [deid_task.submit(case, work, audit, params, fingerprint) for case in plan.cases]
+    results = [load_case_result(work, audit, future.result()) for future in deid]
+    finish_drop(plan, results, work, audit)
+    written = [r for r in results if r.written]
+    records = [record_task.submit(work / "cases" / r.pseudonym, work) for r in written]
+    summaries = [f.result() for f in records]
+    futures: list[PrefectFuture[Any]] = [*deid, *records]
+    cached = sum(f.state.name == "Cached" for f in futures)
+    logger.info("%d of %d case tasks were cache hits", cached, len(deid) + len(records))
+    quarantine = [
+        {"sha256": "", "pseudonym": s["pseudonym"], "stage": "register/pair", "reason": s["reason"]}
+        for s in summaries
+        if s["record"] is None
+    ]
+    info = publish_task(params, [s["record"] for s in summaries if s["record"]], quarantine, fingerprint)
+    table = [
+        {
+            "case": s["pseudonym"],
+            "pairs": s.get("pairs", 0),
+            **{f"verdict_{j}": v for j, v in s["verdicts"].items()},
+            "quarantined": s["reason"],
+        }
+        for s in summaries
+    ]
+    create_table_artifact(key="cases", table=table, description=f"cases of version {info.id}")
+    create_table_artifact(
+        key="quarantine",
+        table=quarantine or [{"note": "no case quarantined at register/pair"}],
+        description="cases that could not be registered or paired",
+    )
+    from toothmcl_data.store import open_version
+
+    create_markdown_artifact(key="dataset-card", markdown=open_version(params.store, info.id).card_markdown())
+    return {
+        "version": info.id,
+        "content_hash": info.content_hash,
+        "tags": list(info.tags),
+        "cases": len(written),
+        "published": len(summaries) - len(quarantine),
+        "quarantined": len(quarantine),
+        "stats": info.stats,
+        "case_tasks": len(deid) + len(records),
+        "cache_hits": cached,
+    }
+
+
+def run_curate(params: CurateParams, *, dask_address: str | None = None, dask_workers: int = 0) -> dict[str, Any]:
+    """Run :func:`curate` on threads (default), on a Dask scheduler at ``dask_address``, or on a LocalCluster
+    of ``dask_workers`` single-threaded worker processes."""
+    if dask_address or dask_workers:
+        from prefect_dask import DaskTaskRunner
+
+        runner = (
+            DaskTaskRunner(address=dask_address)
+            if dask_address
+            else DaskTaskRunner(cluster_kwargs={"n_workers": dask_workers, "threads_per_worker": 1, "processes": True})
+        )
+        return curate.with_options(task_runner=runner)(params)  # type: ignore[arg-type]
+    return curate(params)
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="curate a raw drop into a new store version")
+    parser.add_argument("raw")
+    parser.add_argument("--store", required=True)
+    parser.add_argument("--key-file")
+    parser.add_argument("--key-env")
+    parser.add_argument("--tag")
+    parser.add_argument("--dask-address")
+    parser.add_argument("--dask-workers", type=int, default=0)
+    a = parser.parse_args()
+    print(
+        json.dumps(
+            run_curate(
+                CurateParams(raw=a.raw, store=a.store, key_file=a.key_file, key_env=a.key_env, tag=a.tag),
+                dask_address=a.dask_address,
+                dask_workers=a.dask_workers,
+            ),
+            indent=2,
+            default=str,
+        )
+    )

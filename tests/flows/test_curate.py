@@ -1,0 +1,69 @@
+"""The curation flow on a synthetic drop: publishes a version, a re-run is all cache hits, Dask gives the same
+content hash as threads, and the build CLI runs the same flow."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from flows.curate import CurateParams, run_curate
+from toothmcl_data.cli.app import app
+from toothmcl_data.store import list_versions, open_version
+from toothmcl_data.synth.config import SynthConfig
+from toothmcl_data.synth.drop import write_drop
+
+COARSE = SynthConfig(spacing_mm=0.8, ios_resolution_mm=0.6, nifti_fraction=0.0)
+
+
+@pytest.fixture(scope="module")
+def drop(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("synth")
+    write_drop(out, patients=3, seed=21, bad_fraction=0.34, config=COARSE)
+    return out / "drop"
+
+
+@pytest.fixture(scope="module")
+def threaded(drop: Path, key_file: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    base = tmp_path_factory.mktemp("threaded")
+    params = CurateParams(raw=str(drop), store=str(base / "store"), key_file=str(key_file), tag="v1")
+    first = run_curate(params)
+    second = run_curate(params)
+    return {"params": params, "first": first, "second": second}
+
+
+def test_flow_publishes_a_version_and_rerun_is_all_cache_hits(threaded: dict[str, Any]) -> None:
+    first, second = threaded["first"], threaded["second"]
+    assert first["cases"] == 3
+    assert first["published"] + first["quarantined"] == 3
+    assert first["cache_hits"] == 0
+    assert second["cache_hits"] == second["case_tasks"] == first["case_tasks"]
+    assert second["version"] == first["version"]  # nothing changed: no new commit
+    versions = list_versions(threaded["params"].store)
+    assert "v1" in {t for v in versions for t in v.tags}
+    reader = open_version(threaded["params"].store, "v1")
+    assert len(reader.case_ids()) == first["published"]
+    assert reader.table("inventory").num_rows > 100
+    assert len(reader.pairs()) > 0
+
+
+@pytest.mark.slow
+def test_dask_local_cluster_gives_the_same_content_hash(
+    drop: Path, key_file: Path, tmp_path: Path, threaded: dict[str, Any]
+) -> None:
+    params = CurateParams(raw=str(drop), store=str(tmp_path / "store"), key_file=str(key_file))
+    result = run_curate(params, dask_workers=2)
+    assert result["content_hash"] == threaded["first"]["content_hash"]
+
+
+def test_build_cli_runs_the_flow(drop: Path, key_file: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    dry = runner.invoke(
+        app, ["build", str(drop), "--store", str(tmp_path / "s"), "--key-file", str(key_file), "--dry-run", "--json"]
+    )
+    assert dry.exit_code == 0, dry.output
+    assert json.loads(dry.output)["cases"] == 3
+    assert not (tmp_path / "s").exists()

@@ -1,0 +1,126 @@
+"""Overlay pictures and the ``register`` command (NIfTI in → RAS transform out; DICOM → LPS)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from toothmcl_data.cli.app import app
+from toothmcl_data.errors import InputError, InputNotFoundError
+from toothmcl_data.io.meshwrite import write_ply
+from toothmcl_data.io.teeth3ds import write_teeth3ds_json
+from toothmcl_data.io.volume import write_nifti
+from toothmcl_data.register import register_jaw
+from toothmcl_data.register.figures import plane_contour, registration_png
+from toothmcl_data.register.surface import ToothSurface
+from toothmcl_data.synth.patient import SyntheticPatient
+from toothmcl_data.types import LPS_FROM_RAS
+
+runner = CliRunner()
+
+
+def test_plane_contour_of_a_tetrahedron() -> None:
+    v = np.array([[0.0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]])
+    f = np.array([[0, 1, 2], [0, 1, 3], [0, 2, 3], [1, 2, 3]], dtype=np.int32)
+    seg = plane_contour(v, f, axis=2, value=0.5)
+    assert seg.shape == (3, 2, 3)
+    np.testing.assert_allclose(seg[:, :, 2], 0.5)
+    assert plane_contour(v, f, axis=2, value=2.0).shape == (0, 2, 3)
+
+
+def test_registration_png(tmp_path: Path, coarse_patient: SyntheticPatient, labelled_surface: ToothSurface) -> None:
+    p = coarse_patient
+    reg = register_jaw(p.cbct, p.ios["upper"], cbct_labels=p.cbct_labels, surface=labelled_surface)
+    out = registration_png(p.cbct, p.ios["upper"], reg, tmp_path / "sub" / "reg.png")
+    assert out == tmp_path / "sub" / "reg.png"
+    with Image.open(out) as img:
+        assert img.size == (960, 800)
+        pixels = np.asarray(img.convert("RGB"))
+    cyan = (pixels[..., 0] < 60) & (pixels[..., 1] > 180) & (pixels[..., 2] > 200)
+    assert cyan.sum() > 500  # the scan's contour is drawn
+
+
+def _write_case(tmp_path: Path, p: SyntheticPatient) -> tuple[Path, Path, Path]:
+    cbct = write_nifti(tmp_path / "cbct.nii.gz", p.cbct)
+    labels = write_nifti(tmp_path / "labels.nii.gz", p.cbct_labels)
+    mesh = p.ios["lower"]
+    assert mesh.labels is not None
+    assert mesh.instances is not None
+    write_ply(tmp_path / "lower.ply", mesh.vertices, mesh.faces)
+    write_teeth3ds_json(
+        tmp_path / "lower.json", id_patient="x", jaw="lower", labels=mesh.labels, instances=mesh.instances
+    )
+    return cbct, labels, tmp_path / "lower.ply"
+
+
+def test_register_command_writes_a_ras_transform_for_nifti(tmp_path: Path, coarse_patient: SyntheticPatient) -> None:
+    cbct, labels, ios = _write_case(tmp_path, coarse_patient)
+    out = tmp_path / "out"
+    args = ["register", "--cbct", str(cbct), "--ios", str(ios), "--cbct-labels", str(labels), "--out", str(out)]
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["verdict"] == "pass"
+    assert report["world"] == "RAS"
+    saved = json.loads((out / "transform.json").read_text())
+    T = np.array(saved["ios_to_cbct"])
+    truth_ras = LPS_FROM_RAS @ coarse_patient.world_from_ios["lower"]
+    np.testing.assert_allclose(T[:3, :3], truth_ras[:3, :3], atol=2e-3)
+    np.testing.assert_allclose(T[:3, 3], truth_ras[:3, 3], atol=0.15)
+    assert saved["world"] == "RAS"
+    assert saved["jaw"] == "lower"
+    qc = json.loads((out / "qc.json").read_text())
+    assert qc["config"]["ios_points"] == 3000
+    assert qc["per_tooth_mm"]
+    assert (out / "registration.png").stat().st_size > 10_000
+
+
+def test_register_dry_run_writes_nothing(tmp_path: Path, coarse_patient: SyntheticPatient) -> None:
+    cbct, labels, ios = _write_case(tmp_path, coarse_patient)
+    out = tmp_path / "out"
+    args = ["register", "--cbct", str(cbct), "--ios", str(ios), "--cbct-labels", str(labels), "--out", str(out)]
+    result = runner.invoke(app, [*args, "--dry-run", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["dry_run"] is True
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("cbct_name", "error", "message"),
+    [
+        ("missing.nii.gz", InputNotFoundError, "no such file or folder; pass a DICOM series folder or a NIfTI file"),
+        ("volume.mha", InputError, "unsupported volume; expected a DICOM series folder or a NIfTI file"),
+    ],
+)
+def test_register_command_errors(tmp_path: Path, cbct_name: str, error: type, message: str) -> None:
+    if cbct_name.endswith(".mha"):
+        (tmp_path / cbct_name).write_bytes(b"ObjectType = Image\n")
+    result = runner.invoke(
+        app, ["register", "--cbct", str(tmp_path / cbct_name), "--ios", str(tmp_path / "x.ply"), "--out", str(tmp_path)]
+    )
+    assert result.exit_code != 0
+    assert isinstance(result.exception, error)
+    assert message in str(result.exception)
+
+
+def test_register_command_keeps_lps_for_a_dicom_series(tmp_path: Path, coarse_patient: SyntheticPatient) -> None:
+    from toothmcl_data.synth.dicom import write_series
+    from toothmcl_data.synth.identity import draw_identity
+
+    rng = np.random.default_rng(0)
+    write_series(tmp_path / "series", coarse_patient.cbct, draw_identity(rng, "k"), rng)
+    _, labels, ios = _write_case(tmp_path, coarse_patient)
+    out = tmp_path / "out"
+    args = ["register", "--cbct", str(tmp_path / "series"), "--ios", str(ios), "--cbct-labels", str(labels)]
+    result = runner.invoke(app, [*args, "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((out / "transform.json").read_text())
+    assert saved["world"] == "LPS"
+    np.testing.assert_allclose(
+        np.array(saved["ios_to_cbct"])[:3, 3], coarse_patient.world_from_ios["lower"][:3, 3], atol=0.15
+    )

@@ -1,0 +1,67 @@
+"""Write de-identified outputs: DICOM slices, NIfTI volumes, meshes and label sidecars, named by pseudonym only.
+
+Nothing of an input's text survives: NIfTI ``descrip``/``aux_file``/``intent_name`` are written empty, meshes
+are rewritten as binary PLY without ``comment``/``obj_info`` lines (so STL headers, PLY/OBJ comments and VTP
+field data are dropped), Teeth3DS sidecars get ``id_patient`` = the pseudonym, and every file and folder
+name comes from the pseudonym, the jaw or a remapped UID.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+
+import numpy as np
+import pydicom
+
+from toothmcl_data.deid.dicom import DeidContext, deidentify_dataset
+from toothmcl_data.errors import DeidError
+from toothmcl_data.io.meshwrite import write_ply
+from toothmcl_data.io.teeth3ds import write_teeth3ds_json
+from toothmcl_data.io.volume import write_nifti
+from toothmcl_data.types import Jaw, Mesh, Volume
+
+log = logging.getLogger(__name__)
+
+MESH_SUFFIX = "ply"
+
+
+def deidentify_dicom_bytes(data: bytes, ctx: DeidContext) -> tuple[str, bytes]:
+    """De-identify one DICOM file's bytes; returns (new SOPInstanceUID, the de-identified file's bytes)."""
+    ds = pydicom.dcmread(io.BytesIO(data))
+    deidentify_dataset(ds, ctx)
+    sop = str(ds.get("SOPInstanceUID", ""))
+    if not sop.startswith("2.25."):
+        raise DeidError(f"de-identified DICOM has SOPInstanceUID {sop!r}, expected a remapped 2.25. UID")
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return sop, buffer.getvalue()
+
+
+def write_dicom(folder: Path, data: bytes, ctx: DeidContext) -> Path:
+    """De-identify ``data`` (one DICOM file) into ``folder/<new SOPInstanceUID>.dcm``."""
+    sop, out = deidentify_dicom_bytes(data, ctx)
+    path = folder / f"{sop}.dcm"
+    path.write_bytes(out)
+    return path
+
+
+def write_volume(path: Path, volume: Volume) -> Path:
+    """Write the CBCT as NIfTI (RAS on disk) with every header text field empty."""
+    return write_nifti(path, volume)
+
+
+def write_ios(folder: Path, jaw: Jaw, mesh: Mesh, pseudonym: str) -> tuple[Path, Path | None]:
+    """Write ``folder/<jaw>.ply`` (binary, no comments) and, when labelled, ``folder/<jaw>.json`` (Teeth3DS).
+
+    mesh: vertices (n, 3) float64 mm in the scan's own frame (stored as float32, vertex order kept), FDI labels.
+    """
+    mesh_path = folder / f"{jaw}.{MESH_SUFFIX}"
+    write_ply(mesh_path, mesh.vertices, mesh.faces)
+    if mesh.labels is None:
+        return mesh_path, None
+    instances = mesh.instances if mesh.instances is not None else np.zeros(len(mesh.labels), dtype=np.int16)
+    side = folder / f"{jaw}.json"
+    write_teeth3ds_json(side, id_patient=pseudonym, jaw=jaw, labels=mesh.labels, instances=instances)
+    return mesh_path, side

@@ -1,0 +1,368 @@
+"""De-identify a whole drop, or one case at a time (what a flow task runs).
+
+``plan_files`` (discover + group + match, nothing written) → ``deidentify_case`` per :class:`RawCase`
+(reads, checks, de-identifies, writes ``DIR/cases/<pseudonym>/`` atomically: built in a temporary folder and
+renamed, so a case folder appears complete or not at all) → ``finish_drop`` (tables). ``deidentify_drop``
+composes them. Layout of ``DIR``::
+
+    cases/<pseudonym>/cbct/<new SOPInstanceUID>.dcm    de-identified DICOM series   (or)
+    cases/<pseudonym>/cbct.nii.gz                      de-identified NIfTI, RAS on disk
+    cases/<pseudonym>/ios/<jaw>.ply + <jaw>.json       mesh + Teeth3DS sidecar (FDI, id_patient = pseudonym)
+    cases/<pseudonym>/case.json                        pseudonym, sources (role → sha256), CBCT geometry, jaws
+    tables/inventory.parquet, quarantine.parquet, cases.parquet
+
+The audit area (default: ``<DIR>-audit`` beside ``DIR``, never inside it) holds what names originals:
+``inventory.parquet`` with paths and identities, ``pseudonyms.csv``, ``cases/<pseudonym>.json``.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import shutil
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from toothmcl_data.deid.dicom import DeidContext
+from toothmcl_data.deid.files import write_dicom, write_ios, write_volume
+from toothmcl_data.deid.pseudonym import check_key, day_shift, key_fingerprint, pseudonym
+from toothmcl_data.deid.table import DeidOptions
+from toothmcl_data.errors import DeidError, InputError, LabelSchemeError
+from toothmcl_data.io.dicom import read_series
+from toothmcl_data.io.discover import FileRecord, discover
+from toothmcl_data.io.fs import Source, open_source
+from toothmcl_data.io.group import DropPlan, RawCase, plan_units
+from toothmcl_data.io.inventory import Fate, redact, ref, write_inventory, write_table
+from toothmcl_data.io.match import Unit, read_manifest
+from toothmcl_data.io.mesh import read_mesh
+from toothmcl_data.io.volume import read_volume
+from toothmcl_data.types import Jaw, Mesh, Volume
+
+log = logging.getLogger(__name__)
+
+_CASE_SCHEMA = pa.schema(
+    [
+        ("pseudonym", pa.string()),
+        ("modalities", pa.list_(pa.string())),
+        ("cbct_format", pa.string()),
+        ("cbct_shape", pa.list_(pa.int64())),
+        ("cbct_spacing", pa.list_(pa.float64())),
+        ("jaws", pa.list_(pa.string())),
+        ("sources", pa.string()),
+        ("matched_by", pa.string()),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    """What :func:`deidentify_case` did. ``fates`` by input path (audit side); ``row``: the cases.parquet row."""
+
+    pseudonym: str
+    written: bool
+    fates: Mapping[str, Fate]
+    row: Mapping[str, Any] | None
+    audit: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DeidSummary:
+    """What :func:`deidentify_drop` wrote. ``fates``: number of input files per fate."""
+
+    out: Path
+    audit: Path
+    files: int
+    cases: int
+    fates: Mapping[str, int]
+    conflicts: int
+    key_fingerprint: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "out": str(self.out),
+            "audit": str(self.audit),
+            "files": self.files,
+            "cases": self.cases,
+            "fates": dict(self.fates),
+            "conflicts": self.conflicts,
+            "key_fingerprint": self.key_fingerprint,
+        }
+
+
+def default_audit(out: Path) -> Path:
+    """``<out>-audit`` beside ``out``."""
+    out = Path(out).absolute()
+    return out.with_name(f"{out.name}-audit")
+
+
+def _check_places(source: Source, out: Path, audit: Path) -> None:
+    out, audit = Path(out).absolute(), Path(audit).absolute()
+    if audit == out or out in audit.parents:
+        raise DeidError(f"audit area {audit} lies inside the output {out}; it names originals — put it outside")
+    if source.is_local:
+        raw = Path(source.root).absolute()
+        if out == raw or raw in out.parents:
+            raise DeidError(f"output {out} lies inside the raw drop {raw}; choose a folder outside the drop")
+
+
+def plan_files(
+    raw: str | Path, *, manifest: Path | None = None, progress: Callable[[int], None] | None = None
+) -> DropPlan:
+    """Discover, group and match the drop at ``raw`` (path or fsspec URL); writes nothing."""
+    source = open_source(raw)
+    records = discover(source, progress=progress)
+    return plan_units(source, records, read_manifest(manifest) if manifest else None)
+
+
+def plan_drop(raw: str | Path, *, manifest: Path | None = None) -> list[RawCase]:
+    """The raw cases of a drop (see :func:`plan_files` for the files that belong to no case)."""
+    return list(plan_files(raw, manifest=manifest).cases)
+
+
+def _combined(records: Sequence[FileRecord]) -> str:
+    if len(records) == 1:
+        return records[0].sha256
+    return hashlib.sha256("\n".join(sorted(r.sha256 for r in records)).encode()).hexdigest()
+
+
+class _CaseWriter:
+    """State of one case while it is processed: fates, sources, redaction roots."""
+
+    def __init__(self, raw: RawCase, pn: str) -> None:
+        self.raw, self.pn = raw, pn
+        self.fates: dict[str, Fate] = {}
+        self.roots = [raw.source.root]
+
+    def note(self, unit: Unit) -> str:
+        m = self.raw.matches.get(unit.key)
+        return f"matched by {m.how}; another source disagreed (see audit)" if m and m.conflict else ""
+
+    def used(self, unit: Unit, role: str) -> None:
+        for n, r in enumerate(unit.files):
+            self.fates[r.path] = Fate(
+                "used",
+                case=self.pn,
+                role=role if n == 0 or unit.kind != "mesh" else f"{role}:labels",
+                reason=self.note(unit),
+                patient=self.raw.patient,
+            )
+
+    def quarantine(self, unit: Unit, problem: str) -> None:
+        refs = ", ".join(ref(r) for r in unit.files[:3]) + (" …" if len(unit.files) > 3 else "")
+        public = redact(f"{unit.kind} {refs}: {problem}", self.raw.files, self.roots)
+        for r in unit.files:
+            self.fates[r.path] = Fate(
+                "quarantined", case=self.pn, reason=public, detail=f"{r.path}: {problem}", patient=self.raw.patient
+            )
+
+
+def _read_cbct(unit: Unit, source: Source) -> Volume:
+    with ExitStack() as stack:
+        paths = [stack.enter_context(source.local_path(r.path)) for r in unit.files]
+        return read_series(paths) if unit.kind == "series" else read_volume(paths[0], fmt=unit.files[0].fmt)
+
+
+def _read_ios(unit: Unit, source: Source) -> Mesh:
+    with ExitStack() as stack:
+        mesh_path = stack.enter_context(source.local_path(unit.files[0].path))
+        side = stack.enter_context(source.local_path(unit.files[1].path)) if len(unit.files) > 1 else None
+        return read_mesh(mesh_path, labels=side)
+
+
+def _cbct(w: _CaseWriter, tmp: Path, ctx: DeidContext) -> dict[str, Any]:
+    info: dict[str, Any] = {}
+    source = w.raw.source
+    for unit in w.raw.cbct:
+        first = unit.files[0].dicom
+        if unit.kind == "series" and first is not None and "LOCALIZER" in first.image_type:
+            w.quarantine(unit, f"localizer series of {len(unit.files)} files (ImageType LOCALIZER), not a CBCT volume")
+            continue
+        if info:
+            w.quarantine(unit, f"a second CBCT for this case; {info['ref']} was already used — one CBCT per case")
+            continue
+        try:
+            volume = _read_cbct(unit, source)
+            if unit.kind == "series":
+                (tmp / "cbct").mkdir()
+                for r in unit.files:
+                    write_dicom(tmp / "cbct", source.read_bytes(r.path), ctx)
+            else:
+                write_volume(tmp / "cbct.nii.gz", volume)
+        except (InputError, DeidError, ValueError, TypeError, KeyError, AttributeError, OSError) as err:
+            shutil.rmtree(tmp / "cbct", ignore_errors=True)
+            w.quarantine(unit, str(err))
+            continue
+        w.used(unit, "cbct")
+        info = {
+            "ref": ref(unit.files[0]),
+            "format": "dicom" if unit.kind == "series" else unit.files[0].fmt,
+            "shape": list(volume.shape),
+            "spacing": [round(s, 6) for s in volume.spacing],
+            "source": _combined(unit.files),
+        }
+    return info
+
+
+def _ios(w: _CaseWriter, tmp: Path) -> dict[Jaw, str]:
+    found: dict[Jaw, list[tuple[Unit, Mesh]]] = {}
+    for unit in w.raw.ios:
+        try:
+            mesh = _read_ios(unit, w.raw.source)
+        except (InputError, LabelSchemeError, ValueError, IndexError) as err:
+            w.quarantine(unit, str(err))
+            continue
+        if mesh.jaw is None:
+            w.quarantine(unit, "cannot tell the jaw: no sidecar 'jaw', no FDI labels, no upper/lower in the name")
+            continue
+        found.setdefault(mesh.jaw, []).append((unit, mesh))
+    sources: dict[Jaw, str] = {}
+    for jaw, items in sorted(found.items()):
+        if len(items) > 1:
+            refs = ", ".join(ref(u.files[0]) for u, _ in items)
+            for unit, _ in items:
+                w.quarantine(
+                    unit,
+                    f"{len(items)} scans ({refs}) claim the {jaw} jaw of one case; expected one — "
+                    "remove the wrong one or assign it with a manifest",
+                )
+            continue
+        unit, mesh = items[0]
+        (tmp / "ios").mkdir(exist_ok=True)
+        write_ios(tmp / "ios", jaw, mesh, w.pn)
+        w.used(unit, f"ios:{jaw}")
+        sources[jaw] = unit.files[0].sha256
+    return sources
+
+
+def deidentify_case(
+    raw_case: RawCase, out: Path, *, key: bytes, audit: Path | None = None, options: DeidOptions = DeidOptions()
+) -> CaseResult:
+    """Read, check, de-identify and write one case under ``out/cases/<pseudonym>/`` (atomically).
+
+    Inputs that fail a check are quarantined (reason in the result's fates); the case folder is written when
+    at least a CBCT or one jaw came through. ``audit`` (when given) receives ``cases/<pseudonym>.json``.
+    """
+    check_key(key)
+    out = Path(out)
+    pn = pseudonym(key, raw_case.patient)
+    ctx = DeidContext(key=key, pseudonym=pn, day_shift=day_shift(key, raw_case.patient), options=options)
+    w = _CaseWriter(raw_case, pn)
+    cases = out / "cases"
+    tmp = cases / f".tmp-{pn}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    cbct = _cbct(w, tmp, ctx)
+    jaws = _ios(w, tmp)
+    sources = ({"cbct": cbct["source"]} if cbct else {}) | {f"ios:{j}": h for j, h in jaws.items()}
+    row: dict[str, Any] | None = None
+    if sources:
+        row = {
+            "pseudonym": pn,
+            "modalities": (["cbct"] if cbct else []) + (["ios"] if jaws else []),
+            "cbct_format": cbct.get("format", ""),
+            "cbct_shape": cbct.get("shape", []),
+            "cbct_spacing": cbct.get("spacing", []),
+            "jaws": sorted(jaws),
+            "sources": json.dumps(sources, sort_keys=True),
+            "matched_by": ",".join(sorted({m.how for m in raw_case.matches.values()})),
+        }
+        doc = {k: v for k, v in row.items() if k != "sources"} | {"sources": sources, "format_version": 1}
+        (tmp / "case.json").write_text(json.dumps(doc, sort_keys=True, indent=1) + "\n", encoding="utf-8")
+        final = cases / pn
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
+    else:
+        shutil.rmtree(tmp)
+    record = {
+        "pseudonym": pn,
+        "patient": raw_case.patient,
+        "day_shift": ctx.day_shift,
+        "written": row is not None,
+        "conflicts": sorted({m.conflict for m in raw_case.matches.values() if m.conflict}),
+        "files": [{"path": p, **asdict(f)} for p, f in sorted(w.fates.items())],
+    }
+    if audit is not None:
+        (Path(audit) / "cases").mkdir(parents=True, exist_ok=True)
+        (Path(audit) / "cases" / f"{pn}.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    return CaseResult(pseudonym=pn, written=row is not None, fates=w.fates, row=row, audit=record)
+
+
+def load_case_result(out: Path, audit: Path, pseudonym_: str) -> CaseResult:
+    """The :class:`CaseResult` of a case already de-identified into ``out`` with its audit record in ``audit``
+    (so an orchestrator can pass pseudonyms between tasks instead of results that carry identity)."""
+    record_path = Path(audit) / "cases" / f"{pseudonym_}.json"
+    if not record_path.is_file():
+        raise DeidError(f"{record_path}: no audit record for case {pseudonym_}; de-identify the case again")
+    record = json.loads(record_path.read_text(encoding="utf-8"))
+    fates = {f["path"]: Fate(**{k: v for k, v in f.items() if k != "path"}) for f in record["files"]}
+    row: dict[str, Any] | None = None
+    if record["written"]:
+        doc = json.loads((Path(out) / "cases" / pseudonym_ / "case.json").read_text(encoding="utf-8"))
+        row = {k: v for k, v in doc.items() if k != "format_version"} | {
+            "sources": json.dumps(doc["sources"], sort_keys=True)
+        }
+    return CaseResult(pseudonym=pseudonym_, written=bool(record["written"]), fates=fates, row=row, audit=record)
+
+
+def finish_drop(plan: DropPlan, results: Sequence[CaseResult], out: Path, audit: Path) -> dict[str, int]:
+    """Write the tables for a planned drop and its case results; returns the number of files per fate."""
+    fates: dict[str, Fate] = dict(plan.fates)
+    for result in results:
+        fates.update(result.fates)
+    counts = write_inventory(Path(out) / "tables", Path(audit), plan.records, fates)
+    rows = sorted((dict(r.row) for r in results if r.row is not None), key=lambda r: r["pseudonym"])
+    write_table(Path(out) / "tables" / "cases.parquet", rows, _CASE_SCHEMA)
+    with (Path(audit) / "pseudonyms.csv").open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["patient", "pseudonym", "day_shift", "written"])
+        for r in sorted(results, key=lambda r: r.pseudonym):
+            writer.writerow([r.audit.get("patient", ""), r.pseudonym, r.audit.get("day_shift", ""), r.written])
+    return counts
+
+
+def deidentify_drop(
+    raw: str | Path,
+    out: Path,
+    *,
+    key: bytes,
+    audit: Path | None = None,
+    options: DeidOptions = DeidOptions(),
+    manifest: Path | None = None,
+    plan: DropPlan | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> DeidSummary:
+    """De-identify the drop at ``raw`` into ``out`` (layout in the module docstring).
+
+    ``plan``: a :func:`plan_files` result for ``raw`` already made (else it is made here, with ``manifest``).
+    ``progress(done, total)`` is called after each case.
+    """
+    check_key(key)
+    out = Path(out).absolute()
+    audit = Path(audit).absolute() if audit is not None else default_audit(out)
+    plan = plan if plan is not None else plan_files(raw, manifest=manifest)
+    _check_places(plan.source, out, audit)
+    out.mkdir(parents=True, exist_ok=True)
+    audit.mkdir(parents=True, exist_ok=True)
+    results = []
+    for n, case in enumerate(plan.cases, start=1):
+        results.append(deidentify_case(case, out, key=key, audit=audit, options=options))
+        if progress is not None:
+            progress(n, len(plan.cases))
+    counts = finish_drop(plan, results, out, audit)
+    conflicts = sum(len(r.audit.get("conflicts", [])) for r in results)
+    return DeidSummary(
+        out=out,
+        audit=audit,
+        files=len(plan.records),
+        cases=sum(r.written for r in results),
+        fates=counts,
+        conflicts=conflicts,
+        key_fingerprint=key_fingerprint(key),
+    )

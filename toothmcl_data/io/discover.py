@@ -1,0 +1,185 @@
+"""Find every file of a drop, hash it, and say what it is from its content (DICOM never by extension).
+
+Kinds: ``dicom`` (``DICM`` at byte 128), ``volume`` (NIfTI-1/2 plain or gzipped, MetaImage ``.mha``, NRRD),
+``mesh`` (PLY / VTP by magic, binary STL by its size law ``84 + 50·n``, ASCII STL ``solid``, OBJ by its
+``v``/``f`` records; an emptied mesh file is recognised by its suffix), ``sidecar`` (a JSON object with
+Teeth3DS keys), ``empty`` (0 bytes), ``other`` (anything else: not medical data).
+
+DICOM records carry the header facts grouping and matching need (read with ``stop_before_pixels``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Literal
+
+import pydicom
+from pydicom.errors import InvalidDicomError
+
+from toothmcl_data.io.fs import Source
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["dicom", "volume", "mesh", "sidecar", "empty", "other"]
+_MESH_SUFFIXES = {".stl": "stl", ".ply": "ply", ".obj": "obj", ".vtp": "vtp"}
+_SIDECAR_KEYS = {"labels", "jaw"}
+
+
+@dataclass(frozen=True)
+class DicomInfo:
+    """Header facts of one DICOM file (identity stays in memory and the audit area only)."""
+
+    patient_id: str
+    patient_name: str
+    study_uid: str
+    series_uid: str
+    sop_uid: str
+    modality: str
+    image_type: tuple[str, ...]
+    frames: int
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """One input file. ``path``: relative POSIX path in the drop; ``sha256``: hex digest of the content.
+
+    ``fmt``: ``dicom``, ``nifti``, ``mha``, ``nrrd``, ``stl``, ``ply``, ``obj``, ``vtp``, ``json`` or ``""``.
+    ``header_id``: identity in the file's own header (DICOM PatientID, Teeth3DS ``id_patient``), or None.
+    """
+
+    path: str
+    size: int
+    sha256: str
+    kind: Kind
+    fmt: str
+    dicom: DicomInfo | None = None
+    header_id: str | None = None
+    note: str = ""
+
+    @property
+    def name(self) -> str:
+        return PurePosixPath(self.path).name
+
+
+def _is_nifti_header(head: bytes) -> bool:
+    if len(head) < 348:
+        return False
+    size_le = int.from_bytes(head[:4], "little")
+    size_be = int.from_bytes(head[:4], "big")
+    if 348 in (size_le, size_be):
+        return head[344:348] in (b"n+1\x00", b"ni1\x00")
+    return 540 in (size_le, size_be) and head[4:8] in (b"n+2\x00", b"ni2\x00")
+
+
+def _gunzip_head(data: bytes, n: int = 544) -> bytes:
+    try:
+        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data, n)
+    except zlib.error:
+        return b""
+
+
+def _dicom_info(data: bytes) -> DicomInfo | None:
+    try:
+        ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
+    except (InvalidDicomError, OSError, EOFError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return DicomInfo(
+        patient_id=str(ds.get("PatientID", "") or ""),
+        patient_name=str(ds.get("PatientName", "") or ""),
+        study_uid=str(ds.get("StudyInstanceUID", "") or ""),
+        series_uid=str(ds.get("SeriesInstanceUID", "") or ""),
+        sop_uid=str(ds.get("SOPInstanceUID", "") or ""),
+        modality=str(ds.get("Modality", "") or ""),
+        image_type=tuple(str(v) for v in (ds.get("ImageType") or ())),
+        frames=int(ds.get("NumberOfFrames", 1) or 1),
+    )
+
+
+def _sidecar_id(data: bytes) -> tuple[bool, str | None]:
+    try:
+        doc = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return False, None
+    if not isinstance(doc, dict) or not set(doc) >= _SIDECAR_KEYS:
+        return False, None
+    ident = doc.get("id_patient")
+    return True, str(ident) if isinstance(ident, str | int) and str(ident).strip() else None
+
+
+def _is_obj(head: bytes) -> bool:
+    text = head.decode("latin-1")
+    lines = [line.strip() for line in text.splitlines()[:-1]]
+    return any(line.startswith("v ") for line in lines) and all(
+        not line or line[0] in "#vfgosmu" for line in lines[:50]
+    )
+
+
+def sniff(name: str, data: bytes) -> tuple[Kind, str]:
+    """(kind, format) of a file from its content; the name's suffix only breaks ties for emptied meshes."""
+    suffix = PurePosixPath(name).suffix.lower()
+    if not data:
+        return "empty", ""
+    head = data[:4096]
+    if head[128:132] == b"DICM":
+        return "dicom", "dicom"
+    if head[:2] == b"\x1f\x8b":
+        return ("volume", "nifti") if _is_nifti_header(_gunzip_head(data)) else ("other", "")
+    if _is_nifti_header(head):
+        return "volume", "nifti"
+    if head.startswith(b"NRRD"):
+        return "volume", "nrrd"
+    if head.lstrip().startswith(b"ObjectType") and b"ElementDataFile" in data[:8192]:
+        return "volume", "mha"
+    if head.startswith(b"ply"):
+        return "mesh", "ply"
+    if head.lstrip().startswith(b"<") and b"PolyData" in head:
+        return "mesh", "vtp"
+    if len(data) >= 84 and len(data) == 84 + 50 * int.from_bytes(data[80:84], "little"):
+        return "mesh", "stl"
+    if head.lstrip().startswith(b"solid") and b"facet" in head:
+        return "mesh", "stl"
+    if head.lstrip().startswith(b"{"):
+        ok, _ = _sidecar_id(data)
+        return ("sidecar", "json") if ok else ("other", "json")
+    if _is_obj(head):
+        return "mesh", "obj"
+    if suffix in _MESH_SUFFIXES:
+        return "mesh", _MESH_SUFFIXES[suffix]
+    return "other", ""
+
+
+def describe(path: str, data: bytes) -> FileRecord:
+    """A :class:`FileRecord` for one file's bytes."""
+    kind, fmt = sniff(path, data)
+    digest = hashlib.sha256(data).hexdigest()
+    info = _dicom_info(data) if kind == "dicom" else None
+    header_id: str | None = None
+    note = ""
+    if kind == "dicom":
+        if info is None:
+            note = "DICOM preamble but the header cannot be parsed"
+        else:
+            header_id = info.patient_id or None
+    elif kind == "sidecar":
+        header_id = _sidecar_id(data)[1]
+    return FileRecord(
+        path=path, size=len(data), sha256=digest, kind=kind, fmt=fmt, dicom=info, header_id=header_id, note=note
+    )
+
+
+def discover(source: Source, *, progress: Callable[[int], None] | None = None) -> list[FileRecord]:
+    """Read every file of ``source`` once: hash, kind, header facts. Sorted by path."""
+    records: list[FileRecord] = []
+    for n, rel in enumerate(source.list_files(), start=1):
+        records.append(describe(rel, source.read_bytes(rel)))
+        if progress is not None:
+            progress(n)
+    log.info("discovered %d files under %s", len(records), source.url)
+    return records

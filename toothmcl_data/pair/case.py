@@ -1,0 +1,224 @@
+"""Pair one case at the tooth level: for every FDI tooth in both modalities, a CBCT crop and IOS points."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from toothmcl_data.errors import RegistrationError
+from toothmcl_data.fdi import tooth
+from toothmcl_data.pair import consistency, teeth, transfer
+from toothmcl_data.register.config import PairConfig
+from toothmcl_data.register.jaw import vertex_normals
+from toothmcl_data.register.surface import ToothSurface, cbct_surface
+from toothmcl_data.types import Case, Jaw, Mesh, Registration, ToothPair, Volume, apply_transform
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, eq=False)
+class PairResult:
+    """Pairs of one case, its tooth table rows, label-transfer coverage per jaw and FDI, and case findings."""
+
+    pairs: list[ToothPair]
+    teeth: list[dict[str, Any]]
+    coverage: dict[str, dict[int, float]] = field(default_factory=dict)
+    flags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class _Jaw:
+    """One registered scan in CBCT world: vertices/normals (n, 3) LPS mm, effective FDI labels (n,)."""
+
+    jaw: Jaw
+    registration: Registration
+    vertices: NDArray[np.float64]
+    normals: NDArray[np.float64]
+    labels: NDArray[np.int16]
+    bright: NDArray[np.bool_]
+    findings: dict[int, list[str]]
+    flags: list[str]
+
+
+def _register_view(
+    case: Case, jaw: Jaw, mesh: Mesh, reg: Registration, surface: ToothSurface, config: PairConfig
+) -> _Jaw:
+    cbct = case.cbct
+    if cbct is None:  # checked by the caller
+        raise RegistrationError(f"case {case.pseudonym}: no CBCT")
+    T = reg.world_from_ios
+    v = apply_transform(T, mesh.vertices)
+    n = vertex_normals(mesh) @ T[:3, :3].T
+    flags: list[str] = []
+    from_cbct = None
+    if case.cbct_labels is not None:
+        from_cbct = transfer.labels_from_cbct(cbct, case.cbct_labels, v, n, surface.level, config.surface_gate_mm)
+    bright = transfer.tooth_bright(cbct, v, n, surface.level, config.surface_gate_mm)
+    findings: dict[int, list[str]] = {}
+    if mesh.labels is not None and np.any(mesh.labels > 0):
+        labels = np.asarray(mesh.labels, dtype=np.int16)
+        if from_cbct is not None:
+            findings = consistency.against_cbct(labels, from_cbct, config.min_agreement)
+        centres = {int(f): v[labels == f].mean(axis=0) for f in np.unique(labels) if f > 0}
+        for f, extra in consistency.against_anatomy(centres, jaw).items():
+            findings.setdefault(f, []).extend(x for x in extra if x not in findings.get(f, []))
+        flags += consistency.jaw_findings(findings, len(centres))
+    elif from_cbct is not None:
+        labels = from_cbct
+        flags.append("labels_from_cbct")
+    else:
+        labels = np.zeros(len(v), dtype=np.int16)
+        flags.append("no_labels")
+    if reg.verdict == "fail":
+        flags.append("registration_fail")
+    return _Jaw(jaw, reg, v, n, labels, bright, findings, flags)
+
+
+def _row(case: Case, fdi: int, **values: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "case": case.pseudonym,
+        "fdi": fdi,
+        "centroid_cbct_mm": None,
+        "centroid_ios_mm": None,
+        "extent_mm": None,
+        "residual_mm": None,
+        "flags": [],
+        "in_cbct": False,
+        "in_ios": False,
+        "paired": False,
+    }
+    row.update(values)
+    return row
+
+
+def _label_crop(
+    case: Case,
+    view: _Jaw,
+    crop: NDArray[np.int16],
+    world_from_crop: NDArray[np.float64],
+    level: float,
+    config: PairConfig,
+) -> NDArray[np.int16]:
+    if case.cbct_labels is not None:
+        return teeth.resample(case.cbct_labels, world_from_crop, config.crop_shape, labels=True)
+    grid = Volume(crop, world_from_crop)
+    return transfer.labels_from_ios(grid, view.vertices, view.labels, level, config.project_mm)
+
+
+def _tooth(
+    case: Case,
+    fdi: int,
+    view: _Jaw | None,
+    surface: ToothSurface,
+    boxes: dict[int, tuple[NDArray[np.float64], NDArray[np.float64]]],
+    config: PairConfig,
+) -> tuple[dict[str, Any], ToothPair | None]:
+    cbct = case.cbct
+    if cbct is None:
+        raise RegistrationError(f"case {case.pseudonym}: no CBCT")
+    flags: list[str] = []
+    centre_cbct, extent = boxes.get(fdi, (None, None))
+    sel = np.zeros(0, dtype=bool) if view is None else view.labels == fdi
+    n_ios = int(sel.sum())
+    in_ios = n_ios >= config.min_vertices
+    in_cbct = centre_cbct is not None
+    if view is not None and case.cbct_labels is None and in_ios:
+        in_cbct = float(np.mean(view.bright[sel])) >= 0.5
+    residual = None if view is None else view.registration.per_tooth_mm.get(fdi)
+    centroid_ios = view.vertices[sel].mean(axis=0) if view is not None and n_ios else None
+    if view is not None:
+        flags += view.findings.get(fdi, [])
+        flags += [f for f in view.flags if f in ("registration_fail", "mirror")]
+    if in_ios and not in_cbct:
+        flags.append("not_in_cbct")
+    if in_cbct and not in_ios:
+        flags.append("not_in_ios")
+    paired = in_ios and in_cbct and not flags
+    row = _row(
+        case,
+        fdi,
+        centroid_cbct_mm=None if centre_cbct is None else [float(x) for x in centre_cbct],
+        centroid_ios_mm=None if centroid_ios is None else [float(x) for x in centroid_ios],
+        extent_mm=None if extent is None else [float(x) for x in extent],
+        residual_mm=residual,
+        flags=flags,
+        in_cbct=bool(in_cbct),
+        in_ios=bool(in_ios),
+        paired=bool(paired),
+    )
+    if not paired or view is None:
+        return row, None
+    crown = view.vertices[sel]
+    occlusal = np.array([0.0, 0.0, -1.0 if tooth(fdi).jaw == "upper" else 1.0])
+    if centre_cbct is None:
+        centre_cbct = teeth.crown_centre(crown, occlusal, config.crop_mm)
+    else:
+        centre_cbct = teeth.keep_crown(centre_cbct, crown, occlusal, config.crop_mm)
+    world_from_crop = teeth.crop_affine(centre_cbct, config.crop_shape, config.spacing_mm)
+    crop = teeth.resample(cbct, world_from_crop, config.crop_shape, labels=False)
+    label_crop = _label_crop(case, view, crop, world_from_crop, surface.level, config)
+    points = teeth.tooth_points(crown, view.normals[sel], config.points)
+    pair_flags = tuple(view.flags)
+    return row, ToothPair(case.pseudonym, fdi, crop, label_crop, world_from_crop, points, pair_flags)
+
+
+def pair_case(
+    case: Case,
+    registrations: dict[Jaw, Registration],
+    config: PairConfig | None = None,
+    *,
+    surface: ToothSurface | None = None,
+) -> PairResult:
+    """Tooth pairs, tooth table rows and label-transfer coverage of one registered case.
+
+    registrations: per jaw, ``world_from_ios`` of ``case.ios[jaw]`` into the CBCT's LPS world. A tooth is
+    paired only when it is in both modalities, its registration did not fail and no consistency finding
+    (swap, mirror, jaw mix-up, side, order) touches it. surface: the CBCT crown surface if already extracted.
+    """
+    config = config or PairConfig()
+    if case.cbct is None:
+        raise RegistrationError(
+            f"case {case.pseudonym}: has no CBCT, so no tooth can be paired; pair only cases with a readable CBCT"
+        )
+    surface = surface or cbct_surface(case.cbct, case.cbct_labels, where=f"case {case.pseudonym}")
+    views: dict[Jaw, _Jaw] = {}
+    for jaw, reg in registrations.items():
+        mesh = case.ios.get(jaw)
+        if mesh is None:
+            raise RegistrationError(
+                f"case {case.pseudonym}: a registration for the {jaw} jaw was given but the case has no {jaw} scan"
+            )
+        views[jaw] = _register_view(case, jaw, mesh, reg, surface, config)
+    boxes = teeth.label_boxes(case.cbct_labels) if case.cbct_labels is not None else {}
+    fdis: set[int] = set(boxes)
+    for seen in views.values():
+        fdis |= {int(f) for f in np.unique(seen.labels) if f > 0}
+    rows: list[dict[str, Any]] = []
+    pairs: list[ToothPair] = []
+    for fdi in sorted(fdis):
+        try:
+            jaw = tooth(fdi).jaw
+        except ValueError:
+            continue
+        # A tooth labelled in the other jaw's scan (jaw mix-up) is reported with that scan.
+        view: _Jaw | None = views.get(jaw)
+        other = [v for v in views.values() if v.jaw != jaw and np.any(v.labels == fdi)]
+        if other and (view is None or not np.any(view.labels == fdi)):
+            view = other[0]
+        row, pair = _tooth(case, fdi, view, surface, boxes, config)
+        rows.append(row)
+        if pair is not None:
+            pairs.append(pair)
+    coverage: dict[str, dict[int, float]] = {
+        jaw: transfer.coverage(
+            surface.jaw(jaw).points, surface.jaw(jaw).fdi, v.vertices, v.labels, config.surface_gate_mm
+        )
+        for jaw, v in views.items()
+    }
+    flags = tuple(sorted({f"{jaw}:{f}" for jaw, v in views.items() for f in v.flags}))
+    log.debug("case %s: %d pairs of %d teeth", case.pseudonym, len(pairs), len(rows))
+    return PairResult(pairs, rows, coverage, flags)

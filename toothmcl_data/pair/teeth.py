@@ -1,0 +1,106 @@
+"""Per-tooth samples: a fixed-size CBCT crop (and its label crop) and a fixed number of IOS crown points."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import ndimage
+
+from toothmcl_data.register.jaw import fps_indices
+from toothmcl_data.types import Affine4x4, Volume
+
+ROOT_SIDE_MARGIN_MM = 1.5
+"""Without a label map, the crop's occlusal face lies this far beyond the crown's most occlusal point."""
+
+
+def crop_affine(centre: NDArray[np.float64], shape: tuple[int, int, int], spacing_mm: float) -> Affine4x4:
+    """(4, 4) ``world_from_crop`` of an LPS-aligned grid of ``shape`` voxels of ``spacing_mm`` centred on
+    ``centre`` (3,) LPS mm (crop index i → +x, j → +y, k → +z)."""
+    T = np.diag([spacing_mm, spacing_mm, spacing_mm, 1.0])
+    T[:3, 3] = np.asarray(centre, dtype=np.float64) - spacing_mm * (np.array(shape, dtype=np.float64) - 1) / 2
+    return T
+
+
+def resample(
+    volume: Volume, world_from_crop: Affine4x4, shape: tuple[int, int, int], *, labels: bool
+) -> NDArray[np.int16]:
+    """``volume`` sampled on the crop grid: (X, Y, Z) int16; trilinear for intensities, nearest for labels;
+    outside the volume 0 for labels and the lowest intensity near the crop for intensities."""
+    M = np.linalg.inv(volume.affine) @ world_from_crop
+    # Separable: index = M[:3, 3] + i M[:3, 0] + j M[:3, 1] + k M[:3, 2], built by broadcasting (no big matmul).
+    axes = [np.arange(n, dtype=np.float64) for n in shape]
+    index = np.empty((3, *shape), dtype=np.float64)
+    for r in range(3):
+        index[r] = (
+            M[r, 3]
+            + (M[r, 0] * axes[0])[:, None, None]
+            + (M[r, 1] * axes[1])[None, :, None]
+            + (M[r, 2] * axes[2])[None, None, :]
+        )
+    data = np.asarray(volume.array)
+    corners = np.array([[index[r].min(), index[r].max()] for r in range(3)])
+    lo = np.clip(np.floor(corners[:, 0]).astype(int) - 1, 0, np.array(data.shape))
+    hi = np.clip(np.ceil(corners[:, 1]).astype(int) + 2, 0, np.array(data.shape))
+    if np.any(hi <= lo):
+        return np.zeros(shape, dtype=np.int16)
+    sub = data[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
+    cval = 0.0 if labels else float(sub.min())
+    index -= lo[:, None, None, None]
+    out = ndimage.map_coordinates(
+        sub if labels else sub.astype(np.float32),
+        index.reshape(3, -1),
+        order=0 if labels else 1,
+        mode="constant",
+        cval=cval,
+    )
+    return np.asarray(np.rint(out).reshape(shape), dtype=np.int16)
+
+
+def label_boxes(labels: Volume) -> dict[int, tuple[NDArray[np.float64], NDArray[np.float64]]]:
+    """Per FDI tooth in the label map: the centre of its bounding box and its extent, both (3,) LPS mm."""
+    lab = np.asarray(labels.array)
+    top = int(lab.max()) if lab.size else 0
+    out: dict[int, tuple[NDArray[np.float64], NDArray[np.float64]]] = {}
+    for fdi, box in enumerate(ndimage.find_objects(lab.astype(np.int32), max_label=top), start=1):
+        if box is None:
+            continue
+        first = np.array([b.start for b in box], dtype=np.float64)
+        last = np.array([b.stop - 1 for b in box], dtype=np.float64)
+        corners = labels.world_from_index(np.array([first, last]))
+        lo, hi = corners.min(axis=0), corners.max(axis=0)
+        out[fdi] = (0.5 * (lo + hi), hi - lo + np.array(labels.spacing))
+    return out
+
+
+def crown_centre(
+    crown: NDArray[np.float64], occlusal: NDArray[np.float64], crop_mm: tuple[float, float, float]
+) -> NDArray[np.float64]:
+    """Crop centre for a tooth known only by its registered crown points (n, 3) LPS mm: the crown's centroid
+    across, and along ``occlusal`` (3,) the crop's face just beyond the crown tip so the roots fill the rest."""
+    c = crown.mean(axis=0)
+    tip = float((crown @ occlusal).max())
+    along = tip + ROOT_SIDE_MARGIN_MM - crop_mm[2] / 2
+    return c + (along - float(c @ occlusal)) * occlusal
+
+
+def keep_crown(
+    centre: NDArray[np.float64],
+    crown: NDArray[np.float64],
+    occlusal: NDArray[np.float64],
+    crop_mm: tuple[float, float, float],
+) -> NDArray[np.float64]:
+    """``centre`` (3,) LPS mm moved along ``occlusal`` (3,) just enough that the crop's occlusal face lies
+    ``ROOT_SIDE_MARGIN_MM`` beyond the crown tip of ``crown`` (n, 3) LPS mm: when a tooth is longer than the crop,
+    the roots are cut, never the crown the scan shows."""
+    tip = float((crown @ occlusal).max()) + ROOT_SIDE_MARGIN_MM
+    face = float(centre @ occlusal) + crop_mm[2] / 2
+    return centre + max(0.0, tip - face) * occlusal
+
+
+def tooth_points(points: NDArray[np.float64], normals: NDArray[np.float64], n: int) -> NDArray[np.float32]:
+    """``n`` crown points of one tooth as (n, 6) float32 [x, y, z, nx, ny, nz]: farthest-point sample of
+    ``points`` (m, 3) LPS mm with unit ``normals`` (m, 3); when m < n the sample repeats in order."""
+    pick = fps_indices(points, n)
+    if len(pick) < n:
+        pick = np.resize(pick, n)
+    return np.concatenate([points[pick], normals[pick]], axis=1).astype(np.float32)

@@ -1,0 +1,136 @@
+"""Label transfer between the modalities through a registration.
+
+- CBCT → IOS: a registered scan vertex is a tooth vertex when the CBCT is tooth-bright right next to it (within
+  ``gate_mm`` along its normal, above the crown surface's half-way level); it then takes the FDI of the nearest
+  labelled CBCT voxel on a tooth boundary (within ``gate_mm`` plus a voxel) — or of the labelled voxel it lies
+  in — else 0 (gingiva).
+- IOS → CBCT: without a CBCT label map, tooth-bright voxels near a labelled, registered IOS crown take the label
+  of the nearest crown vertex (crowns and the top of the roots: the scan shows nothing deeper).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import ndimage
+from scipy.spatial import cKDTree
+
+from toothmcl_data.types import Volume, apply_transform
+
+
+def _box(volume: Volume, points: NDArray[np.float64], margin_mm: float) -> tuple[slice, slice, slice]:
+    """Index box of ``volume`` around ``points`` (n, 3) LPS mm plus ``margin_mm``."""
+    ijk = volume.index_from_world(points)
+    pad = margin_mm / min(volume.spacing) + 2
+    lo = np.clip(np.floor(ijk.min(axis=0) - pad), 0, None).astype(int)
+    hi = np.minimum(np.ceil(ijk.max(axis=0) + pad).astype(int) + 1, volume.shape)
+    return slice(int(lo[0]), int(hi[0])), slice(int(lo[1]), int(hi[1])), slice(int(lo[2]), int(hi[2]))
+
+
+def tooth_bright(
+    cbct: Volume, vertices: NDArray[np.float64], normals: NDArray[np.float64], level: float, gate_mm: float
+) -> NDArray[np.bool_]:
+    """(n,) bool: the CBCT exceeds ``level`` within ``gate_mm`` of each vertex along its normal.
+
+    vertices, normals: (n, 3) LPS world mm / unit vectors (either orientation).
+    """
+    image = np.asarray(cbct.array, dtype=np.float32)
+    best = np.full(len(vertices), -np.inf, dtype=np.float32)
+    for s in np.linspace(-gate_mm, gate_mm, 5):
+        ijk = cbct.index_from_world(vertices + s * normals)
+        best = np.maximum(best, ndimage.map_coordinates(image, ijk.T, order=1, mode="nearest"))
+    return np.asarray(best > level)
+
+
+def labels_from_cbct(
+    cbct: Volume,
+    cbct_labels: Volume,
+    vertices: NDArray[np.float64],
+    normals: NDArray[np.float64],
+    level: float,
+    gate_mm: float,
+) -> NDArray[np.int16]:
+    """FDI per registered IOS vertex from the CBCT label map: (n,) int16, 0 = gingiva / not a tooth.
+
+    vertices, normals: (n, 3) registered scan vertices in CBCT LPS world mm and their unit normals.
+    level: the CBCT crown surface's half-way level (``ToothSurface.level``).
+    """
+    out = np.zeros(len(vertices), dtype=np.int16)
+    if len(vertices) == 0:
+        return out
+    box = _box(cbct_labels, vertices, gate_mm + 2.0)
+    lab = np.asarray(cbct_labels.array[box])
+    teeth = lab > 0
+    edge = teeth & ~ndimage.binary_erosion(teeth)
+    ijk = np.argwhere(edge)
+    if len(ijk) == 0:
+        return out
+    offset = np.array([s.start for s in box], dtype=np.float64)
+    centres = apply_transform(cbct_labels.affine, ijk + offset)
+    d, idx = cKDTree(centres).query(vertices, k=1, workers=1)
+    near = d <= gate_mm + float(max(cbct_labels.spacing))
+    bright = tooth_bright(cbct, vertices, normals, level, gate_mm)
+    hit = near & bright
+    out[hit] = lab[ijk[idx[hit], 0], ijk[idx[hit], 1], ijk[idx[hit], 2]]
+    # A vertex inside a labelled tooth (the scan's crown margin can dip under the tooth surface) takes its label.
+    own = np.rint(cbct_labels.index_from_world(vertices) - offset).astype(int)
+    inside = np.all((own >= 0) & (own < np.array(lab.shape)), axis=1)
+    own_label = np.zeros(len(vertices), dtype=np.int16)
+    own_label[inside] = lab[own[inside, 0], own[inside, 1], own[inside, 2]]
+    take = bright & (own_label > 0)
+    out[take] = own_label[take]
+    return out
+
+
+def labels_from_ios(
+    cbct: Volume,
+    vertices: NDArray[np.float64],
+    labels: NDArray[np.integer],
+    level: float,
+    project_mm: float,
+    box: tuple[slice, slice, slice] | None = None,
+) -> NDArray[np.int16]:
+    """An FDI label map on the CBCT grid (or on its ``box``) projected from a labelled, registered scan.
+
+    vertices: (n, 3) registered scan vertices, LPS world mm; labels: (n,) FDI per vertex (0 = gingiva).
+    Returns (I, J, K) int16 (the box's shape when given): voxels brighter than ``level`` within ``project_mm``
+    of a crown vertex take that vertex's label.
+    """
+    box = box or (slice(0, cbct.shape[0]), slice(0, cbct.shape[1]), slice(0, cbct.shape[2]))
+    image = np.asarray(cbct.array[box])
+    out = np.zeros(image.shape, dtype=np.int16)
+    crown = labels > 0
+    if not crown.any():
+        return out
+    bright = np.argwhere(image > level)
+    if len(bright) == 0:
+        return out
+    offset = np.array([s.start for s in box], dtype=np.float64)
+    world = apply_transform(cbct.affine, bright + offset)
+    d, idx = cKDTree(vertices[crown]).query(world, k=1, workers=1, distance_upper_bound=project_mm)
+    ok = np.isfinite(d)
+    b = bright[ok]
+    out[b[:, 0], b[:, 1], b[:, 2]] = np.asarray(labels[crown])[idx[ok]]
+    return out
+
+
+def coverage(
+    surface_points: NDArray[np.float64],
+    surface_fdi: NDArray[np.integer],
+    vertices: NDArray[np.float64],
+    vertex_fdi: NDArray[np.integer],
+    gate_mm: float,
+) -> dict[int, float]:
+    """Per CBCT tooth, the fraction of its crown surface samples (n, 3) LPS mm with a registered IOS vertex
+    (m, 3) LPS mm of the same label within ``gate_mm``."""
+    out: dict[int, float] = {}
+    for f in np.unique(surface_fdi):
+        if f <= 0:
+            continue
+        mine = vertices[vertex_fdi == f]
+        if len(mine) == 0:
+            out[int(f)] = 0.0
+            continue
+        d, _ = cKDTree(mine).query(surface_points[surface_fdi == f], k=1, workers=1)
+        out[int(f)] = float(np.mean(d < gate_mm))
+    return out

@@ -1,0 +1,139 @@
+"""Pictures of a registration a person can judge at a glance.
+
+The registered scan's contour (its intersection with the plane) is drawn on axial, coronal and sagittal CBCT
+slices through the scan's crowns, and its points on a panoramic-like view: the CBCT's maximum intensity in a
+band along the arch (a parabola fitted to the scan), unrolled against arch position and height.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.collections import LineCollection
+from numpy.typing import NDArray
+from scipy import ndimage
+
+from toothmcl_data.types import Mesh, Registration, Volume, apply_transform
+
+WINDOW = (-200.0, 3200.0)
+"""Display window of CBCT intensities (scanner units)."""
+PANORAMA_BAND_MM = 6.0
+"""Half-width of the band across the arch whose maximum the panoramic view shows."""
+CONTOUR = "#00e5ff"
+
+
+def plane_contour(
+    vertices: NDArray[np.float64], faces: NDArray[np.int32], axis: int, value: float
+) -> NDArray[np.float64]:
+    """Segments (s, 2, 3) LPS mm where the triangle mesh ``vertices`` (n, 3) LPS mm / ``faces`` (m, 3) crosses
+    the plane ``x[axis] == value``."""
+    d = vertices[:, axis] - value
+    tri = d[faces]
+    side = tri > 0
+    cross = side.any(axis=1) & ~side.all(axis=1)
+    segments = []
+    for f, t in zip(faces[cross], tri[cross], strict=True):
+        pts = []
+        for a, b in ((0, 1), (1, 2), (2, 0)):
+            if (t[a] > 0) != (t[b] > 0):
+                w = t[a] / (t[a] - t[b])
+                pts.append(vertices[f[a]] + w * (vertices[f[b]] - vertices[f[a]]))
+        if len(pts) == 2:
+            segments.append(pts)
+    return np.asarray(segments, dtype=np.float64).reshape(-1, 2, 3)
+
+
+def _slice(cbct: Volume, axis: int, value: float) -> tuple[NDArray[np.float32], tuple[float, float, float, float]]:
+    """The CBCT slice nearest ``x[axis] == value`` of an axis-aligned LPS volume, transposed for imshow, and its
+    extent in mm of the two other axes."""
+    centre = cbct.index_from_world(np.array([[value] * 3]))[0]
+    k = int(np.clip(round(centre[axis]), 0, cbct.shape[axis] - 1))
+    image = np.take(np.asarray(cbct.array), k, axis=axis).astype(np.float32).T
+    others = [a for a in range(3) if a != axis]
+    lo = cbct.affine[:3, 3]
+    sp = cbct.spacing
+    ext = [(lo[a], lo[a] + sp[a] * (cbct.shape[a] - 1)) for a in others]
+    return image, (ext[0][0], ext[0][1], ext[1][0], ext[1][1])
+
+
+def _panorama(
+    cbct: Volume, crown: NDArray[np.float64]
+) -> tuple[NDArray[np.float32], NDArray[np.float64], tuple[float, float]]:
+    """Maximum-intensity panorama (z, x) along the parabola y(x) fitted to ``crown`` (n, 3) LPS mm; returns the
+    image, the x samples (mm) and the z range (mm)."""
+    coef = np.polyfit(crown[:, 0], crown[:, 1], 2)
+    step = min(cbct.spacing)
+    xs = np.arange(crown[:, 0].min() - 3, crown[:, 0].max() + 3, step)
+    lo, hi = cbct.affine[2, 3], cbct.affine[2, 3] + cbct.spacing[2] * (cbct.shape[2] - 1)
+    zs = np.arange(lo, hi, step)
+    ys = np.polyval(coef, xs)
+    slope = np.polyval(np.polyder(coef), xs)
+    normal = np.stack([-slope, np.ones_like(slope)], axis=1) / np.hypot(slope, 1)[:, None]
+    image = np.asarray(cbct.array, dtype=np.float32)
+    best = np.full((len(zs), len(xs)), -np.inf, dtype=np.float32)
+    for off in np.arange(-PANORAMA_BAND_MM, PANORAMA_BAND_MM + step / 2, step):
+        px = xs + off * normal[:, 0]
+        py = ys + off * normal[:, 1]
+        world = np.stack(
+            [
+                np.broadcast_to(px, (len(zs), len(xs))),
+                np.broadcast_to(py, (len(zs), len(xs))),
+                np.broadcast_to(zs[:, None], (len(zs), len(xs))),
+            ],
+            axis=-1,
+        ).reshape(-1, 3)
+        vals = ndimage.map_coordinates(image, cbct.index_from_world(world).T, order=1, mode="constant", cval=WINDOW[0])
+        best = np.maximum(best, vals.reshape(best.shape))
+    return best, xs, (float(zs[0]), float(zs[-1]))
+
+
+def registration_png(cbct: Volume, mesh: Mesh, registration: Registration, path: Path, *, title: str = "") -> Path:
+    """Write the overlay picture of one registered jaw and return ``path``.
+
+    cbct: axis-aligned LPS volume; mesh: the scan in its own frame; registration: its ``world_from_ios``.
+    """
+    v = apply_transform(registration.world_from_ios, mesh.vertices)
+    crown = v[mesh.labels > 0] if mesh.labels is not None and np.any(mesh.labels > 0) else v
+    centre = np.median(crown, axis=0)
+    fig, axes = plt.subplots(2, 2, figsize=(12, 10))
+    views = [(2, "axial (x, y)", ("R", "L")), (1, "coronal (x, z)", ("R", "L")), (0, "sagittal (y, z)", ("A", "P"))]
+    for ax, (axis, name, (left, right)) in zip(axes.ravel()[:3], views, strict=True):
+        image, extent = _slice(cbct, axis, float(centre[axis]))
+        origin = "upper" if axis == 2 else "lower"
+        shown = (extent[0], extent[1], extent[3], extent[2]) if axis == 2 else extent
+        ax.imshow(
+            image, cmap="gray", vmin=WINDOW[0], vmax=WINDOW[1], extent=shown, origin=origin, interpolation="nearest"
+        )
+        seg = plane_contour(v, mesh.faces, axis, float(centre[axis]))
+        others = [a for a in range(3) if a != axis]
+        if len(seg):
+            ax.add_collection(LineCollection(list(seg[:, :, others]), colors=CONTOUR, linewidths=0.8))
+        ax.set_title(f"{name} at {'xyz'[axis]} = {centre[axis]:.1f} mm (LPS)")
+        ax.text(0.02, 0.5, left, transform=ax.transAxes, color="yellow", fontsize=13, fontweight="bold")
+        ax.text(0.95, 0.5, right, transform=ax.transAxes, color="yellow", fontsize=13, fontweight="bold")
+    pano, xs, (z0, z1) = _panorama(cbct, crown)
+    ax = axes[1, 1]
+    ax.imshow(
+        pano, cmap="gray", vmin=WINDOW[0], vmax=WINDOW[1], extent=(xs[0], xs[-1], z0, z1), origin="lower", aspect="auto"
+    )
+    pick = crown[:: max(1, len(crown) // 4000)]
+    ax.scatter(pick[:, 0], pick[:, 2], s=0.3, c=CONTOUR, alpha=0.5, linewidths=0)
+    ax.set_title("panoramic-like view (max along the arch; x vs z, mm)")
+    ax.set_ylim(z0, z1)
+    r = registration
+    fig.suptitle(
+        (title + "\n" if title else "")
+        + f"{r.jaw} jaw: {r.verdict.upper()}  rms {r.rms_mm:.3f} mm  p95 {r.p95_mm:.3f} mm  "
+        + f"inliers {100 * r.inlier_fraction:.0f}%  {' '.join(r.flags)}"
+    )
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path

@@ -1,0 +1,213 @@
+"""Register one IOS jaw into its CBCT: crown samples, global start, robust ICP, QC."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import fpsample
+import numpy as np
+from numpy.typing import NDArray
+
+from toothmcl_data.errors import RegistrationError
+from toothmcl_data.io.meshlabels import jaw_from_labels
+from toothmcl_data.register import qc
+from toothmcl_data.register.config import RegisterConfig
+from toothmcl_data.register.icp import Target, icp
+from toothmcl_data.register.init import best_start, centroid_start, centroids, hypotheses
+from toothmcl_data.register.surface import ToothSurface, cbct_surface
+from toothmcl_data.types import JAWS, Affine4x4, Jaw, Mesh, Registration, Volume, apply_transform
+
+log = logging.getLogger(__name__)
+
+MIN_TARGET_POINTS = 50
+GOOD_START = 0.6
+"""A centroid start whose polished pose puts this fraction of crown points on the CBCT crowns is kept without a
+search."""
+
+
+def vertex_normals(mesh: Mesh) -> NDArray[np.float64]:
+    """(n, 3) float64 unit vertex normals of ``mesh`` in its own frame: sums of the area-weighted normals of the
+    faces around each vertex (orientation follows the face winding); (0, 0, 0) for unused vertices."""
+    v, f = mesh.vertices, mesh.faces
+    fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
+    out = np.zeros_like(v)
+    for corner in range(3):
+        for axis in range(3):
+            out[:, axis] += np.bincount(f[:, corner], weights=fn[:, axis], minlength=len(v))
+    norm = np.linalg.norm(out, axis=1, keepdims=True)
+    return np.divide(out, norm, out=np.zeros_like(out), where=norm > 0)
+
+
+def fps_indices(points: NDArray[np.float64], n: int) -> NDArray[np.intp]:
+    """Deterministic farthest-point sample of ``n`` indices into ``points`` (m, 3) mm, starting at index 0; all
+    of them (in order) when m ≤ n. The first k of the result are themselves a farthest-point sample."""
+    if len(points) <= n:
+        return np.arange(len(points), dtype=np.intp)
+    h = 3 if len(points) < 10_000 else 5 if len(points) < 100_000 else 7
+    return np.asarray(fpsample.bucket_fps_kdline_sampling(points, n, h=h, start_idx=0), dtype=np.intp)
+
+
+@dataclass(frozen=True, eq=False)
+class CrownSample:
+    """IOS points used for the fit: ``index`` (m,) into the mesh vertices, ``points``/``normals`` (m, 3) in the
+    IOS frame (mm, unit), ``fdi`` (m,) labels (0 when the mesh is unlabelled), ``crowns_only`` when the labels
+    let gingiva and palate be left out."""
+
+    index: NDArray[np.intp]
+    points: NDArray[np.float64]
+    normals: NDArray[np.float64]
+    fdi: NDArray[np.int16]
+    crowns_only: bool
+
+
+def crown_sample(mesh: Mesh, n: int) -> CrownSample:
+    """Farthest-point sample of the crown vertices (labels > 0) of ``mesh``, or of all vertices when unlabelled."""
+    normals = vertex_normals(mesh)
+    labelled = mesh.labels is not None and int((mesh.labels > 0).sum()) >= 30
+    pool = np.flatnonzero(mesh.labels > 0) if labelled and mesh.labels is not None else np.arange(len(mesh.vertices))
+    pick = pool[fps_indices(mesh.vertices[pool], n)]
+    fdi = mesh.labels[pick] if labelled and mesh.labels is not None else np.zeros(len(pick), dtype=np.int16)
+    return CrownSample(pick, mesh.vertices[pick], normals[pick], fdi.astype(np.int16), labelled)
+
+
+def _refine(
+    target: Target, points: NDArray[np.float64], normals: NDArray[np.float64], start: Affine4x4, config: RegisterConfig
+) -> Affine4x4:
+    return icp(
+        target,
+        points,
+        normals,
+        start,
+        iterations=config.icp_iterations,
+        start_mm=config.icp_start_mm,
+        final_mm=config.icp_final_mm,
+        tolerance=config.icp_tolerance,
+        normal_agreement=config.normal_agreement,
+    )
+
+
+def _fit(
+    jaw: Jaw, surface: ToothSurface, mesh: Mesh, sample: CrownSample, config: RegisterConfig, where: str
+) -> tuple[Affine4x4, float]:
+    """``world_from_ios`` of one jaw and its start score.
+
+    With labelled IOS crowns, the crown samples are fitted onto the CBCT crowns. Without labels the scan also
+    holds gingiva and palate, which have no CBCT counterpart, so the fit runs the other way: CBCT crown samples
+    onto the whole scan surface (every crown point has a counterpart there), and the result is inverted.
+    """
+    if len(surface.points) < MIN_TARGET_POINTS:
+        raise RegistrationError(
+            f"{where}: only {len(surface.points)} CBCT crown surface points for this jaw (need ≥ {MIN_TARGET_POINTS});"
+            " the CBCT does not show this jaw's crowns — check the field of view or the jaw of the scan"
+        )
+    agree = config.normal_agreement
+    cbct_pick = fps_indices(surface.points, max(config.ios_points, 2000))
+    k = config.init_points
+    occlusal = np.array([0.0, 0.0, -1.0 if jaw == "upper" else 1.0])
+    if sample.crowns_only:
+        target = Target.of(surface.points, surface.normals)
+        pts, nrm = sample.points[:k], sample.normals[:k]
+        best, score = np.eye(4), -1.0
+        if np.any(surface.fdi > 0):
+            found = centroid_start(centroids(sample.points, sample.fdi), centroids(surface.points, surface.fdi))
+            if found is not None:
+                best, score = best_start(target, pts, nrm, [found[0]], iterations=20, normal_agreement=agree)
+        if score < GOOD_START:
+            starts = ([best] if score >= 0 else []) + hypotheses(
+                sample.points, surface.points[cbct_pick], occlusal, config.init_angles, crowns_only=True
+            )
+            best, score = best_start(target, pts, nrm, starts, iterations=20, normal_agreement=agree)
+        return _refine(target, sample.points, sample.normals, best, config), score
+    target = Target.of(mesh.vertices, vertex_normals(mesh))
+    src = cbct_pick[: config.ios_points]
+    hyps = hypotheses(sample.points, surface.points[cbct_pick], occlusal, config.init_angles)
+    starts = [np.asarray(np.linalg.inv(T), dtype=np.float64) for T in hyps]
+    best, score = best_start(
+        target, surface.points[src[:k]], surface.normals[src[:k]], starts, iterations=20, normal_agreement=agree
+    )
+    ios_from_world = _refine(target, surface.points[src], surface.normals[src], best, config)
+    return np.asarray(np.linalg.inv(ios_from_world), dtype=np.float64), score
+
+
+def _registration(
+    jaw: Jaw,
+    T: Affine4x4,
+    mesh: Mesh,
+    sample: CrownSample,
+    surface: ToothSurface,
+    config: RegisterConfig,
+    spacing_mm: float,
+) -> Registration:
+    """QC of a fitted jaw. Residuals are taken in the direction that has a counterpart for every point: labelled
+    IOS crown samples onto the CBCT crowns, or (unlabelled scan) CBCT crown samples onto the scan surface."""
+    vertices = apply_transform(T, mesh.vertices)
+    if sample.crowns_only:
+        target = Target.of(surface.points, surface.normals)
+        res, _ = qc.residuals(
+            target, apply_transform(T, sample.points), sample.normals @ T[:3, :3].T, config.normal_agreement
+        )
+        fdi = sample.fdi
+    else:
+        target = Target.of(vertices, vertex_normals(mesh) @ T[:3, :3].T)
+        pick = fps_indices(surface.points, config.ios_points)
+        res, _ = qc.residuals(target, surface.points[pick], surface.normals[pick], config.normal_agreement)
+        fdi = surface.fdi[pick]
+    cover = qc.coverage(surface.points, vertices, config.coverage_mm)
+    stats = qc.summarise(res, fdi, cover, config, spacing_mm)
+    flags: list[str] = []
+    if not sample.crowns_only:
+        flags.append("unlabelled_ios")
+    if surface.source == "intensity":
+        flags.append("unlabelled_cbct")
+    verdict = qc.verdict(stats, config, spacing_mm)
+    if stats.coverage < config.pass_coverage:
+        flags.append(f"low_coverage:{stats.coverage:.2f}")
+    return Registration(
+        jaw=jaw,
+        world_from_ios=T,
+        rms_mm=stats.rms_mm,
+        p95_mm=stats.p95_mm,
+        inlier_fraction=stats.inlier_fraction,
+        per_tooth_mm=stats.per_tooth_mm,
+        verdict=verdict,
+        flags=tuple(flags),
+    )
+
+
+def register_jaw(
+    cbct: Volume,
+    mesh: Mesh,
+    *,
+    cbct_labels: Volume | None = None,
+    config: RegisterConfig | None = None,
+    surface: ToothSurface | None = None,
+) -> Registration:
+    """Register one IOS jaw scan into the CBCT's LPS world space.
+
+    cbct: scanner intensities (I, J, K), LPS affine. mesh: one jaw scan, vertices (n, 3) mm in its own frame,
+    FDI labels when known (gingiva and palate are then left out of the fit). cbct_labels: FDI label map on the
+    CBCT grid, or None (intensity path). surface: the CBCT crown surface when already extracted (both jaws
+    share it). The jaw comes from ``mesh.jaw``, else its labels, else whichever jaw fits better.
+    Deterministic: the same inputs give a bit-identical ``world_from_ios``.
+    """
+    config = config or RegisterConfig()
+    where = f"IOS {mesh.frame} → CBCT"
+    if len(mesh.vertices) < 30 or not np.all(np.isfinite(mesh.vertices)):
+        raise RegistrationError(
+            f"{where}: the scan has {len(mesh.vertices)} vertices (or non-finite ones); expected a jaw scan with "
+            "finite coordinates — re-export the mesh"
+        )
+    if surface is None:
+        surface = cbct_surface(cbct, cbct_labels, profile_mm=config.profile_mm, where=where)
+    jaw = mesh.jaw or jaw_from_labels(mesh.labels)
+    sample = crown_sample(mesh, config.ios_points)
+    candidates: tuple[Jaw, ...] = (jaw,) if jaw is not None else JAWS
+    results = []
+    for j in candidates:
+        jaw_surface = surface.jaw(j)
+        T, score = _fit(j, jaw_surface, mesh, sample, config, f"{where} ({j} jaw)")
+        results.append((score, j, T, jaw_surface))
+        log.debug("%s: %s jaw start score %.3f", where, j, score)
+    _, j, T, jaw_surface = max(results, key=lambda r: r[0])
+    return _registration(j, T, mesh, sample, jaw_surface, config, min(cbct.spacing))

@@ -1,0 +1,98 @@
+"""Quality control of one registered jaw: surface residuals, inliers, crown coverage, a verdict."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.spatial import cKDTree
+
+from toothmcl_data.register.config import RegisterConfig
+from toothmcl_data.register.icp import Target, match
+from toothmcl_data.types import Verdict
+
+PLANE_GATE_MM = 1.0
+"""Within this distance of the nearest CBCT surface sample the residual is the point-to-plane distance (the
+samples are ~0.3 mm apart); beyond it, the plain distance."""
+
+
+@dataclass(frozen=True)
+class JawQC:
+    """Residual statistics of one registered jaw (mm), the inlier fraction and the crown coverage in [0, 1]."""
+
+    rms_mm: float
+    p95_mm: float
+    inlier_fraction: float
+    coverage: float
+    per_tooth_mm: dict[int, float]
+
+
+def residuals(
+    target: Target, points: NDArray[np.float64], normals: NDArray[np.float64] | None, normal_agreement: float
+) -> tuple[NDArray[np.float64], NDArray[np.intp]]:
+    """Per point (m,) residual mm to the CBCT crown surface and the index of the matched target sample.
+
+    points: (m, 3) LPS world mm (already registered); normals: (m, 3) unit LPS or None.
+    """
+    m = match(target, points, normals, normal_agreement)
+    near = (m.distance < PLANE_GATE_MM) & m.agree
+    return np.where(near, np.abs(m.residual), m.distance), m.index
+
+
+def coverage(surface: NDArray[np.float64], vertices: NDArray[np.float64], gate_mm: float) -> float:
+    """Fraction of CBCT crown samples ``surface`` (n, 3) LPS mm with a registered IOS vertex (m, 3) LPS mm within
+    ``gate_mm``."""
+    if len(surface) == 0 or len(vertices) == 0:
+        return 0.0
+    d, _ = cKDTree(vertices).query(surface, k=1, workers=1)
+    return float(np.mean(d < gate_mm))
+
+
+def threshold_scale(config: RegisterConfig, spacing_mm: float) -> float:
+    """Factor applied to distance thresholds for a CBCT with ``spacing_mm`` voxels (≥ 1)."""
+    return max(1.0, spacing_mm / config.reference_spacing_mm)
+
+
+def summarise(
+    res: NDArray[np.float64], fdi: NDArray[np.integer], cover: float, config: RegisterConfig, spacing_mm: float
+) -> JawQC:
+    """Statistics of crown-point residuals ``res`` (m,) mm with their tooth ``fdi`` (m,) (0 = unknown): RMS,
+    95th percentile and per-tooth RMS over the points matched within ``PLANE_GATE_MM`` (crown parts the CBCT
+    cannot show, e.g. tight contacts, have no counterpart); the inlier fraction over all of them."""
+    if res.size == 0:
+        return JawQC(float("inf"), float("inf"), 0.0, cover, {})
+    matched = res < PLANE_GATE_MM
+    if not matched.any():
+        return JawQC(float("inf"), float("inf"), 0.0, cover, {})
+    r, f_m = res[matched], fdi[matched]
+    per_tooth = {int(f): float(np.sqrt(np.mean(r[f_m == f] ** 2))) for f in np.unique(f_m) if f > 0}
+    return JawQC(
+        rms_mm=float(np.sqrt(np.mean(r**2))),
+        p95_mm=float(np.percentile(r, 95)),
+        inlier_fraction=float(np.mean(res < config.inlier_mm * threshold_scale(config, spacing_mm))),
+        coverage=cover,
+        per_tooth_mm=per_tooth,
+    )
+
+
+def verdict(qc: JawQC, config: RegisterConfig, spacing_mm: float) -> Verdict:
+    """``pass`` when every pass_* threshold holds, ``review`` when every review_* one does, else ``fail``.
+
+    Distance thresholds hold at ``config.reference_spacing_mm`` voxels and grow in proportion for coarser CBCTs
+    (``spacing_mm``, the smallest voxel size): the surface cannot be placed better than the voxels allow;
+    ``summarise`` scales the inlier gate alike."""
+    scale = threshold_scale(config, spacing_mm)
+
+    def meets(kind: str) -> bool:
+        c = config
+        return (
+            qc.rms_mm <= getattr(c, f"{kind}_rms_mm") * scale
+            and qc.p95_mm <= getattr(c, f"{kind}_p95_mm") * scale
+            and qc.inlier_fraction >= getattr(c, f"{kind}_inlier_fraction")
+            and qc.coverage >= getattr(c, f"{kind}_coverage")
+        )
+
+    if meets("pass"):
+        return "pass"
+    return "review" if meets("review") else "fail"

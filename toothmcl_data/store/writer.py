@@ -1,0 +1,430 @@
+"""Publishing: stream case records into one Icechunk session, then commit them as one immutable version.
+
+``publish(store, records, …)`` is the whole thing; :class:`Writer` is the same in steps for a flow that writes
+cases from separate tasks (``write_case`` is thread-safe: cases own disjoint shards) and commits once.
+
+Incremental against ``base``: a case whose content hash equals the base's is not rewritten (its tooth pairs keep
+their slots); a changed case is rewritten, a case not written (nor ``keep``-ed) is dropped, its arrays and pair
+slots cleared. Nothing is visible to readers until the commit, which Icechunk makes atomic: a writer killed at
+any moment leaves the previous version as it was (orphaned chunks are removed by ``gc``). A publish whose content
+hash equals the base's makes no new commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+import zarr
+
+from toothmcl_data.errors import StoreError
+from toothmcl_data.store import layout as lay
+from toothmcl_data.store.card import build_card, render_markdown
+from toothmcl_data.store.casewrite import clear_pair_slots, write_case_arrays, write_pair_slots
+from toothmcl_data.store.records import (
+    CaseRecord,
+    Provenance,
+    canonical_json,
+    case_content_hash,
+    sorted_pairs,
+)
+from toothmcl_data.store.repo import BRANCH, FORMAT_VERSION, META_KEY, VersionInfo, create_tag, open_repo, resolve
+from toothmcl_data.store.splits import SplitConfig, assign_splits
+from toothmcl_data.store.tables import (
+    case_rows,
+    check_columns,
+    content_hash,
+    filter_rows,
+    parquet_bytes,
+    read_parquet,
+    to_arrow,
+    version_hash,
+)
+
+log = logging.getLogger(__name__)
+_CASE_TABLES = ("cases", "scans", "teeth", "pairs", "registrations")
+
+
+@dataclass
+class _BaseCase:
+    content_hash: str
+    slot_start: int
+    n_pairs: int
+
+
+@dataclass
+class _State:
+    rows: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {t: [] for t in _CASE_TABLES})
+    seen: set[str] = field(default_factory=set)
+    cleared: set[str] = field(default_factory=set)
+    next_slot: int = 0
+    capacity: int = 0
+    pair_shape: tuple[tuple[int, int, int], int] | None = None
+    written: int = 0
+    unchanged: int = 0
+
+
+class Writer:
+    """A publish in progress (a writable Icechunk session on ``main``); use as a context manager."""
+
+    def __init__(self, store: str | Path, *, base: str | None = "latest", layout: lay.LayoutConfig | None = None):
+        self.store = str(store)
+        self._repo = open_repo(store, create=True)
+        self._lock = threading.Lock()
+        self._committed = False
+        self._state = _State()
+        self._base = None if base is None else self._resolve_base(base)
+        self._session = self._repo.writable_session(BRANCH)
+        self._zstore = self._session.store
+        self._base_cases: dict[str, _BaseCase] = {}
+        self._base_tables: dict[str, Any] = {}
+        self._chunk_bytes_before = self._repo.chunk_storage_stats().native_bytes
+        root_meta = self._root_meta()
+        if base is None and root_meta:
+            for path in ("cases", "pairs"):
+                self._delete(path)
+            root_meta = {}
+        self.layout = lay.LayoutConfig.from_dict(root_meta["layout"]) if root_meta else (layout or lay.LayoutConfig())
+        if root_meta and layout is not None and layout != self.layout:
+            raise StoreError(f"store {store}: created with layout {self.layout}, cannot publish with {layout}")
+        if self._base is not None:
+            self._load_base()
+
+    # ----------------------------------------------------------------------------------------------- set-up
+    def _resolve_base(self, base: str) -> VersionInfo | None:
+        try:
+            tip = self._repo.lookup_branch(BRANCH)
+            info = resolve(self._repo, base, store=self.store)
+        except StoreError:
+            if base == "latest":
+                return None  # an empty store: the first version
+            raise
+        if info.id != tip:
+            raise StoreError(
+                f"store {self.store}: base {base!r} ({info.id}) is not the latest version ({tip}); publish against "
+                "'latest' (or base=None for a full rewrite) — versions form one line of history"
+            )
+        return info
+
+    def _root_meta(self) -> dict[str, Any]:
+        try:
+            root = zarr.open_group(self._zstore, mode="r")
+        except (FileNotFoundError, KeyError, zarr.errors.GroupNotFoundError):
+            return {}
+        meta = root.attrs.get(META_KEY)
+        return dict(meta) if isinstance(meta, Mapping) else {}
+
+    def _load_base(self) -> None:
+        root = zarr.open_group(self._zstore, mode="r")
+        for name in (*_CASE_TABLES, "splits"):
+            payload = np.asarray(zarr.open_array(self._zstore, path=f"tables/{name}", mode="r")[...])
+            self._base_tables[name] = read_parquet(payload.tobytes())
+        cases = self._base_tables["cases"]
+        for row in cases.to_pylist():
+            self._base_cases[row["pseudonym"]] = _BaseCase(
+                row["content_sha256"], int(row["pair_slot_start"]), int(row["n_pairs"])
+            )
+        if "pairs/cbct_crop" in root:
+            crop = zarr.open_array(self._zstore, path="pairs/cbct_crop", mode="r")
+            points = zarr.open_array(self._zstore, path="pairs/ios_points", mode="r")
+            i, j, k = (int(n) for n in crop.shape[1:])
+            self._state.pair_shape = ((i, j, k), int(points.shape[1]))
+            self._state.next_slot = self._state.capacity = int(crop.shape[0])
+
+    # --------------------------------------------------------------------------------------------- writing
+    def write_case(self, record: CaseRecord) -> str:
+        """Write one case (or skip it when unchanged since the base); returns its content hash."""
+        p = record.pseudonym
+        h = case_content_hash(record)
+        with self._lock:
+            if p in self._state.seen:
+                raise StoreError(f"case {p}: written twice in one publish; each pseudonym must appear once")
+            self._state.seen.add(p)
+        old = self._base_cases.get(p)
+        if old is not None and old.content_hash == h:
+            rows = case_rows(record, h, old.slot_start)
+            with self._lock:
+                self._state.unchanged += 1
+                self._add_rows(rows)
+            return h
+        self._validate(record)
+        if old is not None:
+            self._clear_case(p)
+        pairs = sorted_pairs(record.pairs)
+        start = self._allocate(pairs, reuse=old)
+        write_case_arrays(self._zstore, record, h, start, self.layout)
+        if pairs:
+            write_pair_slots(self._zstore, pairs, start, self.layout)
+        rows = case_rows(record, h, start)
+        with self._lock:
+            self._state.written += 1
+            self._add_rows(rows)
+        log.debug("case %s written (%d pairs at slot %d)", p, len(pairs), start)
+        return h
+
+    def keep(self, pseudonym: str) -> None:
+        """Carry a base case into this version unchanged without handing its record again."""
+        if pseudonym not in self._base_cases:
+            raise StoreError(f"case {pseudonym}: not in the base version, so it cannot be kept; write it instead")
+        with self._lock:
+            if pseudonym in self._state.seen:
+                raise StoreError(f"case {pseudonym}: written twice in one publish; each pseudonym must appear once")
+            self._state.seen.add(pseudonym)
+            self._state.unchanged += 1
+            for name in _CASE_TABLES:
+                self._state.rows[name].extend(filter_rows(self._base_tables[name], pseudonym))
+
+    def _add_rows(self, rows: Mapping[str, list[dict[str, Any]]]) -> None:
+        for name, value in rows.items():
+            self._state.rows[name].extend(value)
+
+    def _validate(self, record: CaseRecord) -> None:
+        case = record.case
+        p = case.pseudonym
+        if not p or "/" in p or p.startswith("."):
+            raise StoreError(f"case {p!r}: a pseudonym must be non-empty, without '/', not starting with '.'")
+        if case.cbct is not None and case.cbct.array.dtype != np.int16:
+            raise StoreError(
+                f"case {p}: CBCT must be int16 scanner values, got {case.cbct.array.dtype}; convert on read (io.*)"
+            )
+        for pair in record.pairs:
+            if pair.case != p:
+                raise StoreError(f"case {p}: tooth pair {pair.fdi} names case {pair.case!r}")
+            if pair.cbct_crop.ndim != 3 or pair.label_crop.shape != pair.cbct_crop.shape:
+                raise StoreError(
+                    f"case {p}: tooth {pair.fdi}: cbct_crop and label_crop must be one (X, Y, Z) shape, got "
+                    f"{pair.cbct_crop.shape} and {pair.label_crop.shape}"
+                )
+            if pair.ios_points.ndim != 2 or pair.ios_points.shape[1] != 6:
+                raise StoreError(f"case {p}: tooth {pair.fdi}: ios_points must be (N, 6), got {pair.ios_points.shape}")
+
+    def _allocate(self, pairs: list[Any], reuse: _BaseCase | None = None) -> int:
+        """Reserve whole shards of pair slots for one case (a changed case keeps its old slots when its pairs
+        fit there); creates or grows the pair arrays."""
+        if not pairs:
+            return -1
+        s = self.layout.pairs_per_shard
+        shape = (tuple(int(n) for n in pairs[0].cbct_crop.shape), int(pairs[0].ios_points.shape[0]))
+        for pair in pairs:
+            if (pair.cbct_crop.shape, pair.ios_points.shape[0]) != shape:
+                raise StoreError(
+                    f"case {pair.case}: tooth {pair.fdi} has crop {pair.cbct_crop.shape} and "
+                    f"{pair.ios_points.shape[0]} points; every pair of the case must match its first "
+                    f"({shape[0]}, {shape[1]} points)"
+                )
+        with self._lock:
+            st = self._state
+            if st.pair_shape is None:
+                lay.create_pair_arrays(self._zstore, shape[0], shape[1], self.layout)  # type: ignore[arg-type]
+                st.pair_shape = shape  # type: ignore[assignment]
+            elif st.pair_shape != shape:
+                raise StoreError(
+                    f"case {pairs[0].case}: tooth pairs have crop {shape[0]} and {shape[1]} points but this store "
+                    f"holds crops {st.pair_shape[0]} with {st.pair_shape[1]} points; resample them to the store's"
+                )
+            if reuse is not None and reuse.n_pairs and -(-reuse.n_pairs // s) >= -(-len(pairs) // s):
+                return reuse.slot_start
+            start = st.next_slot
+            st.next_slot += -(-len(pairs) // s) * s
+            if st.next_slot > st.capacity:
+                st.capacity = max(st.next_slot, 2 * st.capacity)
+                self._resize_pairs(st.capacity)
+        return start
+
+    def _resize_pairs(self, n_slots: int) -> None:
+        for name in lay.PAIR_ARRAYS:
+            arr = zarr.open_array(self._zstore, path=f"pairs/{name}", mode="r+")
+            arr.resize((n_slots, *arr.shape[1:]))
+
+    def _clear_case(self, pseudonym: str) -> None:
+        """Delete a base case's arrays and empty its pair slots (whole shards: their chunks are deleted)."""
+        old = self._base_cases[pseudonym]
+        with self._lock:
+            if pseudonym in self._state.cleared:
+                return
+            self._state.cleared.add(pseudonym)
+        self._delete(lay.case_path(pseudonym))
+        if old.n_pairs:
+            clear_pair_slots(self._zstore, old.slot_start, old.n_pairs, self.layout)
+
+    def _delete(self, path: str) -> None:
+        root = zarr.open_group(self._zstore, mode="r+")
+        if path in root:
+            del root[path]
+
+    # ---------------------------------------------------------------------------------------------- commit
+    def commit(
+        self,
+        *,
+        message: str,
+        inventory: Iterable[Mapping[str, Any]] = (),
+        quarantine: Iterable[Mapping[str, Any]] = (),
+        provenance: Provenance | None = None,
+        splits: SplitConfig | None = None,
+        tag: str | None = None,
+    ) -> VersionInfo:
+        """Drop base cases not written, write tables + card, commit; returns the new (or unchanged) version."""
+        if self._committed:
+            raise StoreError(f"store {self.store}: this writer has already committed; open a new Writer")
+        self._committed = True
+        provenance = provenance or Provenance()
+        splits = splits or SplitConfig()
+        removed = sorted(set(self._base_cases) - self._state.seen)
+        for p in removed:
+            self._clear_case(p)
+        built = self._build_tables(list(inventory), list(quarantine), provenance, splits)
+        payloads = {name: parquet_bytes(t) for name, t in built.items()}
+        tables = {name: read_parquet(payload) for name, payload in payloads.items()}  # hash what readers see
+        hashes = {name: content_hash(name, t) for name, t in tables.items()}
+        vhash = version_hash(hashes)
+        stats = {"cases_written": self._state.written, "cases_unchanged": self._state.unchanged}
+        stats["cases_removed"] = len(removed)
+        if self._base is not None and vhash == self._base.content_hash:
+            self._session.discard_changes()
+            log.info("store %s: content unchanged (%s); no new version", self.store, vhash[:12])
+            if tag:
+                create_tag(self._repo, tag, self._base.id, store=self.store)
+            return resolve(self._repo, self._base.id, store=self.store)
+        self._write_case_index(tables["cases"])
+        card = build_card(
+            tables,
+            content_hash=vhash,
+            provenance=provenance.to_dict(),
+            splits={
+                "fractions": list(splits.fractions),
+                "stratify_by": splits.stratify_by,
+                "key_fingerprint": splits.key_fingerprint,
+            },
+        )
+        for name, table in tables.items():
+            payload = payloads[name]
+            lay.create_bytes(
+                self._zstore,
+                f"tables/{name}",
+                payload,
+                {"sha256": _sha256(payload), "content_sha256": hashes[name], "rows": table.num_rows},
+            )
+        card_json = canonical_json(card).encode()
+        lay.create_bytes(self._zstore, "card/json", card_json, {"sha256": _sha256(card_json)})
+        card_md = render_markdown(card).encode()
+        lay.create_bytes(self._zstore, "card/md", card_md, {"sha256": _sha256(card_md)})
+        meta = {
+            "format": FORMAT_VERSION,
+            "content_hash": vhash,
+            "tables": hashes,
+            "layout": self.layout.to_dict(),
+            "n_cases": tables["cases"].num_rows,
+        }
+        root = zarr.open_group(self._zstore, mode="a")
+        root.attrs[META_KEY] = meta
+        snapshot_id = self._session.commit(message, metadata={META_KEY: {**meta, "stats": stats}})
+        stats["bytes_written"] = self._repo.chunk_storage_stats().native_bytes - self._chunk_bytes_before
+        if tag:
+            create_tag(self._repo, tag, snapshot_id, store=self.store)
+        info = resolve(self._repo, snapshot_id, store=self.store)
+        log.info("store %s: version %s (%s) %s", self.store, snapshot_id, vhash[:12], stats)
+        return VersionInfo(**{**info.__dict__, "stats": stats})
+
+    def _build_tables(
+        self,
+        inventory: list[Mapping[str, Any]],
+        quarantine: list[Mapping[str, Any]],
+        provenance: Provenance,
+        splits: SplitConfig,
+    ) -> dict[str, Any]:
+        rows = self._state.rows
+        check_columns("inventory", inventory, f"store {self.store}")
+        check_columns("quarantine", quarantine, f"store {self.store}")
+        cases = to_arrow("cases", rows["cases"])
+        names = cases.column("pseudonym").to_pylist() if cases.num_rows else []
+        strata = None
+        if splits.stratify_by is not None:
+            if cases.num_rows and splits.stratify_by not in cases.column_names:
+                raise StoreError(
+                    f"store {self.store}: splits stratified by {splits.stratify_by!r}, but the cases table has no "
+                    f"such column (columns: {', '.join(cases.column_names)}); add it to CaseRecord.attributes"
+                )
+            strata = dict(zip(names, cases.column(splits.stratify_by).to_pylist(), strict=True)) if names else {}
+        previous = {}
+        if "splits" in self._base_tables and self._base_tables["splits"].num_rows:
+            previous = {r["pseudonym"]: r["split"] for r in self._base_tables["splits"].to_pylist()}
+        assigned = assign_splits(names, splits, previous=previous, strata=strata)
+        prov = {**provenance.to_dict(), "splits": {**splits.to_dict(), "key": splits.key_fingerprint}}
+        return {
+            "cases": cases,
+            "scans": to_arrow("scans", rows["scans"]),
+            "teeth": to_arrow("teeth", rows["teeth"]),
+            "pairs": to_arrow("pairs", rows["pairs"]),
+            "registrations": to_arrow("registrations", rows["registrations"]),
+            "inventory": to_arrow("inventory", inventory),
+            "quarantine": to_arrow("quarantine", quarantine),
+            "splits": to_arrow("splits", [{"pseudonym": p, "split": s} for p, s in assigned.items()]),
+            "provenance": to_arrow("provenance", [{"field": k, "value": canonical_json(v)} for k, v in prov.items()]),
+        }
+
+    def _write_case_index(self, cases: Any) -> None:
+        st = self._state
+        if st.pair_shape is None:
+            return
+        if st.capacity != st.next_slot:
+            self._resize_pairs(st.next_slot)
+            st.capacity = st.next_slot
+        index = np.full(st.next_slot, -1, dtype=np.int32)
+        if cases.num_rows:
+            for row, (start, n) in enumerate(
+                zip(cases.column("pair_slot_start").to_pylist(), cases.column("n_pairs").to_pylist(), strict=True)
+            ):
+                if n:
+                    index[start : start + n] = row
+        lay.write_case_index(self._zstore, index)
+
+    def abort(self) -> None:
+        """Throw away everything written in this session (the store keeps its latest version)."""
+        if self._session.has_uncommitted_changes:
+            self._session.discard_changes()
+
+    def __enter__(self) -> Writer:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is not None:
+            self.abort()
+
+
+def publish(
+    store: str | Path,
+    records: Iterable[CaseRecord],
+    *,
+    message: str,
+    inventory: Iterable[Mapping[str, Any]] = (),
+    quarantine: Iterable[Mapping[str, Any]] = (),
+    provenance: Provenance | None = None,
+    splits: SplitConfig | None = None,
+    tag: str | None = None,
+    base: str | None = "latest",
+    layout: lay.LayoutConfig | None = None,
+) -> VersionInfo:
+    """Publish ``records`` (streamed: one case in memory at a time) as the store's next version.
+
+    base: ``"latest"`` (incremental: unchanged cases are not rewritten, cases not in ``records`` are dropped) or
+    None (rewrite everything). Returns the new version, or the base when the content is unchanged.
+    """
+    with Writer(store, base=base, layout=layout) as writer:
+        for record in records:
+            writer.write_case(record)
+        return writer.commit(
+            message=message, inventory=inventory, quarantine=quarantine, provenance=provenance, splits=splits, tag=tag
+        )
+
+
+def _sha256(payload: bytes) -> str:
+    return hashlib.sha256(payload).hexdigest()

@@ -1,0 +1,270 @@
+"""PyTorch datasets that read a published version directly (no export step).
+
+Two granularities over one version and split:
+
+- :class:`PairDataset` — one sample per paired tooth, from the stacked pair arrays;
+- :class:`CaseDataset` — one sample per patient: a CBCT crop resampled to a set spacing (default 256×256×64 at
+  0.3 mm, as in the paper) with its label crop, and each IOS jaw as N points (xyz + normal) moved into the CBCT
+  world frame by its registration, with per-point FDI labels.
+
+Geometry is the store's: LPS world mm, crops indexed ``[i, j, k]`` along +x, +y, +z, ``world_from_crop`` maps a crop
+index to world mm. The same axis order is used for pretraining and fine-tuning (the paper's code permuted axes
+differently in the two). CBCT values stay the scanner's (float32); the model clips and scales them (paper:
+``[0, 2500] / 2500``), so training and inference on raw volumes normalise the same way.
+
+Every random draw (crop centre, point subset, augmentation) comes from ``default_rng([seed, epoch, index])``, so a
+sample does not depend on which worker or rank loads it, and a resumed run sees the same samples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from scipy import ndimage
+from torch.utils.data import Dataset
+
+from toothmcl_data.errors import ConfigError
+from toothmcl_data.store import open_version
+from toothmcl_data.stream.augment import AugmentConfig, augment_pair, draw_motion, move_crop, move_points
+from toothmcl_data.types import JAWS, Affine4x4, Jaw, apply_transform
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """What a sample looks like."""
+
+    crop_shape: tuple[int, int, int] = (256, 256, 64)
+    """Case-level CBCT crop, voxels along (x, y, z)."""
+    spacing_mm: float = 0.3
+    """Case-level crop spacing (mm); pair crops keep the spacing they were published with."""
+    points: int = 24_000
+    """IOS points per jaw (case level) or per tooth (pair level: at most the published count)."""
+    seed: int = 0
+    augment: AugmentConfig | None = None
+    """None: no augmentation (evaluation)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "crop_shape", tuple(int(s) for s in self.crop_shape))
+        if len(self.crop_shape) != 3 or min(self.crop_shape) < 8:
+            raise ConfigError(f"crop_shape must be three sizes ≥ 8 voxels, got {self.crop_shape}")
+        if self.spacing_mm <= 0 or self.points < 1:
+            raise ConfigError(f"spacing_mm and points must be positive, got {self}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["crop_shape"] = list(self.crop_shape)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StreamConfig:
+        data = dict(data)
+        if data.get("augment") is not None:
+            data["augment"] = AugmentConfig(**data["augment"])
+        if "crop_shape" in data:
+            data["crop_shape"] = tuple(data["crop_shape"])
+        return cls(**data)
+
+
+def split_cases(version: Any, split: str | None) -> list[str]:
+    """Pseudonyms of ``split`` (``"train"``, ``"val"``, ``"test"``; None = all) in the version, sorted."""
+    cases = version.case_ids()
+    if split is None:
+        return cases
+    if split not in {"train", "val", "test"}:
+        raise ConfigError(f"split must be 'train', 'val', 'test' or None, got {split!r}")
+    table = version.table("splits").to_pylist()
+    chosen = sorted(r["pseudonym"] for r in table if r["split"] == split)
+    return [c for c in chosen if c in set(cases)]
+
+
+class _VersionDataset(Dataset[dict[str, Any]]):
+    def __init__(self, store: str | Path, version: str, split: str | None, config: StreamConfig) -> None:
+        self.version = open_version(store, version)
+        self.split = split
+        self.config = config
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Augmentations and crop positions of ``epoch`` (call before creating the epoch's loader iterator)."""
+        self.epoch = epoch
+
+    def _rng(self, index: int) -> np.random.Generator:
+        return np.random.default_rng([self.config.seed, self.epoch, index])
+
+
+class PairDataset(_VersionDataset):
+    """One sample per paired tooth of ``split``.
+
+    Sample: ``cbct`` float32 [1, X, Y, Z] scanner values; ``cbct_labels`` int64 [X, Y, Z] FDI; ``ios`` float32 [N, 6]
+    xyz LPS mm + normal; ``ios_labels`` int64 [N] (the tooth's FDI, mirrored with the sample when augmented);
+    ``world_from_crop`` float64 [4, 4]; ``fdi`` int; ``case`` str; ``index`` int.
+    """
+
+    def __init__(
+        self,
+        store: str | Path,
+        version: str = "latest",
+        split: str | None = "train",
+        config: StreamConfig = StreamConfig(),
+    ) -> None:
+        super().__init__(store, version, split, config)
+        arrays = self.version.pairs()
+        slots = arrays.slots
+        cases = self.version.table("cases").column("pseudonym").to_pylist()
+        keep = set(split_cases(self.version, split))
+        case_index = arrays.index["case_index"][slots] if len(slots) else np.zeros(0, dtype=np.int64)
+        self._slots = [int(s) for s, c in zip(slots, case_index, strict=True) if cases[int(c)] in keep]
+        self._case_of = {int(s): cases[int(c)] for s, c in zip(slots, case_index, strict=True)}
+
+    def __len__(self) -> int:
+        return len(self._slots)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        slot = self._slots[index]
+        pair = self.version.pairs().read(slot)
+        image = np.asarray(pair["cbct_crop"], dtype=np.float32)
+        labels = np.asarray(pair["label_crop"], dtype=np.int64)
+        points = np.asarray(pair["ios_points"], dtype=np.float32)
+        world_from_crop = np.asarray(pair["world_from_crop"], dtype=np.float64)
+        fdi = int(pair["fdi"])
+        rng = self._rng(index)
+        if self.config.points < len(points):
+            points = points[np.sort(rng.choice(len(points), self.config.points, replace=False))]
+        point_labels = np.full(len(points), fdi, dtype=np.int64)
+        applied: dict[str, Any] = {}
+        if self.config.augment is not None:
+            image, labels, points, point_labels, applied = augment_pair(
+                image, labels, points, point_labels, world_from_crop, self.config.augment, rng
+            )
+            fdi = int(point_labels[0])
+        return {
+            "cbct": torch.from_numpy(np.ascontiguousarray(image))[None],
+            "cbct_labels": torch.from_numpy(np.ascontiguousarray(labels)),
+            "ios": torch.from_numpy(points),
+            "ios_labels": torch.from_numpy(point_labels),
+            "world_from_crop": torch.from_numpy(world_from_crop),
+            "fdi": fdi,
+            "case": self._case_of[slot],
+            "index": index,
+            "applied": applied,
+        }
+
+
+def crop_grid(centre: NDArray[np.float64], shape: tuple[int, int, int], spacing: float) -> Affine4x4:
+    """``world_from_crop`` (4, 4) of an LPS-aligned crop of ``shape`` voxels and ``spacing`` mm centred on
+    ``centre`` (3,) LPS mm."""
+    affine = np.diag([spacing, spacing, spacing, 1.0])
+    affine[:3, 3] = centre - spacing * (np.asarray(shape, dtype=np.float64) - 1) / 2
+    return affine
+
+
+def resample(
+    array: Any, volume_affine: Affine4x4, world_from_crop: Affine4x4, shape: tuple[int, int, int], *, order: int
+) -> NDArray[np.generic]:
+    """Sample a (lazy) volume ``array`` [i, j, k] with ``volume_affine`` on the crop grid (``order`` 1 = linear,
+    0 = nearest); reads only the volume block the crop covers. Outside the volume: 0."""
+    corners = np.array([[a, b, c] for a in (0, shape[0] - 1) for b in (0, shape[1] - 1) for c in (0, shape[2] - 1)])
+    src_from_crop = np.linalg.inv(volume_affine) @ world_from_crop
+    src = apply_transform(src_from_crop, corners)
+    lo = np.clip(np.floor(src.min(axis=0)).astype(int) - 1, 0, array.shape)
+    hi = np.clip(np.ceil(src.max(axis=0)).astype(int) + 2, 0, array.shape)
+    if np.any(hi <= lo):
+        return np.zeros(shape, dtype=np.asarray(array[0:1, 0:1, 0:1]).dtype)
+    block = np.asarray(array[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]])
+    offset = src_from_crop[:3, 3] - lo
+    return ndimage.affine_transform(block, src_from_crop[:3, :3], offset, output_shape=shape, order=order, cval=0)
+
+
+class CaseDataset(_VersionDataset):
+    """One sample per patient of ``split`` (patients with a CBCT and at least one registered jaw).
+
+    Sample: ``cbct`` float32 [1, X, Y, Z]; ``cbct_labels`` int64 [X, Y, Z] FDI (−1 everywhere when the case has
+    no label map); ``ios`` {jaw: float32 [N, 6]} xyz LPS mm + normal; ``ios_labels`` {jaw: int64 [N]} FDI (−1 when
+    unlabelled); ``world_from_crop`` float64 [4, 4]; ``case`` str; ``index`` int. The crop is centred on a tooth
+    drawn from the case's paired teeth (jittered), so it holds teeth of both modalities.
+    """
+
+    def __init__(
+        self,
+        store: str | Path,
+        version: str = "latest",
+        split: str | None = "train",
+        config: StreamConfig = StreamConfig(),
+        *,
+        jaws: tuple[Jaw, ...] = JAWS,
+    ) -> None:
+        """``jaws``: only cases with all these jaws registered are sampled (pretraining needs both)."""
+        super().__init__(store, version, split, config)
+        self.jaws = jaws
+        registered: dict[str, set[str]] = {}
+        for row in self.version.table("registrations").to_pylist():
+            registered.setdefault(row["pseudonym"], set()).add(row["jaw"])
+        with_reg = {case for case, found in registered.items() if set(jaws) <= found}
+        # Crop centres: the paired teeth (centres of their published crops).
+        arrays = self.version.pairs()
+        cases = self.version.table("cases").column("pseudonym").to_pylist()
+        self._centres: dict[str, list[NDArray[np.float64]]] = {}
+        if len(arrays.slots):
+            index = arrays.index
+            shape = np.asarray(arrays.cbct_crop.shape[1:], dtype=np.float64)
+            for slot in arrays.slots:
+                centre = apply_transform(index["world_from_crop"][slot], ((shape - 1) / 2)[None])[0]
+                self._centres.setdefault(cases[int(index["case_index"][slot])], []).append(centre)
+        self._cases = [c for c in split_cases(self.version, split) if c in with_reg and c in self._centres]
+
+    def __len__(self) -> int:
+        return len(self._cases)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        case = self._cases[index]
+        rng = self._rng(index)
+        config = self.config
+        centres = np.asarray(self._centres[case], dtype=np.float64)
+        centre = centres[int(rng.integers(len(centres)))] + rng.uniform(-4.0, 4.0, size=3)
+        world_from_crop = crop_grid(centre, config.crop_shape, config.spacing_mm)
+        cbct = self.version.cbct_array(case, "cbct")
+        if cbct is None:
+            raise ConfigError(f"case {case} has no CBCT; CaseDataset needs one")
+        affine = np.asarray(cbct.attrs["affine"], dtype=np.float64)
+        image = resample(cbct, affine, world_from_crop, config.crop_shape, order=1).astype(np.float32)
+        label_array = self.version.cbct_array(case, "cbct_labels")
+        if label_array is None:
+            labels = np.full(config.crop_shape, -1, dtype=np.int64)
+        else:
+            labels = resample(label_array, affine, world_from_crop, config.crop_shape, order=0).astype(np.int64)
+        ios: dict[str, torch.Tensor] = {}
+        ios_labels: dict[str, torch.Tensor] = {}
+        motion = None
+        if config.augment is not None:
+            motion, _ = draw_motion(config.augment, rng, centre)
+            image, moved = move_crop(image, labels, world_from_crop, motion)
+            labels = moved if moved is not None else labels
+        for jaw in self.jaws:
+            registration = self.version.registration(case, jaw)
+            mesh = self.version.ios(case, jaw)
+            normals = self.version.ios_normals(case, jaw).astype(np.float64)
+            T = registration.world_from_ios
+            xyz = apply_transform(T, mesh.vertices)
+            nrm = normals @ T[:3, :3].T
+            pick = np.sort(rng.choice(len(xyz), size=config.points, replace=len(xyz) < config.points))
+            points = np.concatenate([xyz[pick], nrm[pick]], axis=1).astype(np.float32)
+            point_labels = (mesh.labels[pick] if mesh.labels is not None else np.full(len(pick), -1)).astype(np.int64)
+            if motion is not None:
+                points, moved_labels = move_points(points, point_labels, motion)
+                point_labels = moved_labels if moved_labels is not None else point_labels
+            ios[jaw] = torch.from_numpy(points)
+            ios_labels[jaw] = torch.from_numpy(point_labels)
+        return {
+            "cbct": torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None],
+            "cbct_labels": torch.from_numpy(np.ascontiguousarray(labels)),
+            "ios": ios,
+            "ios_labels": ios_labels,
+            "world_from_crop": torch.from_numpy(world_from_crop),
+            "case": case,
+            "index": index,
+        }

@@ -1,0 +1,99 @@
+"""IOS segmentation stream: one sample per (case, jaw) scan of a version's split, with per-point FDI labels.
+
+Points are drawn from the scan's vertices (``points`` per sample, without replacement when the scan has
+enough) with their unit normals. Frame: ``"world"`` moves the scan into the CBCT's LPS world by the case's
+registration when it has one and keeps the scan's own frame otherwise (IOS-only imports such as Teeth3DS have
+no registration); ``"ios"`` always keeps the scan's own frame. Draws come from ``default_rng([seed, epoch,
+index])``; augmentation (``config.augment``) moves points and normals rigidly about the scan's centroid.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from toothmcl_data.errors import ConfigError
+from toothmcl_data.stream.augment import draw_motion, move_points
+from toothmcl_data.stream.dataset import StreamConfig, _VersionDataset, split_cases
+from toothmcl_data.types import JAWS, Jaw, apply_transform
+
+Frame = Literal["world", "ios"]
+
+
+class JawDataset(_VersionDataset):
+    """One sample per labelled jaw scan of ``split``.
+
+    Sample: ``points`` float32 [N, 6] xyz mm (frame above) + unit normal; ``labels`` int64 [N] FDI (0 gingiva);
+    ``vertex_index`` int64 [N] the points' vertex indices in the stored mesh; ``jaw`` str; ``case`` str;
+    ``index`` int.
+    """
+
+    def __init__(
+        self,
+        store: str | Path,
+        version: str = "latest",
+        split: str | None = "train",
+        config: StreamConfig = StreamConfig(),
+        *,
+        jaws: tuple[Jaw, ...] = JAWS,
+        frame: Frame = "world",
+        cases: list[str] | None = None,
+    ) -> None:
+        """``cases``: restrict to these pseudonyms (e.g. an ablation's k labelled cases)."""
+        super().__init__(store, version, split, config)
+        if frame not in ("world", "ios"):
+            raise ConfigError(f"frame must be 'world' or 'ios', got {frame!r}")
+        self.frame = frame
+        labelled = {
+            (r["pseudonym"], r["jaw"])
+            for r in self.version.table("scans").to_pylist()
+            if r["modality"] == "ios" and r["labelled"]
+        }
+        registered = {(r["pseudonym"], r["jaw"]) for r in self.version.table("registrations").to_pylist()}
+        chosen = split_cases(self.version, split)
+        if cases is not None:
+            missing = sorted(set(cases) - set(chosen))
+            if missing:
+                raise ConfigError(f"cases {missing} are not in split {split!r} of version {self.version.id}")
+            chosen = list(cases)
+        self._samples = [(c, j) for c in chosen for j in jaws if (c, j) in labelled]
+        self._registered = registered
+
+    def __len__(self) -> int:
+        return len(self._samples)
+
+    @property
+    def samples(self) -> list[tuple[str, Jaw]]:
+        return list(self._samples)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        case, jaw = self._samples[index]
+        rng = self._rng(index)
+        mesh = self.version.ios(case, jaw)
+        normals = self.version.ios_normals(case, jaw).astype(np.float64)
+        xyz = mesh.vertices
+        if self.frame == "world" and (case, jaw) in self._registered:
+            T = self.version.registration(case, jaw).world_from_ios
+            xyz = apply_transform(T, xyz)
+            normals = normals @ T[:3, :3].T
+        n = self.config.points
+        pick = np.sort(rng.choice(len(xyz), size=n, replace=len(xyz) < n))
+        points = np.concatenate([xyz[pick], normals[pick]], axis=1).astype(np.float32)
+        if mesh.labels is None:
+            raise ConfigError(f"case {case} {jaw} scan has no labels; JawDataset needs labelled scans")
+        labels = mesh.labels[pick].astype(np.int64)
+        if self.config.augment is not None:
+            motion, _ = draw_motion(self.config.augment, rng, points[:, :3].astype(np.float64).mean(0))
+            points, moved = move_points(points, labels, motion)
+            labels = moved if moved is not None else labels
+        return {
+            "points": torch.from_numpy(points),
+            "labels": torch.from_numpy(labels),
+            "vertex_index": torch.from_numpy(pick.astype(np.int64)),
+            "jaw": jaw,
+            "case": case,
+            "index": index,
+        }

@@ -1,0 +1,269 @@
+"""Inference with a fine-tuned segmenter, written back in the input's own geometry, and scored.
+
+CBCT (:func:`predict_volume`): the volume is resampled (linear) onto an LPS-aligned grid at the training spacing
+covering it, segmented by ``monai.inferers.sliding_window_inference`` with the training crop as the window
+(Gaussian blending), and the argmax classes are resampled (nearest) back onto the input's own grid — the output
+has the input's shape and affine, so it scores against the input's label map voxel by voxel and is written as
+NIfTI with the input's geometry (:func:`write_prediction_nifti`).
+
+IOS (:func:`predict_mesh`): ``points`` vertices are drawn (seeded), segmented, and every mesh vertex takes the
+majority class of its ``k`` nearest drawn points (``k = 1``: the nearest) — so each vertex gets a label, in the
+mesh's vertex order; instances are numbered per predicted tooth. Written as Teeth3DS JSON
+(:func:`write_prediction_teeth3ds`). Scores come from :mod:`toothmcl_data.metrics`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import trimesh
+from numpy.typing import NDArray
+from scipy.spatial import cKDTree
+
+from toothmcl_data.errors import InputError
+from toothmcl_data.fdi import from_fdi
+from toothmcl_data.io.teeth3ds import write_teeth3ds_json
+from toothmcl_data.io.volume import write_nifti
+from toothmcl_data.metrics import CBCTScores, IOSScores, score_label_maps, score_scan
+from toothmcl_data.stream.dataset import resample
+from toothmcl_data.types import Affine4x4, Jaw, Mesh, Volume
+from toothmcl_models.segmentation import CBCTSegmenter, IOSSegmenter, classes_to_fdi
+
+
+def inference_grid(volume: Volume, spacing_mm: float) -> tuple[Affine4x4, tuple[int, int, int]]:
+    """``world_from_grid`` (4, 4) and shape of the LPS-aligned grid at ``spacing_mm`` covering ``volume``'s voxel
+    centres (LPS mm)."""
+    shape = np.asarray(volume.shape, dtype=np.float64)
+    corners = np.array([[a, b, c] for a in (0, 1) for b in (0, 1) for c in (0, 1)], dtype=np.float64) * (shape - 1)
+    world = volume.world_from_index(corners)
+    lo, hi = world.min(0), world.max(0)
+    size = np.floor((hi - lo) / spacing_mm + 1e-6).astype(int) + 1
+    affine = np.diag([spacing_mm, spacing_mm, spacing_mm, 1.0])
+    affine[:3, 3] = lo
+    return affine, (int(size[0]), int(size[1]), int(size[2]))
+
+
+@torch.no_grad()
+def predict_volume(
+    net: CBCTSegmenter,
+    volume: Volume,
+    *,
+    spacing_mm: float,
+    roi: tuple[int, int, int],
+    overlap: float = 0.25,
+    sw_batch_size: int = 1,
+    device: torch.device | str = "cpu",
+) -> Volume:
+    """FDI label map (int16, 0 = background) on ``volume``'s own grid (same shape and affine).
+
+    volume: CBCT, (I, J, K) scanner values indexed [i, j, k], LPS affine. roi: the sliding window (X, Y, Z)
+    voxels at ``spacing_mm`` (the training crop; multiples of 32).
+    """
+    from monai.inferers import sliding_window_inference
+
+    grid_affine, grid_shape = inference_grid(volume, spacing_mm)
+    image = resample(volume.array, volume.affine, grid_affine, grid_shape, order=1).astype(np.float32)
+    net = net.eval().to(device)
+    tensor = torch.from_numpy(image)[None, None].to(device)
+    logits = sliding_window_inference(tensor, roi, sw_batch_size, net, overlap=overlap, mode="gaussian")
+    if isinstance(logits, tuple | dict):
+        raise InputError("sliding_window_inference returned several outputs; expected one logits tensor")
+    classes = torch.as_tensor(logits).argmax(1)[0].cpu().numpy().astype(np.int16)
+    native = resample(classes, grid_affine, volume.affine, volume.shape, order=0)
+    return Volume(classes_to_fdi(native), volume.affine.copy())
+
+
+def write_prediction_nifti(path: Path, prediction: Volume, *, scheme: str = "fdi") -> Path:
+    """Write an FDI label :class:`Volume` as NIfTI (RAS on disk, the same voxels and geometry), in ``scheme``'s
+    codes (``fdi`` or ``toothfairy2``)."""
+    codes = prediction.array if scheme == "fdi" else from_fdi(prediction.array, scheme)
+    return write_nifti(
+        path, Volume(np.asarray(codes, dtype=np.int16), prediction.affine), descrip="toothmcl prediction"
+    )
+
+
+def vertex_normals(mesh: Mesh) -> NDArray[np.float64]:
+    """(n, 3) float64 unit vertex normals of ``mesh`` in its frame (area-weighted face normals, trimesh)."""
+    return np.asarray(trimesh.Trimesh(mesh.vertices, mesh.faces, process=False).vertex_normals, dtype=np.float64)
+
+
+def back_project(
+    sample_xyz: NDArray[np.floating], sample_labels: NDArray[np.integer], vertices: NDArray[np.floating], k: int = 1
+) -> NDArray[np.int64]:
+    """Label every vertex from labelled sample points.
+
+    sample_xyz: (m, 3) float mm; sample_labels: (m,) int; vertices: (n, 3) float mm in the same frame.
+    Returns (n,) int64: the label of the nearest sample (k = 1) or the most frequent label among the ``k``
+    nearest (ties → the nearer label's class order: the smallest label among the tied).
+    """
+    tree = cKDTree(np.asarray(sample_xyz, dtype=np.float64))
+    k = min(k, len(sample_xyz))
+    _, idx = tree.query(np.asarray(vertices, dtype=np.float64), k=k)
+    labels = np.asarray(sample_labels, dtype=np.int64)
+    if k == 1:
+        return labels[np.asarray(idx).reshape(-1)]
+    votes = labels[idx]  # (n, k)
+    offset = votes.min()
+    counts = np.zeros((len(votes), int(votes.max() - offset) + 1), dtype=np.int64)
+    np.add.at(counts, (np.repeat(np.arange(len(votes)), k), (votes - offset).ravel()), 1)
+    return counts.argmax(1) + offset
+
+
+def instances_from_labels(labels: NDArray[np.integer]) -> NDArray[np.int16]:
+    """(n,) int16 instance per vertex: 0 for gingiva (label 0), 1, 2, … per distinct tooth label in FDI order."""
+    labels = np.asarray(labels)
+    teeth = sorted(int(t) for t in np.unique(labels) if t > 0)
+    out = np.zeros(len(labels), dtype=np.int16)
+    for i, t in enumerate(teeth, start=1):
+        out[labels == t] = i
+    return out
+
+
+@torch.no_grad()
+def predict_mesh(
+    net: IOSSegmenter,
+    mesh: Mesh,
+    jaw: Jaw,
+    *,
+    points: int,
+    rng: np.random.Generator,
+    world_from_mesh: Affine4x4 | None = None,
+    k: int = 3,
+    device: torch.device | str = "cpu",
+) -> tuple[NDArray[np.int16], NDArray[np.int16]]:
+    """Per-vertex FDI labels (n,) int16 (0 gingiva) and instances (n,) int16 of one jaw scan.
+
+    mesh: the scan, vertices (n, 3) mm in its own frame. world_from_mesh: (4, 4) moves it into the frame the
+    network was trained in (the CBCT world for registered scans; None = identity). ``points`` vertices are
+    drawn from ``rng``.
+    """
+    normals = vertex_normals(mesh)
+    xyz = mesh.vertices
+    if world_from_mesh is not None:
+        xyz = xyz @ world_from_mesh[:3, :3].T + world_from_mesh[:3, 3]
+        normals = normals @ world_from_mesh[:3, :3].T
+    n = len(xyz)
+    pick = np.sort(rng.choice(n, size=points, replace=n < points))
+    cloud = torch.from_numpy(np.concatenate([xyz[pick], normals[pick]], 1).astype(np.float32))[None].to(device)
+    net = net.eval().to(device)
+    classes = net(cloud, jaw).argmax(-1)[0].cpu().numpy()
+    fdi = classes_to_fdi(classes, jaw)
+    labels = back_project(xyz[pick], fdi, xyz, k=k).astype(np.int16)
+    return labels, instances_from_labels(labels)
+
+
+def write_prediction_teeth3ds(
+    path: Path, labels: NDArray[np.integer], *, id_patient: str, jaw: Jaw, instances: NDArray[np.integer] | None = None
+) -> None:
+    """Write per-vertex FDI ``labels`` (n,) as a Teeth3DS JSON (instances numbered per tooth when not given)."""
+    write_teeth3ds_json(
+        path,
+        id_patient=id_patient,
+        jaw=jaw,
+        labels=labels,
+        instances=instances if instances is not None else instances_from_labels(labels),
+    )
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One scored prediction: which case, and its metrics."""
+
+    case: str
+    jaw: str
+    scores: CBCTScores | IOSScores
+
+    def summary(self) -> dict[str, Any]:
+        if isinstance(self.scores, IOSScores):
+            s = self.scores
+            return {"case": self.case, "jaw": self.jaw, "TSA": s.TSA, "TLA": s.TLA, "TIR": s.TIR, "mIoU": s.mIoU}
+        summary = self.scores.summary
+        return {"case": self.case, "jaw": self.jaw, **{k: v for k, v in summary.items() if isinstance(v, int | float)}}
+
+
+def score_volume(prediction: Volume, truth: Volume, case: str = "") -> Scored:
+    """Score an FDI prediction against the FDI truth on the same grid (Dice, HD95 mm, identification)."""
+    if prediction.shape != truth.shape or not np.allclose(prediction.affine, truth.affine, atol=1e-4):
+        raise InputError(
+            f"case {case}: prediction grid {prediction.shape} differs from the truth's {truth.shape} (or its affine); "
+            "predict with predict_volume, which writes back on the input's grid"
+        )
+    return Scored(case, "", score_label_maps(truth.array, prediction.array, truth.spacing, what=case))
+
+
+def score_mesh(mesh: Mesh, labels: NDArray[np.integer], instances: NDArray[np.integer], case: str = "") -> Scored:
+    """Score per-vertex predictions against ``mesh``'s own labels/instances (3DTeethSeg22 rules + mIoU)."""
+    if mesh.labels is None or mesh.instances is None:
+        raise InputError(f"case {case}: the mesh has no ground-truth labels/instances to score against")
+    scores = score_scan(mesh.vertices, mesh.labels, mesh.instances, labels, instances, f"case {case}")
+    return Scored(case, mesh.jaw or "", scores)
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation of the finite values (NaN when none; std 0 for one)."""
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return math.nan, math.nan
+    arr = np.asarray(finite)
+    return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m toothmcl_models.evaluate {cbct,ios} --checkpoint RUN …``: predict one input with a fine-tuned
+    model and write it in the input's geometry (NIfTI / ToothFairy2 MHA, or Teeth3DS JSON), optionally scored."""
+    import argparse
+    import json
+
+    from toothmcl_data.io.mesh import read_mesh
+    from toothmcl_data.io.volume import read_volume
+    from toothmcl_models.finetune import load_finetuned
+
+    parser = argparse.ArgumentParser(prog="python -m toothmcl_models.evaluate", description=main.__doc__)
+    parser.add_argument("task", choices=("cbct", "ios"))
+    parser.add_argument("--checkpoint", required=True, type=Path, help="fine-tuning run folder or step-*.pt")
+    parser.add_argument("--input", required=True, type=Path, help="CBCT volume (NIfTI/MHA/NRRD) or jaw scan mesh")
+    parser.add_argument("--out", required=True, type=Path, help=".nii.gz / .mha (CBCT) or .json (IOS)")
+    parser.add_argument("--jaw", choices=("upper", "lower"), help="IOS: which jaw the scan is")
+    parser.add_argument("--scheme", default="fdi", help="CBCT output codes: fdi or toothfairy2 (.mha: toothfairy2)")
+    parser.add_argument("--gt", type=Path, help="ground truth to score against (label volume / Teeth3DS JSON)")
+    parser.add_argument("--seed", type=int, default=0, help="IOS: seed of the sampled points")
+    args = parser.parse_args(argv)
+    net, config = load_finetuned(args.checkpoint)
+    scores: dict[str, Any] = {}
+    if args.task == "cbct":
+        if not isinstance(net, CBCTSegmenter):
+            raise InputError(f"{args.checkpoint}: not a CBCT fine-tuning run")
+        volume = read_volume(args.input)
+        pred = predict_volume(net, volume, spacing_mm=config.data.spacing_mm, roi=config.data.crop_shape)
+        if args.out.name.endswith(".mha"):
+            from toothmcl_data.adapters.toothfairy2 import write_mha
+
+            write_mha(args.out, Volume(from_fdi(pred.array, "toothfairy2").astype(np.uint8), pred.affine))
+        else:
+            write_prediction_nifti(args.out, pred, scheme=args.scheme)
+        if args.gt is not None:
+            from toothmcl_data.metrics.inputs import read_label_volume
+
+            scores = score_volume(pred, read_label_volume(args.gt), str(args.input)).scores.to_dict()
+    else:
+        if not isinstance(net, IOSSegmenter) or args.jaw is None:
+            raise InputError(f"{args.checkpoint}: IOS prediction needs an IOS run and --jaw")
+        mesh = read_mesh(args.input, jaw=args.jaw)
+        labels, instances = predict_mesh(
+            net, mesh, args.jaw, points=config.data.points, rng=np.random.default_rng(args.seed)
+        )
+        write_prediction_teeth3ds(args.out, labels, id_patient=args.input.stem, jaw=args.jaw, instances=instances)
+        if args.gt is not None:
+            from toothmcl_data.metrics.inputs import score_ios_files
+
+            scores = score_ios_files(args.input, args.gt, args.out).to_dict()
+    print(json.dumps({"prediction": str(args.out), **({"scores": scores} if scores else {})}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

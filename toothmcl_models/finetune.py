@@ -1,0 +1,272 @@
+"""Fine-tune FDI segmentation on a published version: ``torchrun -m toothmcl_models.finetune {cbct,ios}``.
+
+    torchrun --nproc-per-node 2 -m toothmcl_models.finetune cbct --store S --version V --config tiny --out DIR \
+        [--init PRETRAIN_RUN_OR_CKPT] [--resume] [--max-steps N]
+
+The pretraining machinery, reused: DDP over torchrun's ranks (gloo on CPU, NCCL on GPU), bfloat16 autocast on
+GPU, AdamW with warm-up + cosine per optimiser step (``schedule``), the world-size independent resumable sample
+order (``toothmcl_data.stream.order``), atomic checkpoints with model/optimiser/scheduler/sampler/RNG state and
+config (``checkpoint``), metrics in ``DIR/metrics.csv`` (``runlog``). ``--init`` copies a pretraining
+checkpoint's encoder(s) into the network (``segmentation.load_pretrained``); without it training starts from
+scratch. Loss: cross-entropy + soft Dice (``seglosses``).
+
+- ``cbct``: SwinUNETR-v2, background + 32 FDI teeth, on labelled CBCT crops (``stream.volumes.VolumeDataset``).
+- ``ios``: Point Transformer encoder + decoder per jaw, 17 ``perjaw17`` classes (``stream.jaws.JawDataset``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset
+
+from toothmcl_data.errors import ConfigError
+from toothmcl_data.stream.collate import collate
+from toothmcl_data.stream.jaws import JawDataset
+from toothmcl_data.stream.order import ResumableSampler
+from toothmcl_data.stream.volumes import VolumeDataset
+from toothmcl_models.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
+from toothmcl_models.pretrain import _distributed, _mean_across_ranks, _to
+from toothmcl_models.runlog import RunLog
+from toothmcl_models.schedule import warmup_cosine
+from toothmcl_models.segconfig import FinetuneConfig
+from toothmcl_models.seglosses import dice_ce_loss
+from toothmcl_models.segmentation import (
+    build_segmenter,
+    cbct_class_table,
+    fdi_to_classes,
+    ios_class_table,
+    load_pretrained,
+)
+
+
+def make_dataset(store: str, version: str, config: FinetuneConfig) -> Dataset[dict[str, Any]]:
+    """The training stream of ``config.task`` (raises :class:`ConfigError` when it is empty)."""
+    stream = config.data.stream(config.run.seed)
+    seg = config.segment
+    cases = list(seg.cases) if seg.cases is not None else None
+    dataset: VolumeDataset | JawDataset
+    if config.task == "cbct":
+        dataset = VolumeDataset(
+            store, version, config.data.split, stream, foreground_probability=seg.foreground_probability, cases=cases
+        )
+        what = "labelled CBCT"
+    else:
+        dataset = JawDataset(store, version, config.data.split, stream, jaws=seg.jaws, frame=seg.frame, cases=cases)
+        what = f"labelled {'/'.join(seg.jaws)} IOS scan"
+    if len(dataset) == 0:
+        raise ConfigError(
+            f"store {store} version {version} split {config.data.split!r} has no {what}; publish labelled cases "
+            "or choose another split"
+        )
+    return dataset
+
+
+class SegmentationStep(nn.Module):
+    """Network and loss as one module (one DDP forward per step): batch → (loss, parts)."""
+
+    def __init__(self, net: nn.Module, config: FinetuneConfig) -> None:
+        super().__init__()
+        self.net, self.config = net, config
+        self.register_buffer("cbct_table", cbct_class_table(), persistent=False)
+        for jaw in config.segment.jaws:
+            self.register_buffer(f"table_{jaw}", ios_class_table(jaw), persistent=False)
+
+    def _table(self, name: str) -> Tensor:
+        table = getattr(self, "cbct_table" if name == "cbct" else f"table_{name}")
+        if not isinstance(table, Tensor):
+            raise ConfigError(f"no class table for {name!r}")
+        return table
+
+    def forward(self, batch: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
+        seg = self.config.segment
+        if self.config.task == "cbct":
+            logits = self.net(batch["cbct"])
+            target = fdi_to_classes(batch["cbct_labels"], self._table("cbct"))
+            return dice_ce_loss(logits, target, dice_weight=seg.dice_weight, ce_weight=seg.ce_weight)
+        jaws: list[str] = list(batch["jaw"])
+        total: Tensor | None = None
+        parts: dict[str, Tensor] = {}
+        for jaw in sorted(set(jaws)):
+            rows = torch.tensor([i for i, j in enumerate(jaws) if j == jaw], device=batch["points"].device)
+            logits = self.net(batch["points"][rows], jaw).transpose(1, 2)  # (b, K, N)
+            target = fdi_to_classes(batch["labels"][rows], self._table(jaw))
+            loss, p = dice_ce_loss(logits, target, dice_weight=seg.dice_weight, ce_weight=seg.ce_weight)
+            weight = len(rows) / len(jaws)
+            total = loss * weight if total is None else total + loss * weight
+            for k, v in p.items():
+                parts[k] = parts.get(k, torch.zeros((), device=v.device)) + v * weight
+        if total is None:
+            raise ConfigError("empty IOS batch")
+        return total, parts
+
+
+def finetune(
+    store: str,
+    version: str,
+    config: FinetuneConfig,
+    out: Path,
+    *,
+    init: Path | None = None,
+    resume: bool = False,
+    max_steps: int | None = None,
+) -> dict[str, Any]:
+    """Run (or resume) fine-tuning; returns the final step's metrics. ``init``: pretraining checkpoint (file or run
+    folder) whose encoder(s) start the network; ``max_steps`` stops early without changing the schedule."""
+    rank, world, device = _distributed()
+    if config.run.threads:
+        torch.set_num_threads(config.run.threads)
+    optim_cfg = config.optim
+    dataset = make_dataset(store, version, config)
+    sampler = ResumableSampler(len(dataset), seed=config.run.seed, rank=rank, world_size=world)  # type: ignore[arg-type]
+    net = build_segmenter(config.task, config.cbct, config.ios, seed=config.run.seed, jaws=config.segment.jaws)
+    loaded = load_pretrained(net, init) if init is not None and not resume else []
+    module: nn.Module = SegmentationStep(net, config).to(device)
+    params = [p for p in module.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=optim_cfg.lr, betas=optim_cfg.betas, weight_decay=optim_cfg.weight_decay)
+    scheduler = warmup_cosine(
+        optimizer,
+        warmup_steps=optim_cfg.warmup_steps,
+        total_steps=optim_cfg.total_steps,
+        min_factor=optim_cfg.min_lr_ratio,
+    )
+    amp = optim_cfg.amp and device.type == "cuda"
+    step = 0
+    ckpt_dir = out / "checkpoints"
+    if resume:
+        state = load_checkpoint(ckpt_dir)
+        if state["config"] != config.to_dict():
+            raise ConfigError(f"{ckpt_dir}: checkpoint was written with another config; resume with the same one")
+        net.load_state_dict(state["module"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        sampler.load_state_dict(state["sampler"])
+        restore_rng_state(state["rng"])
+        step = int(state["step"])
+    dataset.set_epoch(sampler.state.epoch)  # type: ignore[attr-defined]
+    ddp: nn.Module = (
+        DistributedDataParallel(module, find_unused_parameters=config.task == "ios") if world > 1 else module
+    )
+    log = RunLog(out, enabled=rank == 0, resume_step=step if resume else None)
+
+    def batches() -> Iterator[dict[str, Any]]:
+        while True:
+            loader = DataLoader(
+                dataset,
+                batch_size=config.data.batch_size,
+                sampler=sampler,
+                num_workers=config.data.num_workers,
+                collate_fn=collate,
+                drop_last=len(dataset) >= config.data.batch_size * world,  # type: ignore[arg-type]
+            )
+            yield from loader
+            sampler.set_epoch(sampler.state.epoch + 1)
+            dataset.set_epoch(sampler.state.epoch)  # type: ignore[attr-defined]
+
+    last: dict[str, Any] = {}
+    stop = optim_cfg.total_steps if max_steps is None else min(max_steps, optim_cfg.total_steps)
+    source = batches()
+    from rich.progress import Progress
+
+    with Progress(disable=rank != 0 or not os.isatty(2)) as bar:
+        task = bar.add_task(f"fine-tuning {config.task}", total=stop, completed=step)
+        while step < stop:
+            batch = next(source)
+            epoch = sampler.state.epoch
+            module.train()
+            autocast = torch.autocast("cuda", dtype=torch.bfloat16) if amp else nullcontext()
+            with autocast:
+                total, parts = ddp(_to(batch, device))
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            if optim_cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(params, optim_cfg.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            sampler.advance(len(batch["case"]) * world)
+            step += 1
+            metrics = _mean_across_ranks(
+                {"loss": float(total.detach()), **{k: float(v) for k, v in parts.items()}}, world
+            )
+            last = {"step": step, "epoch": epoch, "lr": scheduler.get_last_lr()[0], **metrics}
+            if step % config.run.log_every == 0 or step == stop:
+                log.log(step, {k: v for k, v in last.items() if k != "step"})
+            if rank == 0 and (step % config.run.checkpoint_every == 0 or step == stop):
+                save_checkpoint(
+                    ckpt_dir,
+                    step,
+                    {
+                        "module": net.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(),
+                        "sampler": sampler.state_dict(),
+                        "rng": rng_state(),
+                        "config": config.to_dict(),
+                        "task": config.task,
+                        "init": str(init) if init is not None else None,
+                        "store": store,
+                        "version": dataset.version.id,  # type: ignore[attr-defined]
+                    },
+                )
+            bar.update(task, completed=step, description=f"fine-tuning {config.task} · loss {last['loss']:.4f}")
+    log.close()
+    if world > 1:
+        dist.barrier()
+    last["pretrained_tensors"] = len(loaded)
+    return last
+
+
+def load_finetuned(checkpoint: Path) -> tuple[nn.Module, FinetuneConfig]:
+    """The network of a fine-tuning checkpoint (a step-*.pt file, a checkpoints folder or the run folder), in eval
+    mode, and its config."""
+    if (checkpoint / "checkpoints").is_dir():
+        checkpoint = checkpoint / "checkpoints"
+    state = load_checkpoint(checkpoint)
+    config = FinetuneConfig.from_dict(state["config"], str(checkpoint))
+    net = build_segmenter(config.task, config.cbct, config.ios, seed=config.run.seed, jaws=config.segment.jaws)
+    net.load_state_dict(state["module"])
+    return net.eval(), config
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="torchrun -m toothmcl_models.finetune",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("task", choices=("cbct", "ios"))
+    parser.add_argument("--store", required=True, help="store path or URL")
+    parser.add_argument("--version", default="latest", help="version tag or id (default: latest)")
+    parser.add_argument("--config", required=True, type=Path, help="run config YAML, or 'tiny'")
+    parser.add_argument("--out", required=True, type=Path, help="run folder (metrics, checkpoints)")
+    parser.add_argument("--init", type=Path, default=None, help="pretraining checkpoint or run folder (else scratch)")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/latest.pt")
+    parser.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (schedule kept)")
+    args = parser.parse_args(argv)
+    config = FinetuneConfig.from_yaml(args.config, args.task)
+    try:
+        result = finetune(
+            args.store, args.version, config, args.out, init=args.init, resume=args.resume, max_steps=args.max_steps
+        )
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(
+            f"fine-tuning ({args.task}) stopped at step {result.get('step')}: "
+            f"loss {result.get('loss', float('nan')):.4f}; {result['pretrained_tensors']} pretrained tensors "
+            f"loaded; metrics in {args.out / 'metrics.csv'}"
+        )
+
+
+if __name__ == "__main__":
+    main()

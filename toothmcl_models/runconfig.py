@@ -1,0 +1,103 @@
+"""The configuration of a training run: the model side (``ToothMCLConfig``) plus data and run sections.
+
+One YAML file holds all of it, validated on load and stored in every checkpoint::
+
+    model: …, tokens: …, loss: …, optim: …     # ToothMCLConfig sections
+    data: {split, crop_shape, spacing_mm, points, batch_size, num_workers, augment: {…} | null}
+    run: {seed, log_every, checkpoint_every, threads}
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from toothmcl_data.errors import ConfigError
+from toothmcl_data.stream.augment import AugmentConfig
+from toothmcl_data.stream.dataset import StreamConfig
+from toothmcl_models.config import ToothMCLConfig
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """What the loader feeds: the case-level stream of a version's split."""
+
+    split: str | None = "train"
+    crop_shape: tuple[int, int, int] = (256, 256, 64)
+    spacing_mm: float = 0.3
+    points: int = 24_000
+    batch_size: int = 2
+    """Per rank."""
+    num_workers: int = 2
+    augment: AugmentConfig | None = field(default_factory=AugmentConfig)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "crop_shape", tuple(int(s) for s in self.crop_shape))
+        if self.batch_size < 1 or self.num_workers < 0:
+            raise ConfigError(f"data.batch_size must be ≥ 1 and num_workers ≥ 0, got {self}")
+        if self.split not in (None, "train", "val", "test"):
+            raise ConfigError(f"data.split must be train, val, test or null, got {self.split!r}")
+
+    def stream(self, seed: int) -> StreamConfig:
+        return StreamConfig(self.crop_shape, self.spacing_mm, self.points, seed, self.augment)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    seed: int = 0
+    log_every: int = 1
+    checkpoint_every: int = 100
+    threads: int = 0
+    """Torch intra-op threads per rank (0 = torch's default); fix it for bit-exact CPU resumes."""
+
+    def __post_init__(self) -> None:
+        if self.log_every < 1 or self.checkpoint_every < 1 or self.threads < 0:
+            raise ConfigError(f"run.log_every and run.checkpoint_every must be ≥ 1, threads ≥ 0, got {self}")
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    toothmcl: ToothMCLConfig = field(default_factory=ToothMCLConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self.data)
+        data["crop_shape"] = list(self.data.crop_shape)
+        return {**self.toothmcl.to_dict(), "data": data, "run": asdict(self.run)}
+
+    @classmethod
+    def from_dict(cls, raw: Any, where: str = "config") -> PretrainConfig:
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{where}: expected a mapping with model/tokens/loss/optim/data/run sections")
+        raw = dict(raw)
+        data = dict(raw.pop("data", {}) or {})
+        run = dict(raw.pop("run", {}) or {})
+        for section, kind in ((data, DataConfig), (run, RunConfig)):
+            unknown = set(section) - {f.name for f in fields(kind)}
+            if unknown:
+                raise ConfigError(f"{where}: unknown {kind.__name__} keys {sorted(unknown)}")
+        if data.get("augment") is not None:
+            data["augment"] = AugmentConfig(**data["augment"])
+        try:
+            return cls(ToothMCLConfig.from_dict(raw), DataConfig(**data), RunConfig(**run))
+        except TypeError as err:
+            raise ConfigError(f"{where}: {err}") from err
+
+    @classmethod
+    def from_yaml(cls, path: Path) -> PretrainConfig:
+        """Read a run config; a bare name (``tiny``, ``paper``) means ``configs/pretrain_<name>.yaml`` here."""
+        if not path.exists() and (CONFIG_DIR / f"pretrain_{path}.yaml").exists():
+            path = CONFIG_DIR / f"pretrain_{path}.yaml"
+        if not path.is_file():
+            raise ConfigError(f"{path}: no such config file; pass a YAML path or one of: tiny, paper")
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML ({err}); fix the syntax") from err
+        return cls.from_dict(raw, str(path))

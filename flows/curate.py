@@ -183,8 +183,18 @@ def curate(params: CurateParams) -> dict[str, Any]:
     futures: list[PrefectFuture[Any]] = [*deid, *records]
     cached = sum(f.state.name == "Cached" for f in futures)
     logger.info("%d of %d case tasks were cache hits", cached, len(deid) + len(records))
-    quarantine = [
-        {"sha256": "", "pseudonym": s["pseudonym"], "stage": "register/pair", "reason": s["reason"]}
+    quarantine = [  # same columns as the de-identification stage's quarantine rows
+        {
+            "sha256": "",
+            "size": 0,
+            "kind": "case",
+            "format": "",
+            "fate": "quarantined",
+            "case": s["pseudonym"],
+            "role": "register/pair",
+            "duplicate_of": "",
+            "reason": s["reason"],
+        }
         for s in summaries
         if s["record"] is None
     ]

@@ -16,11 +16,18 @@ def _unit(path: str, header: str | None, kind: str = "mesh") -> Unit:
 
 
 @pytest.mark.parametrize(
-    ("path", "key"),
-    [("PACS/DOE_J/2020/IM1", "doe_j"), ("IOS/Doe_J/up.stl", "doe_j"), ("Doe_J/up.stl", "doe_j"), ("up.stl", "")],
+    ("path", "kind", "key"),
+    [
+        ("PACS/DOE_J/2020/IM1", "series", "doe_j"),
+        ("IOS/Doe_J/up.stl", "mesh", "doe_j"),
+        ("Doe_J/up.stl", "mesh", "doe_j"),
+        ("up.stl", "mesh", ""),
+        ("batch2/PACS/DOE_J/2020/IM1", "series", "doe_j"),  # nested drops keep the patient folder
+        ("batch2/PLAN/Doe_J/cbct.nii.gz", "volume", "doe_j"),
+    ],
 )
-def test_folder_key(path: str, key: str) -> None:
-    assert folder_key(path) == key
+def test_folder_key(path: str, kind: str, key: str) -> None:
+    assert folder_key(path, kind) == key  # type: ignore[arg-type]
 
 
 def test_trust_order_and_conflicts() -> None:

@@ -7,9 +7,10 @@ none of these becomes its own patient (keyed by its content hash). Every disagre
 reported in :attr:`Match.conflict` (it names identities, so it belongs to the audit area only) — the more
 trusted source wins, nothing is guessed silently.
 
-Patient folder: the second path component when a file lies at least two folders deep
-(``EXPORT/<patient>/…``), else its first folder; compared case-insensitively, so ``PACS_EXPORT/DOE_JOHN_1/``
-and ``IOS_EXPORT/Doe_John_1/`` are the same patient folder.
+Patient folder: the folder holding a volume or mesh file, and for a DICOM series the folder above the
+series' own folder (``…/<patient>/<study or series>/IM0001``), at any depth (drops nest: ``batch2/PACS/…``);
+compared case-insensitively, so ``PACS_EXPORT/DOE_JOHN_1/`` and ``IOS_EXPORT/Doe_John_1/`` are the same
+patient folder.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class Unit:
 
     @property
     def folder(self) -> str:
-        return folder_key(self.files[0].path)
+        return folder_key(self.files[0].path, self.kind)
 
 
 @dataclass(frozen=True)
@@ -65,12 +66,13 @@ def normalise_identity(value: str) -> str:
     return value.strip().casefold()
 
 
-def folder_key(path: str) -> str:
-    """The patient-folder key of a relative path (see the module docstring); ``""`` for top-level files."""
+def folder_key(path: str, kind: UnitKind = "mesh") -> str:
+    """The patient-folder key of a unit's main file (relative path; see the module docstring); ``""`` for
+    top-level files."""
     parts = PurePosixPath(path).parts[:-1]
-    if len(parts) >= 2:
-        return parts[1].casefold()
-    return parts[0].casefold() if parts else ""
+    if kind == "series" and len(parts) >= 2:
+        return parts[-2].casefold()
+    return parts[-1].casefold() if parts else ""
 
 
 def read_manifest(path: Path) -> dict[str, str]:

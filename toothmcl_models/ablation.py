@@ -57,7 +57,9 @@ class AblationConfig:
     pretrain_patients: int = 4
     k: int = 2
     test_patients: int = 2
-    seeds: tuple[int, ...] = (0, 1, 2)
+    seeds: tuple[int, ...] = (1, 2, 3)
+    """Fine-tuning seeds; pretraining uses seed 0, so no scratch network starts from the pretraining's own
+    initial weights (seed 0 would draw the identical Swin encoder)."""
     synth_spacing_mm: float = 1.0
     ios_resolution_mm: float = 0.8
     crop_shape: tuple[int, int, int] = (64, 64, 32)
@@ -299,7 +301,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     config = FULL if args.full else CPU
     if args.seeds is not None:
-        config = replace(config, seeds=tuple(range(args.seeds)))
+        config = replace(config, seeds=tuple(range(1, args.seeds + 1)))
     if args.k is not None:
         config = replace(config, k=args.k)
     for name in ("pretrain_steps", "cbct_steps", "ios_steps"):

@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--input", required=True, type=Path, help="CBCT volume (NIfTI/MHA/NRRD) or jaw scan mesh")
     parser.add_argument("--out", required=True, type=Path, help=".nii.gz / .mha (CBCT) or .json (IOS)")
     parser.add_argument("--jaw", choices=("upper", "lower"), help="IOS: which jaw the scan is")
-    parser.add_argument("--scheme", default="fdi", help="CBCT output codes: fdi or toothfairy2 (.mha: toothfairy2)")
+    parser.add_argument("--scheme", default=None, help="CBCT output codes: fdi or toothfairy2 (default: the run's)")
     parser.add_argument("--gt", type=Path, help="ground truth to score against (label volume / Teeth3DS JSON)")
     parser.add_argument("--seed", type=int, default=0, help="IOS: seed of the sampled points")
     args = parser.parse_args(argv)
@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> None:
 
             write_mha(args.out, Volume(from_fdi(pred.array, "toothfairy2").astype(np.uint8), pred.affine))
         else:
-            write_prediction_nifti(args.out, pred, scheme=args.scheme)
+            write_prediction_nifti(args.out, pred, scheme=args.scheme or config.segment.output_scheme)
         if args.gt is not None:
             from toothmcl_data.metrics.inputs import read_label_volume
 

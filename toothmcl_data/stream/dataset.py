@@ -170,6 +170,9 @@ def resample(
     0 = nearest); reads only the volume block the crop covers. Outside the volume: 0."""
     corners = np.array([[a, b, c] for a in (0, shape[0] - 1) for b in (0, shape[1] - 1) for c in (0, shape[2] - 1)])
     src_from_crop = np.linalg.inv(volume_affine) @ world_from_crop
+    offset = src_from_crop[:3, 3]
+    if np.allclose(src_from_crop[:3, :3], np.eye(3), atol=1e-9) and np.allclose(offset, np.rint(offset), atol=1e-6):
+        return _block(array, np.rint(offset).astype(int), shape)  # the crop is a voxel block: read it, no resampling
     src = apply_transform(src_from_crop, corners)
     lo = np.clip(np.floor(src.min(axis=0)).astype(int) - 1, 0, array.shape)
     hi = np.clip(np.ceil(src.max(axis=0)).astype(int) + 2, 0, array.shape)
@@ -178,6 +181,16 @@ def resample(
     block = np.asarray(array[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]])
     offset = src_from_crop[:3, 3] - lo
     return ndimage.affine_transform(block, src_from_crop[:3, :3], offset, output_shape=shape, order=order, cval=0)
+
+
+def _block(array: Any, lo: NDArray[np.int64], shape: tuple[int, int, int]) -> NDArray[np.generic]:
+    """The voxel block ``lo … lo + shape`` of ``array`` (zeros outside it)."""
+    out = np.zeros(shape, dtype=np.asarray(array[0:1, 0:1, 0:1]).dtype)
+    src = tuple(slice(max(a, 0), min(a + n, m)) for a, n, m in zip(lo, shape, array.shape, strict=True))
+    dst = tuple(slice(s.start - a, s.stop - a) for s, a in zip(src, lo, strict=True))
+    if all(s.stop > s.start for s in src):
+        out[dst] = np.asarray(array[src])
+    return out
 
 
 class CaseDataset(_VersionDataset):
@@ -231,6 +244,11 @@ class CaseDataset(_VersionDataset):
         if cbct is None:
             raise ConfigError(f"case {case} has no CBCT; CaseDataset needs one")
         affine = np.asarray(cbct.attrs["affine"], dtype=np.float64)
+        if np.allclose(affine[:3, :3], np.diag([config.spacing_mm] * 3), atol=1e-6):
+            # Same grid as the volume: snap the crop onto its voxels so it is read, not resampled.
+            origin = np.rint(apply_transform(np.linalg.inv(affine), world_from_crop[:3, 3][None]))
+            world_from_crop = world_from_crop.copy()
+            world_from_crop[:3, 3] = apply_transform(affine, origin)[0]
         image = resample(cbct, affine, world_from_crop, config.crop_shape, order=1).astype(np.float32)
         label_array = self.version.cbct_array(case, "cbct_labels")
         if label_array is None:

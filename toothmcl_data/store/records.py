@@ -112,28 +112,37 @@ def canonical_row(row: Mapping[str, Any]) -> dict[str, Any]:
     return {str(k): v for k, v in row.items() if v is not None}
 
 
+def _finite(value: float) -> float | None:
+    """JSON has no NaN/inf (a failed fit can have undefined residuals): they are stored as null."""
+    return float(value) if math.isfinite(value) else None
+
+
 def registration_dict(reg: Registration) -> dict[str, Any]:
-    """A registration as JSON-able data (also its zarr attributes)."""
+    """A registration as JSON-able data (also its zarr attributes); undefined residuals become null."""
     return {
         "jaw": reg.jaw,
         "world_from_ios": np.asarray(reg.world_from_ios, dtype=np.float64).tolist(),
-        "rms_mm": float(reg.rms_mm),
-        "p95_mm": float(reg.p95_mm),
-        "inlier_fraction": float(reg.inlier_fraction),
-        "per_tooth_mm": [[int(k), float(v)] for k, v in sorted(reg.per_tooth_mm.items())],
+        "rms_mm": _finite(reg.rms_mm),
+        "p95_mm": _finite(reg.p95_mm),
+        "inlier_fraction": _finite(reg.inlier_fraction),
+        "per_tooth_mm": [[int(k), _finite(v)] for k, v in sorted(reg.per_tooth_mm.items())],
         "verdict": reg.verdict,
         "flags": list(reg.flags),
     }
+
+
+def _number(value: float | None) -> float:
+    return float("nan") if value is None else float(value)
 
 
 def registration_from_dict(data: Mapping[str, Any]) -> Registration:
     return Registration(
         jaw=data["jaw"],
         world_from_ios=np.asarray(data["world_from_ios"], dtype=np.float64),
-        rms_mm=float(data["rms_mm"]),
-        p95_mm=float(data["p95_mm"]),
-        inlier_fraction=float(data["inlier_fraction"]),
-        per_tooth_mm={int(k): float(v) for k, v in data["per_tooth_mm"]},
+        rms_mm=_number(data["rms_mm"]),
+        p95_mm=_number(data["p95_mm"]),
+        inlier_fraction=_number(data["inlier_fraction"]),
+        per_tooth_mm={int(k): _number(v) for k, v in data["per_tooth_mm"]},
         verdict=data["verdict"],
         flags=tuple(data["flags"]),
     )

@@ -35,7 +35,7 @@ from toothmcl_data.stream.jaws import JawDataset
 from toothmcl_data.stream.order import ResumableSampler
 from toothmcl_data.stream.volumes import VolumeDataset
 from toothmcl_models.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
-from toothmcl_models.pretrain import _distributed, _mean_across_ranks, _to
+from toothmcl_models.distributed import mean_across_ranks, setup_distributed, to_device
 from toothmcl_models.runlog import RunLog
 from toothmcl_models.schedule import warmup_cosine
 from toothmcl_models.segconfig import FinetuneConfig
@@ -122,7 +122,7 @@ def finetune(
 ) -> dict[str, Any]:
     """Run (or resume) fine-tuning; returns the final step's metrics. ``init``: pretraining checkpoint (file or run
     folder) whose encoder(s) start the network; ``max_steps`` stops early without changing the schedule."""
-    rank, world, device = _distributed()
+    rank, world, device = setup_distributed()
     if config.run.threads:
         torch.set_num_threads(config.run.threads)
     optim_cfg = config.optim
@@ -185,7 +185,7 @@ def finetune(
             module.train()
             autocast = torch.autocast("cuda", dtype=torch.bfloat16) if amp else nullcontext()
             with autocast:
-                total, parts = ddp(_to(batch, device))
+                total, parts = ddp(to_device(batch, device))
             optimizer.zero_grad(set_to_none=True)
             total.backward()
             if optim_cfg.grad_clip:
@@ -194,7 +194,7 @@ def finetune(
             scheduler.step()
             sampler.advance(len(batch["case"]) * world)
             step += 1
-            metrics = _mean_across_ranks(
+            metrics = mean_across_ranks(
                 {"loss": float(total.detach()), **{k: float(v) for k, v in parts.items()}}, world
             )
             last = {"step": step, "epoch": epoch, "lr": scheduler.get_last_lr()[0], **metrics}

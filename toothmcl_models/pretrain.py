@@ -30,6 +30,7 @@ from toothmcl_data.stream.collate import collate
 from toothmcl_data.stream.dataset import CaseDataset
 from toothmcl_data.stream.order import ResumableSampler
 from toothmcl_models.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
+from toothmcl_models.distributed import mean_across_ranks, setup_distributed, to_device
 from toothmcl_models.losses import ToothMCLLoss
 from toothmcl_models.model import ToothMCL, build
 from toothmcl_models.runconfig import PretrainConfig
@@ -50,45 +51,12 @@ class Pretrainer(nn.Module):
         return result.total, result.parts
 
 
-def _distributed() -> tuple[int, int, torch.device]:
-    """(rank, world size, device); initialises the process group under torchrun."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    if torch.cuda.is_available():
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        torch.cuda.set_device(device)
-    else:
-        device = torch.device("cpu")
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return rank, world, device
-
-
-def _to(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    def move(value: Any) -> Any:
-        if isinstance(value, torch.Tensor):
-            return value.to(device, non_blocking=True)
-        if isinstance(value, dict):
-            return {k: move(v) for k, v in value.items()}
-        return value
-
-    return {k: move(v) for k, v in batch.items()}
-
-
-def _mean_across_ranks(values: dict[str, float], world: int) -> dict[str, float]:
-    if world == 1:
-        return values
-    tensor = torch.tensor(list(values.values()), dtype=torch.float64)
-    dist.all_reduce(tensor)
-    return dict(zip(values, (tensor / world).tolist(), strict=True))
-
-
 def pretrain(
     store: str, version: str, config: PretrainConfig, out: Path, *, resume: bool = False, max_steps: int | None = None
 ) -> dict[str, Any]:
     """Run (or resume) pretraining; returns the final step's metrics. ``max_steps`` stops early (for tests and
     interrupted runs) without changing the schedule."""
-    rank, world, device = _distributed()
+    rank, world, device = setup_distributed()
     if config.run.threads:
         torch.set_num_threads(config.run.threads)
     optim_cfg = config.toothmcl.optim
@@ -157,7 +125,7 @@ def pretrain(
                 seen.log(step + 1, {"epoch": epoch, "index": index, "case": case})
             autocast = torch.autocast("cuda", dtype=torch.bfloat16) if amp else nullcontext()
             with autocast:
-                total, parts = ddp(_to(batch, device))
+                total, parts = ddp(to_device(batch, device))
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(total).backward()
             if optim_cfg.grad_clip:
@@ -169,7 +137,7 @@ def pretrain(
             sampler.advance(config.data.batch_size * world)
             step += 1
             metrics = {"loss": float(total.detach()), **{k: float(v) for k, v in parts.items()}}
-            metrics = _mean_across_ranks(metrics, world)
+            metrics = mean_across_ranks(metrics, world)
             last = {"step": step, "epoch": epoch, "lr": scheduler.get_last_lr()[0], **metrics}
             if step % config.run.log_every == 0 or step == stop:
                 log.log(step, {k: v for k, v in last.items() if k != "step"})

@@ -75,6 +75,18 @@ def _montage(version: VersionReader, path: Path, max_pairs: int) -> Path:
     return pair_montage_png(views, path)
 
 
+def _grouped(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Quarantine rows grouped by (case, role, reason): a rejected series is one line with its file count."""
+    groups: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for row in rows:
+        key = (str(row.get("case") or ""), str(row.get("role") or ""), str(row.get("reason") or ""))
+        group = groups.setdefault(
+            key, {"case": key[0], "role": key[1], "kind": row.get("kind") or "", "files": 0, "reason": key[2]}
+        )
+        group["files"] += 1
+    return sorted(groups.values(), key=lambda g: (g["case"], g["reason"]))
+
+
 def write_report(store: str | Path, version: str, out: Path, *, max_cases: int = 12, max_pairs: int = 24) -> Path:
     """Write ``out/index.html`` and its PNGs for ``version`` of ``store``; return the page's path.
 
@@ -87,7 +99,7 @@ def write_report(store: str | Path, version: str, out: Path, *, max_cases: int =
     card = reader.card()
     cases = reader.table("cases").to_pylist()
     registrations = sorted(reader.table("registrations").to_pylist(), key=lambda r: (r["pseudonym"], r["jaw"]))
-    quarantine = reader.table("quarantine").to_pylist()
+    quarantine = _grouped(reader.table("quarantine").to_pylist())
     spacing = [r.get("spacing_i_mm") for r in cases if r.get("has_cbct")]
     images = {
         "fdi": fdi_histogram_png(
@@ -107,7 +119,7 @@ def write_report(store: str | Path, version: str, out: Path, *, max_cases: int =
     overlays, truncated = _overlays(reader, out, max_cases)
     provenance = card.get("provenance", {})
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]))
-    quarantine_columns = sorted({k for row in quarantine for k in row})
+    quarantine_columns = ["case", "role", "kind", "files", "reason"]
     page = env.get_template("report.html.j2").render(
         store=str(store),
         version_id=reader.id,

@@ -37,7 +37,7 @@ from toothmcl_data.stream.volumes import VolumeDataset
 from toothmcl_models.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
 from toothmcl_models.distributed import mean_across_ranks, setup_distributed, to_device
 from toothmcl_models.runlog import RunLog
-from toothmcl_models.schedule import warmup_cosine
+from toothmcl_models.schedule import adamw_warmup_cosine
 from toothmcl_models.segconfig import FinetuneConfig
 from toothmcl_models.seglosses import dice_ce_loss
 from toothmcl_models.segmentation import (
@@ -132,13 +132,7 @@ def finetune(
     loaded = load_pretrained(net, init) if init is not None and not resume else []
     module: nn.Module = SegmentationStep(net, config).to(device)
     params = [p for p in module.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=optim_cfg.lr, betas=optim_cfg.betas, weight_decay=optim_cfg.weight_decay)
-    scheduler = warmup_cosine(
-        optimizer,
-        warmup_steps=optim_cfg.warmup_steps,
-        total_steps=optim_cfg.total_steps,
-        min_factor=optim_cfg.min_lr_ratio,
-    )
+    optimizer, scheduler = adamw_warmup_cosine(params, optim_cfg)
     amp = optim_cfg.amp and device.type == "cuda"
     step = 0
     ckpt_dir = out / "checkpoints"

@@ -35,7 +35,7 @@ from toothmcl_models.losses import ToothMCLLoss
 from toothmcl_models.model import ToothMCL, build
 from toothmcl_models.runconfig import PretrainConfig
 from toothmcl_models.runlog import RunLog
-from toothmcl_models.schedule import warmup_cosine
+from toothmcl_models.schedule import adamw_warmup_cosine
 
 
 class Pretrainer(nn.Module):
@@ -70,13 +70,7 @@ def pretrain(
     model, loss = build(config.toothmcl, seed=config.run.seed)
     module: nn.Module = Pretrainer(model, loss).to(device)
     params = [p for p in module.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=optim_cfg.lr, betas=optim_cfg.betas, weight_decay=optim_cfg.weight_decay)
-    scheduler = warmup_cosine(
-        optimizer,
-        warmup_steps=optim_cfg.warmup_steps,
-        total_steps=optim_cfg.total_steps,
-        min_factor=optim_cfg.min_lr_ratio,
-    )
+    optimizer, scheduler = adamw_warmup_cosine(params, optim_cfg)
     amp = optim_cfg.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler(device.type, enabled=False)  # bfloat16 needs no loss scaling; kept for resume
     step = 0

@@ -7,9 +7,13 @@ moved ~100× too slowly; here the schedule is a pure function of the optimiser s
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
+import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
+
+from toothmcl_models.config import OptimConfig
 
 
 def warmup_cosine_factor(step: int, *, warmup_steps: int, total_steps: int, min_factor: float = 0.0) -> float:
@@ -28,3 +32,12 @@ def warmup_cosine(optimizer: Optimizer, *, warmup_steps: int, total_steps: int, 
             step, warmup_steps=warmup_steps, total_steps=total_steps, min_factor=min_factor
         ),
     )
+
+
+def adamw_warmup_cosine(params: Iterable[torch.nn.Parameter], optim: OptimConfig) -> tuple[torch.optim.AdamW, LambdaLR]:
+    """The optimiser and schedule every training entry point uses, from one ``OptimConfig``."""
+    optimizer = torch.optim.AdamW(params, lr=optim.lr, betas=optim.betas, weight_decay=optim.weight_decay)
+    scheduler = warmup_cosine(
+        optimizer, warmup_steps=optim.warmup_steps, total_steps=optim.total_steps, min_factor=optim.min_lr_ratio
+    )
+    return optimizer, scheduler

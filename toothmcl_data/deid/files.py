@@ -4,6 +4,10 @@ Nothing of an input's text survives: NIfTI ``descrip``/``aux_file``/``intent_nam
 are rewritten as binary PLY without ``comment``/``obj_info`` lines (so STL headers, PLY/OBJ comments and VTP
 field data are dropped), Teeth3DS sidecars get ``id_patient`` = the pseudonym, and every file and folder
 name comes from the pseudonym, the jaw or a remapped UID.
+
+DICOM slices are de-identified at the byte level (:mod:`toothmcl_data.deid.part10`) and fall back to pydicom
+(dcmread, :func:`~toothmcl_data.deid.dicom.deidentify_dataset`, save_as) for files it does not handle; the
+128-byte preamble, which may carry an application's own data, is written as zeros either way.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import numpy as np
 import pydicom
 
 from toothmcl_data.deid.dicom import DeidContext, deidentify_dataset
+from toothmcl_data.deid.part10 import UnsupportedError, deidentify_part10
 from toothmcl_data.errors import DeidError
 from toothmcl_data.io.meshwrite import write_ply
 from toothmcl_data.io.teeth3ds import write_teeth3ds_json
@@ -28,15 +33,30 @@ MESH_SUFFIX = "ply"
 
 
 def deidentify_dicom_bytes(data: bytes, ctx: DeidContext) -> tuple[str, bytes]:
-    """De-identify one DICOM file's bytes; returns (new SOPInstanceUID, the de-identified file's bytes)."""
-    ds = pydicom.dcmread(io.BytesIO(data))
-    deidentify_dataset(ds, ctx)
-    sop = str(ds.get("SOPInstanceUID", ""))
+    """De-identify one DICOM file's bytes; returns (new SOPInstanceUID, the de-identified file's bytes).
+
+    The byte-level encoder (:mod:`toothmcl_data.deid.part10`) handles little-endian files; anything it does not
+    handle exactly goes through pydicom (:func:`deidentify_with_pydicom`). Both apply the same
+    :class:`~toothmcl_data.deid.dicom.Policy` and give the same elements; the preamble is written as zeros.
+    """
+    try:
+        sop, out = deidentify_part10(data, ctx)
+    except UnsupportedError as err:
+        log.debug("byte-level de-identification not applicable (%s); using pydicom", err)
+        sop, out = deidentify_with_pydicom(data, ctx)
     if not sop.startswith("2.25."):
         raise DeidError(f"de-identified DICOM has SOPInstanceUID {sop!r}, expected a remapped 2.25. UID")
+    return sop, out
+
+
+def deidentify_with_pydicom(data: bytes, ctx: DeidContext) -> tuple[str, bytes]:
+    """:func:`deidentify_dicom_bytes` through pydicom objects: dcmread, :func:`deidentify_dataset`, save_as."""
+    ds = pydicom.dcmread(io.BytesIO(data))
+    deidentify_dataset(ds, ctx)
+    ds.preamble = bytes(128)  # the preamble may hold an application's own data
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
-    return sop, buffer.getvalue()
+    return str(ds.get("SOPInstanceUID", "")), buffer.getvalue()
 
 
 def write_dicom(folder: Path, data: bytes, ctx: DeidContext) -> Path:

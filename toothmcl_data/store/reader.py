@@ -21,6 +21,7 @@ from zarr.core.sync import sync as zarr_sync
 
 from toothmcl_data.errors import StoreError
 from toothmcl_data.store import layout as lay
+from toothmcl_data.store.blocks import BlockReader
 from toothmcl_data.store.records import CaseRecord, registration_from_dict
 from toothmcl_data.store.repo import VersionInfo, open_repo, resolve
 from toothmcl_data.store.tables import filter_rows, read_parquet
@@ -181,6 +182,14 @@ class VersionReader:
         group = self._case(pseudonym)
         node = group.get(name)
         return node if isinstance(node, zarr.Array) else None
+
+    def volume_blocks(self, pseudonym: str, name: str = "cbct") -> BlockReader | None:
+        """A fast block reader of :meth:`cbct_array` (kept per case and name: it caches shard indexes)."""
+        blocks: dict[tuple[str, str], BlockReader | None] = self.__dict__.setdefault("_blocks", {})
+        if (pseudonym, name) not in blocks:
+            arr = self.cbct_array(pseudonym, name)
+            blocks[pseudonym, name] = None if arr is None else BlockReader(arr)
+        return blocks[pseudonym, name]
 
     def _volume(self, pseudonym: str, name: str) -> Volume | None:
         arr = self.cbct_array(pseudonym, name)

@@ -74,11 +74,11 @@ def draw_motion(
 
 def move_crop(
     image: NDArray[np.floating], labels: NDArray[np.integer] | None, world_from_crop: Affine4x4, motion: Affine4x4
-) -> tuple[NDArray[np.float32], NDArray[np.int64] | None]:
+) -> tuple[NDArray[np.float32], NDArray[np.int16] | None]:
     """Resample the crop content moved by ``motion`` on the same grid.
 
     image: (X, Y, Z) float, linear interpolation; labels: (X, Y, Z) FDI, nearest neighbour (mirrored when the
-    motion mirrors). Outside the original crop: image edge value, label 0.
+    motion mirrors), returned int16. Outside the original crop: image edge value, label 0.
     """
     crop_from_world = np.linalg.inv(world_from_crop)
     src_from_dst = crop_from_world @ np.linalg.inv(motion) @ world_from_crop
@@ -88,9 +88,9 @@ def move_crop(
     )
     if labels is None:
         return moved, None
-    moved_labels = ndimage.affine_transform(np.asarray(labels, dtype=np.int64), matrix, offset, order=0, cval=0)
+    moved_labels = ndimage.affine_transform(np.asarray(labels, dtype=np.int16), matrix, offset, order=0, cval=0)
     if np.linalg.det(motion[:3, :3]) < 0:
-        moved_labels = mirror_labels(moved_labels).astype(np.int64)
+        moved_labels = mirror_labels(moved_labels).astype(np.int16)
     return moved, moved_labels
 
 
@@ -119,11 +119,11 @@ def augment_pair(
     world_from_crop: Affine4x4,
     config: AugmentConfig,
     rng: np.random.Generator,
-) -> tuple[NDArray[np.float32], NDArray[np.int64], NDArray[np.float32], NDArray[np.int64], dict[str, Any]]:
+) -> tuple[NDArray[np.float32], NDArray[np.int16], NDArray[np.float32], NDArray[np.int64], dict[str, Any]]:
     """Apply one random motion to both modalities, then intensity changes to the (normalised) CBCT.
 
     image (X, Y, Z) float32 CBCT scanner values; labels (X, Y, Z) FDI; points (N, 6) LPS mm + normals; point_labels
-    (N,) FDI. Returns the moved arrays and the record of what was applied.
+    (N,) FDI. Returns the moved arrays (labels int16, point labels int64) and the record of what was applied.
     """
     motion, applied = draw_motion(config, rng, crop_centre(world_from_crop, image.shape))
     moved, moved_labels = move_crop(image, labels, world_from_crop, motion)

@@ -10,7 +10,9 @@ Two granularities over one version and split:
 Geometry is the store's: LPS world mm, crops indexed ``[i, j, k]`` along +x, +y, +z, ``world_from_crop`` maps a crop
 index to world mm. The same axis order is used for pretraining and fine-tuning (the paper's code permuted axes
 differently in the two). CBCT values stay the scanner's (float32); the model clips and scales them (paper:
-``[0, 2500] / 2500``), so training and inference on raw volumes normalise the same way.
+``[0, 2500] / 2500``), so training and inference on raw volumes normalise the same way. Label crops are int16
+FDI (a quarter of int64's bytes through the loader and pinned memory; consumers call ``.long()`` on the device).
+Crops on the volume's own grid are read block-wise through :class:`~toothmcl_data.store.blocks.BlockReader`.
 
 Every random draw (crop centre, point subset, augmentation) comes from ``default_rng([seed, epoch, index])``, so a
 sample does not depend on which worker or rank loads it, and a resumed run sees the same samples.
@@ -24,12 +26,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from numpy.typing import NDArray
+from numpy.typing import DTypeLike, NDArray
 from scipy import ndimage
 from torch.utils.data import Dataset
 
 from toothmcl_data.errors import ConfigError
 from toothmcl_data.store import open_version
+from toothmcl_data.store.blocks import read_block
 from toothmcl_data.stream.augment import AugmentConfig, augment_pair, draw_motion, move_crop, move_points
 from toothmcl_data.types import JAWS, Affine4x4, Jaw, apply_transform
 
@@ -100,7 +103,7 @@ class _VersionDataset(Dataset[dict[str, Any]]):
 class PairDataset(_VersionDataset):
     """One sample per paired tooth of ``split``.
 
-    Sample: ``cbct`` float32 [1, X, Y, Z] scanner values; ``cbct_labels`` int64 [X, Y, Z] FDI; ``ios`` float32 [N, 6]
+    Sample: ``cbct`` float32 [1, X, Y, Z] scanner values; ``cbct_labels`` int16 [X, Y, Z] FDI; ``ios`` float32 [N, 6]
     xyz LPS mm + normal; ``ios_labels`` int64 [N] (the tooth's FDI, mirrored with the sample when augmented);
     ``world_from_crop`` float64 [4, 4]; ``fdi`` int; ``case`` str; ``index`` int.
     """
@@ -128,7 +131,7 @@ class PairDataset(_VersionDataset):
         slot = self._slots[index]
         pair = self.version.pairs().read(slot)
         image = np.asarray(pair["cbct_crop"], dtype=np.float32)
-        labels = np.asarray(pair["label_crop"], dtype=np.int64)
+        labels = np.asarray(pair["label_crop"], dtype=np.int16)
         points = np.asarray(pair["ios_points"], dtype=np.float32)
         world_from_crop = np.asarray(pair["world_from_crop"], dtype=np.float64)
         fdi = int(pair["fdi"])
@@ -164,39 +167,38 @@ def crop_grid(centre: NDArray[np.float64], shape: tuple[int, int, int], spacing:
 
 
 def resample(
-    array: Any, volume_affine: Affine4x4, world_from_crop: Affine4x4, shape: tuple[int, int, int], *, order: int
-) -> NDArray[np.generic]:
-    """Sample a (lazy) volume ``array`` [i, j, k] with ``volume_affine`` on the crop grid (``order`` 1 = linear,
-    0 = nearest); reads only the volume block the crop covers. Outside the volume: 0."""
-    corners = np.array([[a, b, c] for a in (0, shape[0] - 1) for b in (0, shape[1] - 1) for c in (0, shape[2] - 1)])
+    array: Any,
+    volume_affine: Affine4x4,
+    world_from_crop: Affine4x4,
+    shape: tuple[int, int, int],
+    *,
+    order: int,
+    dtype: DTypeLike | None = None,
+) -> NDArray[Any]:
+    """Sample a volume ``array`` [i, j, k] (NumPy, zarr, or a store's :class:`BlockReader`) with ``volume_affine``
+    on the crop grid (``order`` 1 = linear, 0 = nearest) as ``dtype`` (default: the array's); reads only the volume
+    block the crop covers. Outside the volume: 0."""
     src_from_crop = np.linalg.inv(volume_affine) @ world_from_crop
     offset = src_from_crop[:3, 3]
     if np.allclose(src_from_crop[:3, :3], np.eye(3), atol=1e-9) and np.allclose(offset, np.rint(offset), atol=1e-6):
-        return _block(array, np.rint(offset).astype(int), shape)  # the crop is a voxel block: read it, no resampling
+        lo = tuple(int(v) for v in np.rint(offset))
+        return read_block(array, lo, shape, dtype)  # the crop is a voxel block: read it, no resampling
+    corners = np.array([[a, b, c] for a in (0, shape[0] - 1) for b in (0, shape[1] - 1) for c in (0, shape[2] - 1)])
     src = apply_transform(src_from_crop, corners)
     lo = np.clip(np.floor(src.min(axis=0)).astype(int) - 1, 0, array.shape)
     hi = np.clip(np.ceil(src.max(axis=0)).astype(int) + 2, 0, array.shape)
     if np.any(hi <= lo):
-        return np.zeros(shape, dtype=np.asarray(array[0:1, 0:1, 0:1]).dtype)
-    block = np.asarray(array[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]])
+        return np.zeros(shape, dtype=array.dtype if dtype is None else dtype)
+    block = read_block(array, tuple(int(v) for v in lo), tuple(int(v) for v in hi - lo))
     offset = src_from_crop[:3, 3] - lo
-    return ndimage.affine_transform(block, src_from_crop[:3, :3], offset, output_shape=shape, order=order, cval=0)
-
-
-def _block(array: Any, lo: NDArray[np.int64], shape: tuple[int, int, int]) -> NDArray[np.generic]:
-    """The voxel block ``lo … lo + shape`` of ``array`` (zeros outside it)."""
-    out = np.zeros(shape, dtype=np.asarray(array[0:1, 0:1, 0:1]).dtype)
-    src = tuple(slice(max(a, 0), min(a + n, m)) for a, n, m in zip(lo, shape, array.shape, strict=True))
-    dst = tuple(slice(s.start - a, s.stop - a) for s, a in zip(src, lo, strict=True))
-    if all(s.stop > s.start for s in src):
-        out[dst] = np.asarray(array[src])
-    return out
+    out = ndimage.affine_transform(block, src_from_crop[:3, :3], offset, output_shape=shape, order=order, cval=0)
+    return out if dtype is None else out.astype(dtype, copy=False)
 
 
 class CaseDataset(_VersionDataset):
     """One sample per patient of ``split`` (patients with a CBCT and at least one registered jaw).
 
-    Sample: ``cbct`` float32 [1, X, Y, Z]; ``cbct_labels`` int64 [X, Y, Z] FDI (−1 everywhere when the case has
+    Sample: ``cbct`` float32 [1, X, Y, Z]; ``cbct_labels`` int16 [X, Y, Z] FDI (−1 everywhere when the case has
     no label map); ``ios`` {jaw: float32 [N, 6]} xyz LPS mm + normal; ``ios_labels`` {jaw: int64 [N]} FDI (−1 when
     unlabelled); ``world_from_crop`` float64 [4, 4]; ``case`` str; ``index`` int. The crop is centred on a tooth
     drawn from the case's paired teeth (jittered), so it holds teeth of both modalities.
@@ -240,21 +242,21 @@ class CaseDataset(_VersionDataset):
         centres = np.asarray(self._centres[case], dtype=np.float64)
         centre = centres[int(rng.integers(len(centres)))] + rng.uniform(-4.0, 4.0, size=3)
         world_from_crop = crop_grid(centre, config.crop_shape, config.spacing_mm)
-        cbct = self.version.cbct_array(case, "cbct")
+        cbct = self.version.volume_blocks(case, "cbct")
         if cbct is None:
             raise ConfigError(f"case {case} has no CBCT; CaseDataset needs one")
-        affine = np.asarray(cbct.attrs["affine"], dtype=np.float64)
+        affine = np.asarray(cbct.array.attrs["affine"], dtype=np.float64)
         if np.allclose(affine[:3, :3], np.diag([config.spacing_mm] * 3), atol=1e-6):
             # Same grid as the volume: snap the crop onto its voxels so it is read, not resampled.
             origin = np.rint(apply_transform(np.linalg.inv(affine), world_from_crop[:3, 3][None]))
             world_from_crop = world_from_crop.copy()
             world_from_crop[:3, 3] = apply_transform(affine, origin)[0]
-        image = resample(cbct, affine, world_from_crop, config.crop_shape, order=1).astype(np.float32)
-        label_array = self.version.cbct_array(case, "cbct_labels")
+        image = resample(cbct, affine, world_from_crop, config.crop_shape, order=1, dtype=np.float32)
+        label_array = self.version.volume_blocks(case, "cbct_labels")
         if label_array is None:
-            labels = np.full(config.crop_shape, -1, dtype=np.int64)
+            labels = np.full(config.crop_shape, -1, dtype=np.int16)
         else:
-            labels = resample(label_array, affine, world_from_crop, config.crop_shape, order=0).astype(np.int64)
+            labels = resample(label_array, affine, world_from_crop, config.crop_shape, order=0, dtype=np.int16)
         ios: dict[str, torch.Tensor] = {}
         ios_labels: dict[str, torch.Tensor] = {}
         motion = None

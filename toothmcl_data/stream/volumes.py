@@ -29,7 +29,7 @@ _FOREGROUND_STRIDE = 2
 class VolumeDataset(_VersionDataset):
     """One sample per labelled CBCT of ``split``.
 
-    Sample: ``cbct`` float32 [1, X, Y, Z] scanner values; ``cbct_labels`` int64 [X, Y, Z] FDI (0 = background);
+    Sample: ``cbct`` float32 [1, X, Y, Z] scanner values; ``cbct_labels`` int16 [X, Y, Z] FDI (0 = background);
     ``world_from_crop`` float64 [4, 4]; ``case`` str; ``index`` int.
     """
 
@@ -86,11 +86,11 @@ class VolumeDataset(_VersionDataset):
         case = self._cases[index]
         rng = self._rng(index)
         config = self.config
-        cbct = self.version.cbct_array(case, "cbct")
-        label_array = self.version.cbct_array(case, "cbct_labels")
+        cbct = self.version.volume_blocks(case, "cbct")
+        label_array = self.version.volume_blocks(case, "cbct_labels")
         if cbct is None or label_array is None:
             raise ConfigError(f"case {case} has no CBCT or no label map; VolumeDataset needs both")
-        affine = np.asarray(cbct.attrs["affine"], dtype=np.float64)
+        affine = np.asarray(cbct.array.attrs["affine"], dtype=np.float64)
         teeth = self._tooth_voxels(case)
         extent = np.asarray(config.crop_shape, dtype=np.float64) * config.spacing_mm
         if len(teeth) and rng.random() < self.foreground_probability:
@@ -100,8 +100,8 @@ class VolumeDataset(_VersionDataset):
             world = (corners * (np.asarray(cbct.shape) - 1)) @ affine[:3, :3].T + affine[:3, 3]
             centre = rng.uniform(world.min(0), world.max(0))
         world_from_crop = crop_grid(centre, config.crop_shape, config.spacing_mm)
-        image = resample(cbct, affine, world_from_crop, config.crop_shape, order=1).astype(np.float32)
-        labels = resample(label_array, affine, world_from_crop, config.crop_shape, order=0).astype(np.int64)
+        image = resample(cbct, affine, world_from_crop, config.crop_shape, order=1, dtype=np.float32)
+        labels = resample(label_array, affine, world_from_crop, config.crop_shape, order=0, dtype=np.int16)
         if config.augment is not None:
             motion, _ = draw_motion(config.augment, rng, centre)
             image, moved = move_crop(image, labels, world_from_crop, motion)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.spatial.transform import Rotation
 
-from toothmcl_data.register.icp import Target, icp
-from toothmcl_data.register.init import centroid_start, hypotheses, kabsch
+from toothmcl_data.register.icp import Target, icp, match
+from toothmcl_data.register.init import PRESCORE_CAP_MM, centroid_start, hypotheses, kabsch, prescore
 from toothmcl_data.types import apply_transform
 
 
@@ -87,3 +88,40 @@ def test_icp_converges_exactly_on_a_clean_surface() -> None:
         target, src, src_n, np.eye(4), iterations=60, start_mm=4, final_mm=0.4, tolerance=1e-9, normal_agreement=0.5
     )
     np.testing.assert_allclose(T, offset, atol=1e-4)
+
+
+def _blob(seed: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """An anisotropic point cloud (n, 3) mm with random unit normals."""
+    rng = np.random.default_rng(seed)
+    pts = rng.normal(size=(n, 3)) * np.array([25.0, 15.0, 3.0])
+    nrm = rng.normal(size=(n, 3))
+    return pts, nrm / np.linalg.norm(nrm, axis=1, keepdims=True)
+
+
+def test_bounded_match_agrees_within_the_bound_and_drops_the_rest() -> None:
+    pts, nrm = _blob(0, 2000)
+    target = Target.of(pts, nrm)
+    query = _blob(1, 500)[0] * 1.3
+    full = match(target, query, None, 0.5)
+    near = match(target, query, None, 0.5, bound_mm=2.0)
+    inside = full.distance < 2.0
+    assert 0 < inside.sum() < len(query)
+    np.testing.assert_array_equal(near.index[inside], full.index[inside])
+    np.testing.assert_array_equal(near.distance[inside], full.distance[inside])
+    assert np.all(np.isinf(near.distance[~inside]))
+    assert not near.agree[~inside].any()
+    assert near.agree[inside].all()
+
+
+def test_prescore_matches_one_pose_at_a_time_and_ranks_the_true_pose_first() -> None:
+    pts, nrm = _blob(2, 1500)
+    target = Target.of(pts, nrm)
+    truth = _pose(5)
+    src = apply_transform(np.linalg.inv(truth), pts[:200])
+    starts = [_pose(s) for s in range(6, 12)] + [truth]
+    near = prescore(target, src, starts)
+    for T, got in zip(starts, near, strict=True):
+        d = match(target, apply_transform(T, src), None, 0.5).distance
+        assert got == pytest.approx(np.minimum(d, PRESCORE_CAP_MM).mean(), abs=1e-12)
+    assert int(np.argmin(near)) == len(starts) - 1
+    assert near[-1] == pytest.approx(0.0, abs=1e-9)

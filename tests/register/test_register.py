@@ -40,6 +40,14 @@ def test_same_inputs_give_the_same_transform_bit_for_bit(coarse_patient: Synthet
     assert a.world_from_ios.tobytes() == b.world_from_ios.tobytes()
 
 
+def test_the_search_is_deterministic_too(coarse_patient: SyntheticPatient) -> None:
+    """The intensity path (multi-hypothesis search, fresh surface each time) is bit-for-bit repeatable as well."""
+    p = coarse_patient
+    a = register_jaw(p.cbct, p.ios["upper"])
+    b = register_jaw(p.cbct, p.ios["upper"])
+    assert a.world_from_ios.tobytes() == b.world_from_ios.tobytes()
+
+
 def test_unlabelled_cbct_uses_intensity_and_the_search(
     coarse_patient: SyntheticPatient, intensity_surface: ToothSurface
 ) -> None:

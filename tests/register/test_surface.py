@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from toothmcl_data.errors import RegistrationError
-from toothmcl_data.register.surface import ToothSurface, cbct_surface, surface_from_intensity, surface_from_labels
+from toothmcl_data.register.surface import (
+    ToothSurface,
+    _morph,
+    cbct_surface,
+    surface_from_intensity,
+    surface_from_labels,
+)
 from toothmcl_data.synth.patient import SyntheticPatient
 from toothmcl_data.synth.shapes import crown_field, to_local
 from toothmcl_data.types import Volume
@@ -76,3 +82,16 @@ def test_surface_errors_name_the_problem(coarse_patient: SyntheticPatient) -> No
     flat = Volume(np.full(cbct.shape, 300, dtype=np.int16), cbct.affine)
     with pytest.raises(RegistrationError, match="expected a dental CBCT"):
         surface_from_intensity(flat)
+
+
+@pytest.mark.parametrize("shape", [(1, 5, 7), (2, 2, 2), (9, 8, 7), (30, 20, 25)])
+def test_morphology_matches_scipy(shape: tuple[int, int, int]) -> None:
+    from scipy import ndimage
+
+    rng = np.random.default_rng(len(shape) * sum(shape))
+    for fraction in (0.03, 0.5, 0.97):
+        mask = rng.random(shape) < fraction
+        for iterations in (1, 2, 4):
+            assert np.array_equal(_morph(mask, iterations), ndimage.binary_dilation(mask, iterations=iterations))
+            eroded = ndimage.binary_erosion(mask, iterations=iterations)
+            assert np.array_equal(_morph(mask, iterations, erode=True), eroded)

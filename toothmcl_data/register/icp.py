@@ -11,7 +11,6 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 from scipy.spatial import cKDTree
-from scipy.spatial.transform import Rotation
 
 from toothmcl_data.types import Affine4x4, apply_transform
 
@@ -45,16 +44,23 @@ def match(
     points: NDArray[np.float64],
     normals: NDArray[np.float64] | None,
     normal_agreement: float,
+    bound_mm: float = np.inf,
 ) -> Match:
-    """Correspondences of source ``points`` (m, 3) LPS mm (with their unit ``normals`` (m, 3) in LPS, or None)."""
-    distance, index = target.tree.query(points, k=1, workers=1)
+    """Correspondences of source ``points`` (m, 3) LPS mm (with their unit ``normals`` (m, 3) in LPS, or None).
+
+    Only neighbours closer than ``bound_mm`` are searched for (far points make the k-d tree search slow): a point
+    with none has distance ``inf``, index 0, a meaningless residual and ``agree`` False.
+    """
+    distance, index = target.tree.query(points, k=1, workers=1, distance_upper_bound=bound_mm)
     index = np.asarray(index, dtype=np.intp)
+    found = index < len(target.points)
+    if not found.all():
+        index = np.where(found, index, 0)
     tn = target.normals[index]
     residual = np.einsum("ij,ij->i", points - target.points[index], tn)
-    if normals is None:
-        agree = np.ones(len(points), dtype=bool)
-    else:
-        agree = np.abs(np.einsum("ij,ij->i", normals, tn)) >= normal_agreement
+    agree = found
+    if normals is not None:
+        agree = found & (np.abs(np.einsum("ij,ij->i", normals, tn)) >= normal_agreement)
     return Match(residual, np.asarray(distance, dtype=np.float64), index, agree)
 
 
@@ -63,15 +69,29 @@ def _tukey(r: NDArray[np.float64], c: float) -> NDArray[np.float64]:
     return np.asarray((1.0 - u * u) ** 2, dtype=np.float64)
 
 
+def _rotation(v: NDArray[np.float64]) -> NDArray[np.float64]:
+    """(3, 3) rotation about axis ``v`` (3,) by |v| radians (Rodrigues)."""
+    theta = float(np.sqrt(v @ v))
+    if theta == 0.0:
+        return np.eye(3)
+    kx, ky, kz = v / theta
+    k = np.array([[0.0, -kz, ky], [kz, 0.0, -kx], [-ky, kx, 0.0]])
+    return np.asarray(np.eye(3) + np.sin(theta) * k + (1.0 - np.cos(theta)) * (k @ k))
+
+
 def _step(x: NDArray[np.float64], n: NDArray[np.float64], r: NDArray[np.float64], w: NDArray[np.float64]) -> Affine4x4:
     """The small rigid motion minimising Σ w (n·(R x + t − q))² (linearised about the identity)."""
-    a = np.concatenate([np.cross(x, n), n], axis=1)
+    a = np.empty((len(x), 6))
+    a[:, 0] = x[:, 1] * n[:, 2] - x[:, 2] * n[:, 1]  # x × n
+    a[:, 1] = x[:, 2] * n[:, 0] - x[:, 0] * n[:, 2]
+    a[:, 2] = x[:, 0] * n[:, 1] - x[:, 1] * n[:, 0]
+    a[:, 3:] = n
     aw = a * w[:, None]
     lhs = aw.T @ a + 1e-9 * np.eye(6)
     rhs = -(aw.T @ r)
     sol = np.linalg.solve(lhs, rhs)
     step = np.eye(4)
-    step[:3, :3] = Rotation.from_rotvec(sol[:3]).as_matrix()
+    step[:3, :3] = _rotation(np.asarray(sol[:3], dtype=np.float64))
     step[:3, 3] = sol[3:]
     return step
 
@@ -101,21 +121,22 @@ def icp(
     for _ in range(iterations):
         x = apply_transform(T, points)
         nx = None if normals is None else normals @ T[:3, :3].T
-        m = match(target, x, nx, normal_agreement)
+        m = match(target, x, nx, normal_agreement, bound_mm=gate)  # farther points are not used
         use = m.agree & (m.distance < gate)
         if use.sum() < 6:
             break
+        xu, r = x[use], m.residual[use]
         tn = target.normals[m.index[use]]
-        w = _tukey(m.residual[use], gate) * _tukey(m.distance[use], 2.0 * gate)
-        centre = x[use].mean(axis=0)
-        step = _step(x[use] - centre, tn, m.residual[use], w)
+        w = _tukey(r, gate) * _tukey(m.distance[use], 2.0 * gate)
+        centre = xu.mean(axis=0)
+        step = _step(xu - centre, tn, r, w)
         shift = np.eye(4)
         shift[:3, 3] = centre
         unshift = np.eye(4)
         unshift[:3, 3] = -centre
         update = shift @ step @ unshift
         T = update @ T
-        moved = float(np.abs(apply_transform(update, x[use]) - x[use]).max())
+        moved = float(np.abs(apply_transform(update, xu) - xu).max())
         at_final = gate <= final_mm * (1 + 1e-9)
         gate = max(final_mm, gate * shrink)
         if at_final and moved < tolerance:

@@ -4,8 +4,9 @@
   rigid fit (Kabsch); the one most teeth agree with (within ``CENTROID_GATE_MM``) wins and is refitted on them,
   so missing and mislabelled teeth (swaps, mirrors) cannot steer it.
 - Otherwise a deterministic multi-hypothesis search: the arch normals (least principal axes) are aligned both
-  ways up, the arch is turned in ``angles`` equal steps about it, each start is polished by a short ICP and
-  scored by the fraction of IOS points that land on the CBCT crowns with agreeing normals.
+  ways up, the arch is turned in ``angles`` equal steps about it, all starts are ranked at once by a cheap
+  distance proxy (one k-d tree query), the best few are polished by a short ICP and scored by the fraction of
+  IOS points that land on the CBCT crowns with agreeing normals.
 """
 
 from __future__ import annotations
@@ -25,12 +26,29 @@ CENTROID_GATE_MM = 3.0
 """A tooth agrees with a centroid fit when its centroids land within this distance."""
 CUSP_BAND_MM = 3.0
 """Depth of the band of cusps whose centres the multi-hypothesis starts align."""
+PRESCORE_POINTS = 200
+"""Source points (a prefix of the farthest-point sample) that rank all starts before any ICP."""
+PRESCORE_CAP_MM = 3.0
+"""The rank before ICP is the mean distance to the target capped at this (a few mm: the error of a start in the
+right basin), so points far off in a wrong start neither dominate the mean nor slow the search."""
+PRESCORE_KEEP = 6
+"""Starts, best ranked before ICP, given the coarse polish. On 30 synthetic patients (both jaws, scans with and
+without labels: 120 searches) the start that won the search over all starts ranked first before ICP 112 times and
+second 4 times; the other 4 were on CBCTs whose intensity surface had failed (metal), where no start fits."""
 COARSE_POINTS = 300
-"""Source points (a prefix of the farthest-point sample) used by the coarse polish of every start."""
+"""Source points (a prefix of the farthest-point sample) used by the coarse polish of each kept start."""
 KEEP_STARTS = 3
 """Starts kept after the coarse polish for the fine polish."""
+CLEAR_SCORE = 0.75
+"""The fine polish stops at the first pose (in coarse-score order) that puts this fraction of points on the
+target. On 30 synthetic patients (both jaws, scans with and without labels) wrong poses (arch turned or upside
+down) scored at most 0.61 and right ones of labelled scans at least 0.80; below it all ``KEEP_STARTS`` are
+polished."""
 SCORE_GATE_MM = 0.5
 """An IOS point scores when it lands this close to the CBCT crown surface."""
+SCORE_CAP_MM = 6.0
+"""Distances are searched and counted up to this far in a score's median (farther points slow the search and
+tell nothing more)."""
 
 
 def kabsch(src: NDArray[np.float64], dst: NDArray[np.float64]) -> Affine4x4:
@@ -134,12 +152,24 @@ def score(
     normal_agreement: float,
 ) -> tuple[float, float]:
     """(fraction of IOS ``points`` (m, 3) landing within ``SCORE_GATE_MM`` with agreeing normals, minus the
-    median distance) for pose ``T``: larger is better."""
+    median distance capped at ``SCORE_CAP_MM``) for pose ``T``: larger is better."""
     x = apply_transform(T, points)
     nx = None if normals is None else normals @ T[:3, :3].T
-    m = match(target, x, nx, normal_agreement)
+    m = match(target, x, nx, normal_agreement, bound_mm=SCORE_CAP_MM)
     good = m.agree & (m.distance < SCORE_GATE_MM)
-    return float(good.mean()), -float(np.median(m.distance))
+    return float(good.mean()), -float(np.median(np.minimum(m.distance, SCORE_CAP_MM)))
+
+
+def prescore(target: Target, points: NDArray[np.float64], starts: list[Affine4x4]) -> NDArray[np.float64]:
+    """Per start (k,) the mean distance (mm) from ``points`` (m, 3) source-frame mm, mapped by each of ``starts``
+    (4, 4), to the target, each distance capped at ``PRESCORE_CAP_MM``: smaller is better. All starts are
+    queried at once."""
+    if not starts:
+        return np.zeros(0)
+    T = np.stack(starts)
+    x = np.einsum("kij,mj->kmi", T[:, :3, :3], points) + T[:, None, :3, 3]
+    d, _ = target.tree.query(x.reshape(-1, 3), k=1, workers=1, distance_upper_bound=PRESCORE_CAP_MM)
+    return np.asarray(np.minimum(d, PRESCORE_CAP_MM).reshape(len(starts), len(points)).mean(axis=1))
 
 
 def _polish(
@@ -174,16 +204,22 @@ def best_start(
     iterations: int,
     normal_agreement: float,
 ) -> tuple[Affine4x4, float]:
-    """Polish each of ``starts`` (4, 4) with a short coarse ICP of ``points`` (m, 3) (source-frame mm, unit
-    ``normals`` or None), polish the ``KEEP_STARTS`` best again finely, and return the best pose and its score
-    (fraction of points on the target). Ties keep the earlier start, so the choice is deterministic."""
-    few = slice(0, max(COARSE_POINTS, len(points) // 2))  # a farthest-point prefix is itself spread evenly
+    """Rank ``starts`` (4, 4) by ``prescore``, polish the ``PRESCORE_KEEP`` best with a short coarse ICP of
+    ``points`` (m, 3) (source-frame mm, a farthest-point sample; unit ``normals`` or None), polish the
+    ``KEEP_STARTS`` best of those again finely (stopping at the first that scores ``CLEAR_SCORE``), and return the
+    best pose and its score (fraction of points on the target). Ties keep the earlier start, so the choice is
+    deterministic."""
+    near = prescore(target, points[:PRESCORE_POINTS], starts)  # a farthest-point prefix is itself spread evenly
+    kept = sorted(sorted(range(len(starts)), key=lambda i: (near[i], i))[:PRESCORE_KEEP])
+    few = slice(0, max(COARSE_POINTS, len(points) // 2))
     nfew = None if normals is None else normals[few]
-    coarse = [_polish(target, points[few], nfew, T0, iterations // 2, 3.0, normal_agreement) for T0 in starts]
+    coarse = [_polish(target, points[few], nfew, starts[i], iterations // 2, 3.0, normal_agreement) for i in kept]
     order = sorted(range(len(coarse)), key=lambda i: (-coarse[i][1][0], -coarse[i][1][1], i))
     best_T, best_key = starts[0], (-1.0, -np.inf)
     for i in order[:KEEP_STARTS]:
         T, key = _polish(target, points, normals, coarse[i][0], iterations, 0.5, normal_agreement)
         if key > best_key:
             best_T, best_key = T, key
+        if best_key[0] >= CLEAR_SCORE:
+            break
     return best_T, best_key[0]

@@ -26,15 +26,22 @@ GOOD_START = 0.6
 search."""
 
 
-def vertex_normals(mesh: Mesh) -> NDArray[np.float64]:
+def vertex_normals(mesh: Mesh, index: NDArray[np.intp] | None = None) -> NDArray[np.float64]:
     """(n, 3) float64 unit vertex normals of ``mesh`` in its own frame: sums of the area-weighted normals of the
-    faces around each vertex (orientation follows the face winding); (0, 0, 0) for unused vertices."""
+    faces around each vertex (orientation follows the face winding); (0, 0, 0) for unused vertices. With
+    ``index`` (k,), only those vertices' normals (k, 3), from the faces around them alone (same values)."""
     v, f = mesh.vertices, mesh.faces
+    if index is not None:
+        wanted = np.zeros(len(v), dtype=bool)
+        wanted[index] = True
+        f = f[wanted[f].any(axis=1)]
     fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
     out = np.zeros_like(v)
     for corner in range(3):
         for axis in range(3):
             out[:, axis] += np.bincount(f[:, corner], weights=fn[:, axis], minlength=len(v))
+    if index is not None:
+        out = out[index]
     norm = np.linalg.norm(out, axis=1, keepdims=True)
     return np.divide(out, norm, out=np.zeros_like(out), where=norm > 0)
 
@@ -63,12 +70,11 @@ class CrownSample:
 
 def crown_sample(mesh: Mesh, n: int) -> CrownSample:
     """Farthest-point sample of the crown vertices (labels > 0) of ``mesh``, or of all vertices when unlabelled."""
-    normals = vertex_normals(mesh)
     labelled = mesh.labels is not None and int((mesh.labels > 0).sum()) >= 30
     pool = np.flatnonzero(mesh.labels > 0) if labelled and mesh.labels is not None else np.arange(len(mesh.vertices))
     pick = pool[fps_indices(mesh.vertices[pool], n)]
     fdi = mesh.labels[pick] if labelled and mesh.labels is not None else np.zeros(len(pick), dtype=np.int16)
-    return CrownSample(pick, mesh.vertices[pick], normals[pick], fdi.astype(np.int16), labelled)
+    return CrownSample(pick, mesh.vertices[pick], vertex_normals(mesh, pick), fdi.astype(np.int16), labelled)
 
 
 def _refine(

@@ -1,14 +1,15 @@
 """Fast reads of a voxel block from a sharded volume: one batched store request, blosc decoding in this thread.
 
 zarr-python reads a block through its asyncio codec pipeline, which costs ≈ 0.15 ms per inner chunk before any
-decoding; a 256×256×64 crop touches ≈ 250 chunks of 32³ per array, so that overhead is larger than reading and
+decoding; a 256×256×64 crop touches ≈ 200 chunks of 32³ per array, so that overhead is larger than reading and
 decompressing the bytes (``bench/stream.py``). For arrays written by :func:`~toothmcl_data.store.layout.create_volume`
 (sharding codec, index at the shard's end with a CRC32C, inner chunks ``bytes`` little-endian + Blosc) this module
 reads the same bytes itself:
 
 1. each shard's index (``n_chunks`` × (offset, nbytes) uint64 + CRC32C) is fetched once per array and kept (a
    published version is immutable, so the index cannot change under the reader);
-2. the byte ranges of all inner chunks the block touches are fetched in one concurrent request;
+2. the inner chunks the block touches are fetched in one batched store request (per shard, one byte span from the
+   first to the last of them: stores charge per request);
 3. each chunk is Blosc-decoded and its overlap copied into the output; chunks never written are the fill value.
 
 Any array laid out differently (other codecs, index at the start, big-endian) is read through zarr instead, so the
@@ -42,7 +43,6 @@ _EMPTY = np.uint64(2**64 - 1)
 
 @dataclass(frozen=True)
 class _Layout:
-    shard: tuple[int, ...]
     chunk: tuple[int, ...]
     per_shard: tuple[int, ...]
     keys: ChunkKeyEncoding
@@ -72,7 +72,7 @@ def _layout(array: zarr.Array[Any]) -> _Layout | None:
     ):
         return None
     shard, chunk = tuple(array.shards), tuple(sharding.chunk_shape)
-    return _Layout(shard, chunk, tuple(s // c for s, c in zip(shard, chunk, strict=True)), metadata.chunk_key_encoding)
+    return _Layout(chunk, tuple(s // c for s, c in zip(shard, chunk, strict=True)), metadata.chunk_key_encoding)
 
 
 def read_block(
@@ -107,8 +107,8 @@ def _positions(src: tuple[slice, ...], chunk: tuple[int, ...]) -> list[tuple[int
 class BlockReader:
     """Reads voxel blocks of one (I, J, K) sharded volume; keeps the shard indexes it has read.
 
-    array: a ``zarr.Array`` of a published (immutable) version. Not thread-safe to share across processes; each
-    DataLoader worker builds its own (the dataset opens the version lazily per worker).
+    array: a ``zarr.Array`` of a published (immutable) version. Each process builds its own: a
+    :class:`~toothmcl_data.store.reader.VersionReader` pickles without its block readers (DataLoader workers).
     """
 
     def __init__(self, array: zarr.Array[Any]) -> None:
@@ -162,7 +162,7 @@ class BlockReader:
 
     def payloads(self, src: tuple[slice, ...]) -> list[tuple[tuple[int, ...], memoryview]]:
         """(inner chunk grid position, Blosc-compressed bytes) of every stored chunk that array slices ``src``
-        touch (chunks never written are left out: they are the fill value), fetched in one concurrent request."""
+        touch (chunks never written are left out: they are the fill value), fetched in one batched request."""
         layout = self.layout
         if layout is None:
             raise StoreError(f"{self.array.store_path}: not a sharded Blosc volume; read it with read()")
@@ -179,7 +179,6 @@ class BlockReader:
             offset, nbytes = index[np.ravel_multi_index(inner, layout.per_shard)]
             if offset != _EMPTY:
                 spans.setdefault(shard, []).append((pos, int(offset), int(nbytes)))
-        # One request per shard: the byte span from its first to its last wanted chunk (stores charge per request).
         keys = list(spans)
         starts = [min(o for _, o, _ in spans[k]) for k in keys]
         stops = [max(o + n for _, o, n in spans[k]) for k in keys]

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from toothmcl_data.errors import InputError, InputNotFoundError
+from toothmcl_data.errors import ConfigError, InputError, InputNotFoundError
 
 LATEST = "latest.pt"
 
@@ -57,3 +57,21 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def training_state(config: dict[str, Any], **parts: Any) -> dict[str, Any]:
+    """What a run saves for exact resume: each part's ``state_dict()`` under its name (module, optimizer,
+    scheduler, scaler, sampler …), the RNG states and the run's config."""
+    return {**{name: part.state_dict() for name, part in parts.items()}, "rng": rng_state(), "config": config}
+
+
+def restore_training(folder: Path, config: dict[str, Any], **parts: Any) -> int:
+    """Restore ``parts`` (as saved by :func:`training_state`) and the RNG states from ``folder``'s latest
+    checkpoint; returns its step. The checkpoint must have been written with the same ``config``."""
+    state = load_checkpoint(folder)
+    if state["config"] != config:
+        raise ConfigError(f"{folder}: checkpoint was written with another config; resume with the same one")
+    for name, part in parts.items():
+        part.load_state_dict(state[name])
+    restore_rng_state(state["rng"])
+    return int(state["step"])

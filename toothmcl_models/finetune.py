@@ -34,7 +34,7 @@ from toothmcl_data.stream.collate import collate
 from toothmcl_data.stream.jaws import JawDataset
 from toothmcl_data.stream.order import ResumableSampler
 from toothmcl_data.stream.volumes import VolumeDataset
-from toothmcl_models.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
+from toothmcl_models.checkpoint import load_checkpoint, restore_training, save_checkpoint, training_state
 from toothmcl_models.distributed import mean_across_ranks, setup_distributed, to_device
 from toothmcl_models.runlog import RunLog
 from toothmcl_models.schedule import adamw_warmup_cosine
@@ -136,16 +136,9 @@ def finetune(
     amp = optim_cfg.amp and device.type == "cuda"
     step = 0
     ckpt_dir = out / "checkpoints"
+    resumable = {"module": net, "optimizer": optimizer, "scheduler": scheduler, "sampler": sampler}
     if resume:
-        state = load_checkpoint(ckpt_dir)
-        if state["config"] != config.to_dict():
-            raise ConfigError(f"{ckpt_dir}: checkpoint was written with another config; resume with the same one")
-        net.load_state_dict(state["module"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        sampler.load_state_dict(state["sampler"])
-        restore_rng_state(state["rng"])
-        step = int(state["step"])
+        step = restore_training(ckpt_dir, config.to_dict(), **resumable)
     dataset.set_epoch(sampler.state.epoch)  # type: ignore[attr-defined]
     ddp: nn.Module = (
         DistributedDataParallel(module, find_unused_parameters=config.task == "ios") if world > 1 else module
@@ -199,12 +192,7 @@ def finetune(
                     ckpt_dir,
                     step,
                     {
-                        "module": net.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(),
-                        "sampler": sampler.state_dict(),
-                        "rng": rng_state(),
-                        "config": config.to_dict(),
+                        **training_state(config.to_dict(), **resumable),
                         "task": config.task,
                         "init": str(init) if init is not None else None,
                         "store": store,

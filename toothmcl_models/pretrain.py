@@ -29,7 +29,7 @@ from toothmcl_data.errors import ConfigError
 from toothmcl_data.stream.collate import collate
 from toothmcl_data.stream.dataset import CaseDataset
 from toothmcl_data.stream.order import ResumableSampler
-from toothmcl_models.checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
+from toothmcl_models.checkpoint import restore_training, save_checkpoint, training_state
 from toothmcl_models.distributed import mean_across_ranks, setup_distributed, to_device
 from toothmcl_models.losses import ToothMCLLoss
 from toothmcl_models.model import ToothMCL, build
@@ -75,17 +75,9 @@ def pretrain(
     scaler = torch.amp.GradScaler(device.type, enabled=False)  # bfloat16 needs no loss scaling; kept for resume
     step = 0
     ckpt_dir = out / "checkpoints"
+    resumable = {"module": module, "optimizer": optimizer, "scheduler": scheduler, "scaler": scaler, "sampler": sampler}
     if resume:
-        state = load_checkpoint(ckpt_dir)
-        if state["config"] != config.to_dict():
-            raise ConfigError(f"{ckpt_dir}: checkpoint was written with another config; resume with the same one")
-        module.load_state_dict(state["module"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        sampler.load_state_dict(state["sampler"])
-        restore_rng_state(state["rng"])
-        step = int(state["step"])
+        step = restore_training(ckpt_dir, config.to_dict(), **resumable)
     dataset.set_epoch(sampler.state.epoch)
     ddp: nn.Module = DistributedDataParallel(module) if world > 1 else module
     log = RunLog(out, enabled=rank == 0, resume_step=step if resume else None)
@@ -140,13 +132,7 @@ def pretrain(
                     ckpt_dir,
                     step,
                     {
-                        "module": module.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(),
-                        "scaler": scaler.state_dict(),
-                        "sampler": sampler.state_dict(),
-                        "rng": rng_state(),
-                        "config": config.to_dict(),
+                        **training_state(config.to_dict(), **resumable),
                         "store": store,
                         "version": dataset.version.id,
                     },

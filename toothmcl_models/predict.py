@@ -19,6 +19,8 @@ or a volume given to ``predict ios`` is named as such, with the command to use i
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -27,13 +29,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from toothmcl_data.errors import ConfigError, InputError, InputNotFoundError, MeshError, VolumeError
+from toothmcl_data.errors import ConfigError, InputError, InputNotFoundError, LabelSchemeError, MeshError, VolumeError
 from toothmcl_data.io.discover import sniff
 from toothmcl_data.types import JAWS, Jaw, Mesh, Volume
 from toothmcl_models.evaluate import predict_mesh, predict_volume, write_prediction_nifti, write_prediction_teeth3ds
 from toothmcl_models.finetune import load_finetuned
 from toothmcl_models.segconfig import FinetuneConfig
 from toothmcl_models.segmentation import CBCTSegmenter, IOSSegmenter
+
+log = logging.getLogger(__name__)
 
 Task = Literal["cbct", "ios"]
 CBCT_INPUTS = "a CBCT volume (NIfTI .nii/.nii.gz, MetaImage .mha, NRRD) or a folder holding one DICOM series"
@@ -107,8 +111,10 @@ def read_ios_input(path: Path, *, jaw: Jaw | None = None) -> Mesh:
     """The jaw scan at ``path`` → :class:`Mesh` (vertices (n, 3) float64 mm in the scan's own frame, file order).
 
     ``jaw`` overrides the jaw found by :func:`~toothmcl_data.io.mesh.read_mesh` (a ``<stem>.json`` sidecar
-    beside the scan, the file name's ``upper``/``lower``…). Raises :class:`InputNotFoundError` for a missing file,
-    :class:`MeshError` for an empty or corrupt mesh, :class:`InputError` for a volume or DICOM given instead.
+    beside the scan, labels inside it, the file name's ``upper``/``lower``…); labels that cannot be read (no
+    scheme for a VTP label array, a sidecar of another mesh) are ignored with a warning: prediction needs none.
+    Raises :class:`InputNotFoundError` for a missing file, :class:`MeshError` for an empty or corrupt mesh,
+    :class:`InputError` for a volume or DICOM given instead.
     """
     from toothmcl_data.io.mesh import read_mesh
 
@@ -136,7 +142,14 @@ def read_ios_input(path: Path, *, jaw: Jaw | None = None) -> Mesh:
             f"{path}: suffix {path.suffix!r} is not a mesh format; `predict ios` expects {IOS_INPUTS} — "
             "rename or convert the file"
         )
-    return read_mesh(path, jaw=jaw)
+    if jaw is not None:
+        return read_mesh(path, jaw=jaw, read_labels=False)
+    try:  # labels are not needed, but a sidecar or the labels say which jaw the scan is
+        return read_mesh(path)
+    except (InputError, LabelSchemeError) as err:
+        mesh = read_mesh(path, read_labels=False)  # raises again when the geometry itself is bad
+        log.warning("tooth labels of the scan not used (prediction needs none): %s", err)
+        return mesh
 
 
 def _describe_checkpoint(checkpoint: Path, err: Exception) -> InputError:
@@ -268,6 +281,7 @@ def predict_cbct(
     }
     if dry_run:
         return Prediction("cbct", Path(source), None, facts)
+    start = time.perf_counter()
     padded = predict_volume(
         cast(CBCTSegmenter, net),  # load_segmenter checked the task
         pad_one_voxel(volume),
@@ -277,6 +291,7 @@ def predict_cbct(
         device=where,
     )
     pred = Volume(np.ascontiguousarray(padded.array[1:-1, 1:-1, 1:-1]), volume.affine.copy())
+    facts["predict_seconds"] = round(time.perf_counter() - start, 2)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_prediction_nifti(out, pred, scheme=facts["scheme"])
     teeth, counts = np.unique(pred.array[pred.array > 0], return_counts=True)
@@ -307,8 +322,8 @@ def predict_ios(
     which = jaw or mesh.jaw
     if which is None:
         raise InputError(
-            f"{source}: cannot tell which jaw the scan is (no sidecar, no upper/lower in the file name); "
-            "pass --jaw upper or --jaw lower"
+            f"{source}: cannot tell which jaw the scan is (no readable sidecar or labels, no upper/lower in the "
+            "file name); pass --jaw upper or --jaw lower"
         )
     if which not in config.segment.jaws:
         raise InputError(
@@ -326,6 +341,7 @@ def predict_ios(
     }
     if dry_run:
         return Prediction("ios", Path(source), None, facts)
+    start = time.perf_counter()
     labels, instances = predict_mesh(
         cast(IOSSegmenter, net),  # load_segmenter checked the task
         mesh,
@@ -334,6 +350,7 @@ def predict_ios(
         rng=np.random.default_rng(seed),
         device=where,
     )
+    facts["predict_seconds"] = round(time.perf_counter() - start, 2)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_prediction_teeth3ds(out, labels, id_patient=id_patient or Path(source).stem, jaw=which, instances=instances)
     teeth, counts = np.unique(labels[labels > 0], return_counts=True)

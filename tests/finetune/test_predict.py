@@ -197,6 +197,18 @@ def test_labels_follow_the_files_vertex_order(
     assert instances == {int(left): {1}, int(right): {2}}
 
 
+def test_unreadable_labels_beside_the_scan_are_not_needed(
+    patient: SyntheticPatient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = _stub(monkeypatch, tmp_path, "ios", LeftRight(), points=512)
+    mesh = patient.ios["lower"]
+    write_obj(tmp_path / "case_lower.obj", mesh.vertices, mesh.faces)
+    (tmp_path / "case_lower.json").write_text('{"id_patient": "x", "jaw": "lower", "labels": [0], "instances": [0]}')
+    report = _ok(_ios_args(run, tmp_path / "case_lower.obj", tmp_path / "out.json"))
+    assert (report["jaw"], report["jaw_source"], report["vertices"]) == ("lower", "filename", len(mesh.vertices))
+    assert len(json.loads((tmp_path / "out.json").read_text())["labels"]) == len(mesh.vertices)
+
+
 def test_trained_ios_checkpoint_end_to_end(ios_run: Path, patient: SyntheticPatient, tmp_path: Path) -> None:
     mesh = patient.ios["lower"]
     write_obj(tmp_path / "scan.obj", mesh.vertices, mesh.faces)
@@ -345,8 +357,8 @@ def test_other_bad_arguments(inputs: dict[str, Path], cbct_run: Path, ios_run: P
     )
     scan = inputs["scan.obj"]
     assert _error(_ios_args(ios_run, scan, tmp_path / "labels.json")) == (
-        f"{scan}: cannot tell which jaw the scan is (no sidecar, no upper/lower in the file name); pass --jaw upper "
-        "or --jaw lower"
+        f"{scan}: cannot tell which jaw the scan is (no readable sidecar or labels, no upper/lower in the file name); "
+        "pass --jaw upper or --jaw lower"
     )
     assert _error(_ios_args(inputs["cbct.nii.gz"], scan, tmp_path / "labels.json")) == (
         f"{inputs['cbct.nii.gz']}: is a data file (nifti), not a checkpoint; pass --checkpoint an IOS fine-tuning "

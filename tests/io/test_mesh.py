@@ -184,6 +184,17 @@ def test_sidecar_wins_over_labels_inside_vtp(tmp_path: Path) -> None:
     np.testing.assert_array_equal(mesh.labels, [0, 0, 0, 0])
 
 
+def test_geometry_only_skips_sidecar_and_labels_in_the_file(tmp_path: Path) -> None:
+    (tmp_path / "s_upper.vtp").write_text(_vtp(cell_labels="8 9"))  # labels without a scheme: read_mesh refuses
+    (tmp_path / "s_upper.json").write_text('{"id_patient": "p", "jaw": "lower", "labels": [0], "instances": [0]}')
+    with pytest.raises(MeshError, match="label sidecar"):
+        read_mesh(tmp_path / "s_upper.vtp")
+    mesh = read_mesh(tmp_path / "s_upper.vtp", read_labels=False)
+    assert (mesh.labels, mesh.face_labels, mesh.instances) == (None, None, None)
+    assert (mesh.jaw, mesh.meta["jaw_source"], mesh.meta["labels_source"]) == ("upper", "filename", "not read")
+    np.testing.assert_array_equal(mesh.vertices, SQUARE)
+
+
 def test_vtp_point_labels_and_per_jaw_scheme_uses_filename_jaw(tmp_path: Path) -> None:
     (tmp_path / "case3_LowerJaw.vtp").write_text(_vtp(point_labels="0 1 9 9", cell_labels="1 9"))
     mesh = read_mesh(tmp_path / "case3_LowerJaw.vtp", scheme="perjaw17")

@@ -290,6 +290,7 @@ def read_mesh(
     scheme: str | None = None,
     jaw: Jaw | None = None,
     frame: str | None = None,
+    read_labels: bool = True,
 ) -> Mesh:
     """Read one scan → :class:`Mesh` with FDI labels, jaw and header text (rules in the module docstring).
 
@@ -297,6 +298,7 @@ def read_mesh(
     labels: a Teeth3DS JSON sidecar (overrides ``<stem>.json`` and labels inside the file).
     scheme: numbering of labels stored inside the file (``"universal"``, ``"fdi"`` …, or ``"fdi_colors"``).
     jaw: overrides every other jaw source. frame: name of the vertices' frame (default ``"ios:<stem>"``).
+    read_labels: False reads the geometry only (no sidecar, no labels in the file; jaw from ``jaw`` or the name).
     """
     path = Path(path)
     reader = READERS.get(path.suffix.lower())
@@ -313,7 +315,9 @@ def read_mesh(
     sidecar = Path(labels) if labels is not None else path.with_suffix(".json")
     vl = fl = inst = None
     side_jaw: Jaw | None = None
-    if labels is not None or sidecar.is_file():
+    if not read_labels:
+        source = "not read"
+    elif labels is not None or sidecar.is_file():
         t = read_teeth3ds_json(sidecar)
         vl, inst = t.labels, t.instances
         if path.suffix.lower() == ".stl" and len(vl) == 3 * len(m.faces) != n:

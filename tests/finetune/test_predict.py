@@ -9,10 +9,10 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-import torch
-from torch import Tensor, nn
+from torch import nn
 from typer.testing import CliRunner
 
+from tests.finetune.test_evaluate import LeftRight, Threshold
 from toothmcl_data.io.meshwrite import write_obj, write_ply, write_stl
 from toothmcl_data.io.volume import read_nifti, write_nifti
 from toothmcl_data.synth.config import SynthConfig
@@ -27,30 +27,10 @@ from toothmcl_models.evaluate import predict_mesh, predict_volume
 from toothmcl_models.finetune import finetune, load_finetuned
 from toothmcl_models.predict import pad_one_voxel
 from toothmcl_models.segconfig import FinetuneConfig
-from toothmcl_models.segmentation import IOS_CLASSES, classes_to_fdi
+from toothmcl_models.segmentation import classes_to_fdi
 
 runner = CliRunner()
-THRESHOLD = 1500.0
-
-
-class Threshold(nn.Module):
-    """Stand-in CBCT network: class 1 (FDI 11) where the scanner value exceeds 1500 (dentin, enamel), else 0."""
-
-    def forward(self, image: Tensor) -> Tensor:
-        logits = torch.full((image.shape[0], 33, *image.shape[2:]), -1e4)
-        logits[:, 0] = 0.0
-        logits[:, 1] = image[:, 0] - THRESHOLD
-        return logits
-
-
-class LeftRight(nn.Module):
-    """Stand-in IOS network: class 1 where x < 0, class 9 where x ≥ 0 (per-jaw classes)."""
-
-    def forward(self, points: Tensor, jaw: str) -> Tensor:
-        out = torch.zeros((*points.shape[:2], IOS_CLASSES))
-        out[..., 1] = (points[..., 0] < 0).float()
-        out[..., 9] = (points[..., 0] >= 0).float()
-        return out
+THRESHOLD = 1000  # Threshold's: FDI 11 above it (bone, dentin, enamel, metal), background below
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy.spatial.transform import Rotation
@@ -24,6 +26,10 @@ class SyntheticPatient:
     ios: per jaw, the scan in the scanner's own frame (``frame="ios:<jaw>"``), per-vertex FDI ``labels`` and
         ``instances``.
     world_from_ios: per jaw, the exact rigid transform taking scanner mm to CBCT LPS world mm.
+    conditions: the named conditions (:mod:`toothmcl_data.synth.conditions`) this patient was drawn with.
+    variety: their ground truth (JSON-able; empty without conditions), see :mod:`toothmcl_data.synth.variety`.
+    bite_scan: with ``ios_bite_scan``, the buccal bite-registration scan (``frame="ios:bite"``, FDI labels of
+        both jaws) and ``world_from_bite``, which puts its upper part on the CBCT.
     """
 
     index: int
@@ -32,10 +38,24 @@ class SyntheticPatient:
     cbct_labels: Volume
     ios: dict[Jaw, Mesh]
     world_from_ios: dict[Jaw, Affine4x4]
+    conditions: tuple[str, ...] = ()
+    variety: dict[str, Any] = field(default_factory=dict)
+    bite_scan: Mesh | None = None
+    world_from_bite: Affine4x4 | None = None
 
 
-def make_patient(config: SynthConfig, rng: np.random.Generator, index: int = 0) -> SyntheticPatient:
-    """Draw one patient: anatomy, CBCT + label map, and both jaw scans in random scanner poses."""
+def make_patient(
+    config: SynthConfig, rng: np.random.Generator, index: int = 0, conditions: Sequence[str] = ()
+) -> SyntheticPatient:
+    """Draw one patient: anatomy, CBCT + label map, and both jaw scans in random scanner poses.
+
+    ``conditions``: names from :data:`toothmcl_data.synth.conditions.CONDITIONS` (at most one per group). Without
+    any, the patient is exactly the default one for ``rng``; with some, see :func:`synth.variety.make_varied`.
+    """
+    if conditions:
+        from toothmcl_data.synth.variety import make_varied  # builds on this module
+
+        return make_varied(config, rng, index, conditions)
     anatomy = draw_anatomy(config, rng)
     cbct, labels = render_cbct(anatomy, config, rng)
     ios: dict[Jaw, Mesh] = {}

@@ -37,7 +37,7 @@ intraoral scan (``ios``)
     premolars and first molars of one side (own scanner frame; ground truth ``world_from_ios["bite"]`` maps its
     upper part onto the CBCT).
   - ``ios_no_palate``: the upper scan ends 1–3 mm lingual of the teeth (no palatal vault).
-  - ``ios_holes``: 3–6 holes of radius 2–4 mm centred on different crowns.
+  - ``ios_holes``: 3–6 holes of radius 3–5 mm centred on the tips of different crowns (both jaws).
 anatomy (``anatomy``)
   - ``edentulous``: 1–2 toothless spans of 2–4 neighbouring teeth (third molars absent).
   - ``implants``: 2–3 implants with metal crowns in extraction gaps.
@@ -83,7 +83,7 @@ _TABLE = (
     ("ios_quadrant", "ios", "each jaw scanned over 3-6 neighbouring teeth of one side"),
     ("ios_bite_scan", "ios", "a buccal bite-registration scan of both arches in occlusion beside the jaws"),
     ("ios_no_palate", "ios", "upper scan ends 1-3 mm lingual of the teeth"),
-    ("ios_holes", "ios", "3-6 holes of radius 2-4 mm over different crowns"),
+    ("ios_holes", "ios", "3-6 holes of radius 3-5 mm over different crowns"),
     ("edentulous", "anatomy", "1-2 toothless spans of 2-4 teeth"),
     ("implants", "anatomy", "2-3 implants with metal crowns"),
     ("metal_crowns", "anatomy", "3-6 metal crowns, streaks 2-3x stronger"),

@@ -72,13 +72,13 @@ def no_palate_edit(anatomy: Anatomy, jaw: Jaw, margin: float) -> MeshEdit:
 
 
 def holes_edit(anatomy: Anatomy, jaw: Jaw, rng: np.random.Generator) -> tuple[MeshEdit, list[int]]:
-    """3–6 holes (radius 2–4 mm) centred on the crown tips of as many different teeth; returns the edit and the
+    """3–6 holes (radius 3–5 mm) centred on the crown tips of as many different teeth; returns the edit and the
     FDI codes of the holed teeth."""
     teeth = list(anatomy.jaw_teeth(jaw))
     n = min(int(rng.integers(3, 7)), len(teeth))
     picked = [teeth[int(i)] for i in rng.choice(len(teeth), size=n, replace=False)]
-    centres = np.array([np.asarray(t.cej) + np.asarray(t.occlusal) * t.height * 0.8 for t in picked])
-    radii = rng.uniform(2.0, 4.0, size=n)
+    centres = np.array([np.asarray(t.cej) + np.asarray(t.occlusal) * t.height for t in picked])
+    radii = rng.uniform(3.0, 5.0, size=n)
 
     def edit(verts: FloatArray, faces: IntArray) -> tuple[FloatArray, IntArray]:
         c = verts[faces].mean(axis=1)

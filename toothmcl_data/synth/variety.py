@@ -13,6 +13,7 @@ patient; every condition's parameters come from a child generator spawned from i
 - ``intensity``: ``{"kind", "gain", "offset", "air"}``;
 - ``teeth_cbct``: FDI codes with voxels in the label map; ``ios_vertices``: per jaw ``{FDI: vertex count}``;
 - ``fov``: ``{"inside", "cut", "outside", "roots_cut"}`` → FDI codes, judged on each crown (see ``synth.fov``);
+  a tooth with no voxel in the label map counts as outside;
 - ``pairable``: FDI codes whose crown is wholly inside the CBCT and that have ≥ 50 vertices in their jaw scan —
   the teeth a pairing should pair; all others should be flagged, not paired.
 """
@@ -155,6 +156,13 @@ def _truth(
     ios: dict[Jaw, Mesh],
     status: dict[str, list[int]],
 ) -> dict[str, Any]:
+    in_map = {int(v) for v in np.unique(labels) if v > 0}
+    # The label map decides presence: a sliver thinner than half a voxel has no voxel and is outside.
+    status = dict(status)
+    slivers = [f for f in status["cut"] if f not in in_map]
+    strays = [f for f in status["outside"] if f in in_map]
+    status["cut"] = sorted(set(status["cut"]) - set(slivers) | set(strays))
+    status["outside"] = sorted(set(status["outside"]) - set(strays) | set(slivers))
     counts: dict[str, dict[str, int]] = {}
     for jaw, mesh in ios.items():
         values, n = np.unique(np.asarray(mesh.labels), return_counts=True)
@@ -166,7 +174,7 @@ def _truth(
         "dentition": anatomy.dentition,
         "world_from_jaw": {jaw: anatomy.world_from_jaw(jaw).tolist() for jaw in JAWS},
         "intensity": scale.to_dict(),
-        "teeth_cbct": [int(v) for v in np.unique(labels) if v > 0],
+        "teeth_cbct": sorted(in_map),
         "ios_vertices": counts,
         "fov": status,
         "pairable": sorted(set(status["inside"]) & in_ios),

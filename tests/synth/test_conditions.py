@@ -20,14 +20,32 @@ from toothmcl_data.synth.conditions import (
 )
 from toothmcl_data.synth.config import SynthConfig
 from toothmcl_data.synth.patient import SyntheticPatient, make_patient
-from toothmcl_data.types import apply_transform
+from toothmcl_data.types import Jaw, apply_transform
 
 CONFIG = SynthConfig(spacing_mm=0.6, ios_resolution_mm=0.5)
-BRIEF = (
-    "fov_full fov_one_jaw fov_quadrant fov_cut_crowns bite_occlusion bite_block bite_open pose_tilted intensity_hu "
-    "intensity_vendor ios_full ios_quadrant ios_bite_scan ios_no_palate ios_holes edentulous implants metal_crowns "
-    "crowding mixed_dentition missing_third_molar"
-).split()
+BRIEF = [
+    "fov_full",
+    "fov_one_jaw",
+    "fov_quadrant",
+    "fov_cut_crowns",
+    "bite_occlusion",
+    "bite_block",
+    "bite_open",
+    "pose_tilted",
+    "intensity_hu",
+    "intensity_vendor",
+    "ios_full",
+    "ios_quadrant",
+    "ios_bite_scan",
+    "ios_no_palate",
+    "ios_holes",
+    "edentulous",
+    "implants",
+    "metal_crowns",
+    "crowding",
+    "mixed_dentition",
+    "missing_third_molar",
+]
 
 
 @cache
@@ -35,9 +53,9 @@ def patient(*conditions: str, seed: int = 5) -> SyntheticPatient:
     return make_patient(CONFIG, np.random.default_rng(seed), 0, conditions)
 
 
-def _world_crowns(p: SyntheticPatient, jaw: str) -> np.ndarray:
-    mesh = p.ios[jaw]  # type: ignore[index]
-    return apply_transform(p.world_from_ios[jaw], mesh.vertices)[mesh.labels > 0]  # type: ignore[index]
+def _world_crowns(p: SyntheticPatient, jaw: Jaw) -> np.ndarray:
+    mesh = p.ios[jaw]
+    return apply_transform(p.world_from_ios[jaw], mesh.vertices)[np.asarray(mesh.labels) > 0]
 
 
 def _centroids(p: SyntheticPatient) -> dict[int, np.ndarray]:
@@ -64,7 +82,8 @@ def test_condition_names_are_checked() -> None:
 def test_specs_parse_with_fractions_and_variety_all() -> None:
     assert parse_condition_specs(["fov_one_jaw=0.3", "bite_occlusion"]) == {"fov_one_jaw": 0.3, "bite_occlusion": 1.0}
     everything = parse_condition_specs([], "all")
-    assert set(everything) == set(BRIEF) and all(v == pytest.approx(1 / 21) for v in everything.values())
+    assert set(everything) == set(BRIEF)
+    assert all(v == pytest.approx(1 / 21) for v in everything.values())
     for bad in ("fov_one_jaw=1.5", "fov_one_jaw=x", "nope"):
         with pytest.raises(ConfigError):
             parse_condition_specs([bad])
@@ -92,7 +111,8 @@ def test_conditions_are_seeded_and_leave_the_default_draws_alone() -> None:
     default, hu = patient(), patient("intensity_hu")
     assert [t.fdi for t in default.anatomy.teeth] == [t.fdi for t in hu.anatomy.teeth]
     assert np.array_equal(default.cbct_labels.array, hu.cbct_labels.array)
-    assert default.variety == {} and default.conditions == ()
+    assert default.variety == {}
+    assert default.conditions == ()
 
 
 # ---- bite ------------------------------------------------------------------------------------------------
@@ -151,7 +171,8 @@ def test_tilt_rotates_the_arch_by_the_drawn_angles() -> None:
     tilted, default = patient("pose_tilted"), patient()
     params = tilted.variety["params"]["pose_tilted"]
     R = np.asarray(params["rotation"])
-    assert 5 <= abs(params["pitch_deg"]) <= 20 and 5 <= abs(params["roll_deg"]) <= 20
+    assert 5 <= abs(params["pitch_deg"]) <= 20
+    assert 5 <= abs(params["roll_deg"]) <= 20
     assert 3 <= abs(params["yaw_deg"]) <= 15
     before, after = _principal_axes(default), _principal_axes(tilted)
     for k in range(3):
@@ -169,7 +190,7 @@ def test_ios_truth_lands_on_the_cbct_teeth(conditions: tuple[str, ...]) -> None:
     present = set(p.variety["fov"]["inside"])
     for jaw, mesh in p.ios.items():
         world = apply_transform(p.world_from_ios[jaw], mesh.vertices)
-        for fdi in sorted(set(np.unique(mesh.labels)) & present - {0})[:6]:
+        for fdi in sorted(set(np.unique(np.asarray(mesh.labels)).tolist()) & present - {0})[:6]:
             inside = np.argwhere(lab.array == fdi)
             boundary = lab.world_from_index(inside)
             d, _ = cKDTree(boundary).query(world[mesh.labels == fdi])
@@ -182,7 +203,8 @@ def test_left_right_and_upper_lower_hold_under_pose_and_bite() -> None:
         for fdi in (11, 14, 16, 41, 44, 46):
             if fdi in c and tooth(fdi).mirror().fdi in c:
                 assert c[fdi][0] < c[tooth(fdi).mirror().fdi][0], fdi  # patient right is −x in LPS
-        assert c[16][2] > c[46][2] and c[11][2] > c[41][2]  # upper is superior
+        assert c[16][2] > c[46][2]
+        assert c[11][2] > c[41][2]
         assert c[11][1] < c[16][1]  # incisors anterior
 
 
@@ -219,7 +241,9 @@ def test_full_fov_truth_says_every_tooth_inside() -> None:
     p = patient("pose_tilted")
     samples = {t.fdi: tooth_samples(t) for t in p.anatomy.world_teeth()}
     status = tooth_status(samples, full_grid(p.anatomy, CONFIG.spacing_mm))
-    assert status["inside"] == sorted(samples) and not status["cut"] and not status["roots_cut"]
+    assert status["inside"] == sorted(samples)
+    assert not status["cut"]
+    assert not status["roots_cut"]
 
 
 # ---- intensity -------------------------------------------------------------------------------------------
@@ -228,9 +252,11 @@ def test_hu_scale_puts_air_at_minus_1000_and_vendor_scale_elsewhere() -> None:
     teeth = hu.cbct_labels.array > 0
     air = raw.cbct.array < 150  # air voxels, judged on the raw scan of the same anatomy
     assert np.median(hu.cbct.array[air]) == pytest.approx(-1000, abs=60)
-    assert hu.cbct.array.max() <= 3071 and np.median(hu.cbct.array[teeth]) > 1200
+    assert hu.cbct.array.max() <= 3071
+    assert np.median(hu.cbct.array[teeth]) > 1200
     scale = vendor.variety["intensity"]
-    assert scale["kind"] == "vendor" and 0.3 <= scale["gain"] <= 3.0
+    assert scale["kind"] == "vendor"
+    assert 0.3 <= scale["gain"] <= 3.0
     got = np.median(vendor.cbct.array[air])
     assert got == pytest.approx(scale["offset"], abs=max(60.0, 60.0 * scale["gain"]))
     want_teeth = scale["gain"] * np.median(raw.cbct.array[teeth]) + scale["offset"]
@@ -265,9 +291,12 @@ def test_no_palate_and_holes() -> None:
 
 def test_bite_scan_sits_on_both_jaws_in_occlusion() -> None:
     p = patient("bite_occlusion", "ios_bite_scan")
-    assert p.bite_scan is not None and p.world_from_bite is not None and p.bite_scan.labels is not None
+    assert p.bite_scan is not None
+    assert p.world_from_bite is not None
+    assert p.bite_scan.labels is not None
     world = apply_transform(p.world_from_bite, p.bite_scan.vertices)
-    for jaw, quadrants in (("upper", (1, 2)), ("lower", (3, 4))):
+    pairs: tuple[tuple[Jaw, tuple[int, int]], ...] = (("upper", (1, 2)), ("lower", (3, 4)))
+    for jaw, quadrants in pairs:
         mine = np.isin(p.bite_scan.labels // 10, quadrants)
         assert mine.sum() > 500
         scan = apply_transform(p.world_from_ios[jaw], p.ios[jaw].vertices)
@@ -287,9 +316,11 @@ def test_mixed_dentition_has_primary_teeth_in_both_modalities() -> None:
             assert _ios_teeth(p, jaw) & primary
         assert in_map == {t.fdi for t in p.anatomy.teeth}
         if p.anatomy.dentition == "mixed":
-            assert {11, 16, 53, 55, 46, 75} <= in_map and not in_map & {13, 14, 15, 17, 18}
+            assert {11, 16, 53, 55, 46, 75} <= in_map
+            assert not in_map & {13, 14, 15, 17, 18}
         c = _centroids(p)
-        assert c[55][0] < c[65][0] and c[55][2] > c[85][2]  # right is −x, upper above lower
+        assert c[55][0] < c[65][0]
+        assert c[55][2] > c[85][2]
 
 
 def test_missing_third_molar_on_one_side_only() -> None:
@@ -298,7 +329,8 @@ def test_missing_third_molar_on_one_side_only() -> None:
     thirds = {18, 28, 38, 48}
     in_map = set(p.variety["teeth_cbct"])
     in_ios = _ios_teeth(p, "upper") | _ios_teeth(p, "lower")
-    assert thirds - in_map == {gone} and thirds - in_ios == {gone}
+    assert thirds - in_map == {gone}
+    assert thirds - in_ios == {gone}
     assert tooth(gone).mirror().fdi in in_map
 
 
@@ -306,7 +338,8 @@ def test_edentulous_implants_metal_crowns_crowding() -> None:
     ed = patient("edentulous")
     spans = ed.variety["params"]["edentulous"]["edentulous_spans"]
     gone = {f for span in spans for f in span}
-    assert gone and not gone & set(ed.variety["teeth_cbct"])
+    assert gone
+    assert not gone & set(ed.variety["teeth_cbct"])
     assert all(2 <= len(s) <= 4 for s in spans)
     imp = patient("implants")
     implants = imp.variety["params"]["implants"]["implants"]
@@ -314,8 +347,10 @@ def test_edentulous_implants_metal_crowns_crowding() -> None:
     assert {t.fdi for t in imp.anatomy.teeth if t.restoration == "implant"} == set(implants)
     metal = patient("metal_crowns")
     crowns = metal.variety["params"]["metal_crowns"]["metal_crowns"]
-    assert 3 <= len(crowns) <= 6 and metal.cbct.array.max() > 6000
+    assert 3 <= len(crowns) <= 6
+    assert metal.cbct.array.max() > 6000
     crowded, default = patient("crowding"), patient()
     spin = [abs(np.degrees(np.arccos(np.clip(np.dot(a.mesial, b.mesial), -1, 1))))
             for a, b in zip(crowded.anatomy.teeth, default.anatomy.teeth, strict=True) if a.fdi % 10 <= 3]  # fmt: skip
-    assert crowded.anatomy.crowding and max(spin) > 10.0
+    assert crowded.anatomy.crowding
+    assert max(spin) > 10.0

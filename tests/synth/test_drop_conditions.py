@@ -21,7 +21,9 @@ CONDITIONS = {"ios_bite_scan": 0.5, "bite_occlusion": 0.5, "pose_tilted": 0.5, "
 
 
 def _hashes(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*") if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*") if p.is_file()
+    }
 
 
 def test_drop_with_conditions_is_byte_identical_and_recorded(tmp_path: Path) -> None:
@@ -52,7 +54,8 @@ def test_drop_with_conditions_is_byte_identical_and_recorded(tmp_path: Path) -> 
 def test_drop_without_conditions_has_no_condition_keys(tmp_path: Path) -> None:
     summary = write_drop(tmp_path / "d", patients=1, seed=4, config=TINY)
     truth = json.loads((summary.ground_truth / "truth.json").read_text())
-    assert "conditions" not in truth and "variety" not in truth["patients"][0]
+    assert "conditions" not in truth
+    assert "variety" not in truth["patients"][0]
     assert summary.conditions == {}
 
 
@@ -64,7 +67,9 @@ def test_cli_condition_and_variety(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["conditions"] == {"bite_open": 1, "intensity_hu": 2}
     bad = runner.invoke(app, ["synth", "--out", str(tmp_path / "x"), "--condition", "fov_tiny"])
-    assert isinstance(bad.exception, ConfigError) and "unknown synth condition" in str(bad.exception)
+    assert isinstance(bad.exception, ConfigError)
+    assert "unknown synth condition" in str(bad.exception)
     assert not (tmp_path / "x").exists()
     help_text = runner.invoke(app, ["synth", "--help"]).output
-    assert "--condition" in help_text and "--variety" in help_text
+    assert "--condition" in help_text
+    assert "--variety" in help_text

@@ -108,7 +108,9 @@ def write_teeth3ds_json(
         raise MeshError(f"{path}: jaw must be 'upper' or 'lower', got {jaw!r}")
     if len(lab) != len(inst):
         raise MeshError(f"{path}: labels has {len(lab)} entries but instances has {len(inst)}; they must match")
-    to_fdi(lab, "teeth3ds", jaw=jaw, allow_deciduous=allow_deciduous)  # raises LabelSchemeError on codes Teeth3DS cannot hold
+    to_fdi(
+        lab, "teeth3ds", jaw=jaw, allow_deciduous=allow_deciduous
+    )  # raises LabelSchemeError on codes Teeth3DS cannot hold
     doc = {
         "id_patient": str(id_patient),
         "jaw": jaw,

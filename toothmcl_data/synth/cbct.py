@@ -51,6 +51,8 @@ class IntensityScale:
         if kind == "hu":
             return cls("hu", float(rng.uniform(0.9, 1.1)), -1000.0)
         return cls("vendor", float(np.exp(rng.uniform(np.log(0.3), np.log(3.0)))), float(rng.uniform(-2000, 1500)))
+
+
 MARGIN_MM = 10.0
 ENAMEL_MM = 1.1
 PULP_MM = 1.8

@@ -220,9 +220,7 @@ def write_patient(
         entry["conditions"] = list(patient.conditions)
         entry["variety"] = dict(patient.variety)
         if patient.bite_scan is not None and patient.world_from_bite is not None:
-            bite_files, ios_labels["bite"] = _write_ios(
-                drop, truth_dir, "bite", patient.bite_scan, identity, mesh_fmt
-            )
+            bite_files, ios_labels["bite"] = _write_ios(drop, truth_dir, "bite", patient.bite_scan, identity, mesh_fmt)
             files += bite_files
             entry["variety"]["world_from_bite"] = np.asarray(patient.world_from_bite).tolist()
     patient_files = PatientFiles(

@@ -92,9 +92,10 @@ def draw_fov(
         jaw: Jaw = "upper" if rng.random() < 0.5 else "lower"
         other: Jaw = "lower" if jaw == "upper" else "upper"
         if kind == "fov_one_jaw":
-            level = 0.5 * (np.median(_tips([t for t in teeth if t.jaw == "upper"])[:, 2]) + np.median(
-                _tips([t for t in teeth if t.jaw == "lower"])[:, 2]
-            ))
+            level = 0.5 * float(
+                np.median(_tips([t for t in teeth if t.jaw == "upper"])[:, 2])
+                + np.median(_tips([t for t in teeth if t.jaw == "lower"])[:, 2])
+            )
             past = float(rng.uniform(0.0, 3.0))
             params.update(jaw=jaw, past_occlusal_mm=past)
         else:
@@ -107,7 +108,9 @@ def draw_fov(
             hi[2] = level + past
         return crop_grid(full, lo, hi), params
     if kind != "fov_quadrant":
-        raise ConfigError(f"unknown field of view {kind!r}; expected fov_full, fov_one_jaw, fov_quadrant or fov_cut_crowns")
+        raise ConfigError(
+            f"unknown field of view {kind!r}; expected fov_full, fov_one_jaw, fov_quadrant or fov_cut_crowns"
+        )
     jaw = "upper" if rng.random() < 0.5 else "lower"
     right = bool(rng.random() < 0.5)
     quadrants = {("upper", True): 1, ("upper", False): 2, ("lower", False): 3, ("lower", True): 4}

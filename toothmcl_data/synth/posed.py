@@ -50,7 +50,7 @@ def posed_grid(anatomy: Anatomy, spacing: float) -> tuple[Affine4x4, tuple[int, 
 
 
 def _world_points(affine: Affine4x4, shape: tuple[int, int, int]) -> NDArray[np.float64]:
-    return np.asarray(affine[:3, 3] + affine[0, 0] * np.stack(np.indices(shape), axis=-1), dtype=np.float64)
+    return np.asarray(affine[:3, 3] + affine[0, 0] * np.moveaxis(np.indices(shape), 0, -1), dtype=np.float64)
 
 
 def posed_tissue_map(

@@ -18,7 +18,7 @@ import numpy as np
 import trimesh
 from numpy.typing import NDArray
 
-from toothmcl_data.errors import LabelSchemeError, ToothmclError
+from toothmcl_data.errors import LabelSchemeError, MeshError, ToothmclError
 from toothmcl_data.io.mesh import read_mesh
 from toothmcl_data.report.preview import mesh_png, volume_slices_png
 from toothmcl_data.synth.drop import DROP_DIR, TRUTH_DIR
@@ -61,7 +61,13 @@ def write_previews(out: Path, *, progress: Callable[[int], None] | None = None) 
                 log.warning("preview: %s %s scan not drawn: %s", key, scan, err)
                 continue
             if mesh.labels is not None:
-                mesh = Mesh(mesh.vertices, mesh.faces, frame=mesh.frame, labels=display_codes(mesh.labels), jaw=mesh.jaw)
+                mesh = Mesh(
+                    mesh.vertices,
+                    mesh.faces,
+                    frame=mesh.frame,
+                    labels=display_codes(mesh.labels).astype(np.int16),
+                    jaw=mesh.jaw,
+                )
             title = f"{key}: {scan} scan ({path.suffix[1:]}, {len(mesh.vertices)} vertices), FDI colours{note}"
             written.append(mesh_png(mesh, folder / f"{key}_{scan}.png", title=title))
         if progress is not None:
@@ -80,6 +86,8 @@ def display_codes(labels: NDArray[np.integer]) -> NDArray[np.integer]:
 def _geometry_with(path: Path, labels: NDArray[np.integer]) -> Mesh:
     """The file's triangles (trimesh, no processing) with ``labels`` where the vertex counts agree."""
     loaded = trimesh.load(path, process=False, force="mesh")
+    if not isinstance(loaded, trimesh.Trimesh):
+        raise MeshError(f"{path}: expected one triangle mesh, trimesh read a {type(loaded).__name__}")
     vertices = np.asarray(loaded.vertices, dtype=np.float64)
     faces = np.asarray(loaded.faces, dtype=np.int32)
     return Mesh(vertices, faces, labels=np.asarray(labels, dtype=np.int16) if len(labels) == len(vertices) else None)

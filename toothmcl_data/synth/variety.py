@@ -104,8 +104,11 @@ def make_varied(
     else:
         grid = full
         status = {"inside": sorted(t.fdi for t in world_teeth), "cut": [], "outside": [], "roots_cut": []}
-    kind = "hu" if "intensity_hu" in conds else "vendor" if "intensity_vendor" in conds else None
-    scale = IntensityScale() if kind is None else IntensityScale.draw(kind, crng)
+    scale = IntensityScale()
+    if "intensity_hu" in conds:
+        scale = IntensityScale.draw("hu", crng)
+    elif "intensity_vendor" in conds:
+        scale = IntensityScale.draw("vendor", crng)
     streaks = float(anatomy.params.get("streak_strength", 1.0))
     cbct, labels = render_cbct(anatomy, config, rng, grid=grid, scale=scale, streak_strength=streaks)
     edits = _edits(anatomy, conds, crng, params)

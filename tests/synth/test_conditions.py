@@ -98,6 +98,9 @@ def test_plan_gives_each_condition_its_fraction_one_per_group() -> None:
     assert not any("fov_one_jaw" in p and "fov_quadrant" in p for p in plan)
     spread = plan_conditions(21, parse_condition_specs([], "all"), np.random.default_rng(0))
     assert sorted(c for p in spread for c in p) == sorted(BRIEF)
+    few = plan_conditions(5, parse_condition_specs([], "all"), np.random.default_rng(0))
+    assert [len(p) for p in few] == [1] * 5  # --variety all on 5 patients: 5 different conditions
+    assert len({p[0] for p in few}) == 5
 
 
 # ---- determinism and the default ------------------------------------------------------------------------

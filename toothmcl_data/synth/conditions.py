@@ -144,28 +144,35 @@ def parse_condition_specs(specs: Sequence[str], variety: str | None = None) -> d
 def plan_conditions(n: int, fractions: Mapping[str, float], rng: np.random.Generator) -> list[tuple[str, ...]]:
     """Give ``round(fraction × n)`` of ``n`` patients each named condition; returns per patient its conditions.
 
-    Conditions are dealt in registry order; each takes the patients (in a drawn order) that have no condition
-    of its group yet, so conditions of one group never meet. With ``--variety all`` on ``n`` patients patient
-    ``i`` gets about one condition. Deterministic for a given ``rng`` state.
+    If rounding loses patients overall (``--variety all`` on fewer than 21 patients: 1/21 each rounds to 0),
+    the conditions short by most get one more, ties drawn, until ``round(Σ fraction × n)`` are given. Conditions
+    are dealt in registry order; each takes the next patients (in a drawn order) that have no condition of its
+    group yet, so conditions of one group never meet. Deterministic for a given ``rng`` state.
     """
-    check_conditions([])
     for name in fractions:
         check_conditions([name])
-    plan: list[list[str]] = [[] for _ in range(n)]
     ordered = [name for name in CONDITION_NAMES if name in fractions]
+    raw = {name: fractions[name] * n for name in ordered}
+    want = {name: int(np.floor(raw[name] + 0.5)) for name in ordered}
+    short = int(np.floor(sum(raw.values()) + 0.5)) - sum(want.values())
+    if short > 0:
+        tie = rng.permutation(len(ordered))
+        ranked = sorted(range(len(ordered)), key=lambda i: (want[ordered[i]] - raw[ordered[i]], tie[i]))
+        for i in ranked[:short]:
+            want[ordered[i]] += 1
+    plan: list[list[str]] = [[] for _ in range(n)]
     order = [int(i) for i in rng.permutation(n)]
     cursor = 0
     for name in ordered:
-        want = int(np.floor(fractions[name] * n + 0.5))
         group = CONDITIONS[name].group
         given = 0
         for step in range(n):
-            if given >= want:
+            if given >= want[name]:
                 break
             i = order[(cursor + step) % n]
             if any(CONDITIONS[c].group == group for c in plan[i]):
                 continue
             plan[i].append(name)
             given += 1
-        cursor = (cursor + want) % max(n, 1)
+        cursor = (cursor + want[name]) % max(n, 1)
     return [check_conditions(p) for p in plan]

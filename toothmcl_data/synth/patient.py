@@ -62,16 +62,27 @@ def make_patient(
     world_from_ios: dict[Jaw, Affine4x4] = {}
     for jaw in JAWS:
         scan = scan_jaw(anatomy, jaw, config, rng)
-        ios_from_world = np.eye(4)
-        ios_from_world[:3, :3] = Rotation.random(random_state=rng).as_matrix()
-        ios_from_world[:3, 3] = rng.uniform(-50.0, 50.0, size=3)
-        ios[jaw] = Mesh(
-            apply_transform(ios_from_world, scan.vertices),
-            scan.faces,
-            frame=f"ios:{jaw}",
-            labels=scan.labels,
-            instances=scan.instances,
-            jaw=jaw,
-        )
+        ios_from_world = scanner_frame(rng)
+        ios[jaw] = in_scanner_frame(scan, ios_from_world, f"ios:{jaw}")
         world_from_ios[jaw] = np.asarray(np.linalg.inv(ios_from_world), dtype=np.float64)
     return SyntheticPatient(index, anatomy, cbct, labels, ios, world_from_ios)
+
+
+def scanner_frame(rng: np.random.Generator) -> Affine4x4:
+    """A random scanner pose (4, 4) ``scanner_from_world``: uniform rotation, translation ±50 mm per axis."""
+    T = np.eye(4)
+    T[:3, :3] = Rotation.random(random_state=rng).as_matrix()
+    T[:3, 3] = rng.uniform(-50.0, 50.0, size=3)
+    return T
+
+
+def in_scanner_frame(scan: Mesh, scanner_from_scan: Affine4x4, frame: str) -> Mesh:
+    """``scan`` with its vertices moved by ``scanner_from_scan`` (4, 4) into the frame named ``frame``."""
+    return Mesh(
+        apply_transform(scanner_from_scan, scan.vertices),
+        scan.faces,
+        frame=frame,
+        labels=scan.labels,
+        instances=scan.instances,
+        jaw=scan.jaw,
+    )

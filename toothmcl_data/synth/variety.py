@@ -24,7 +24,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy.spatial.transform import Rotation
 
 from toothmcl_data.synth.anatomy import Anatomy, draw_anatomy
 from toothmcl_data.synth.cbct import IntensityScale, full_grid, render_cbct
@@ -34,17 +33,10 @@ from toothmcl_data.synth.fov import draw_fov, tooth_samples, tooth_status
 from toothmcl_data.synth.ios import MeshEdit, scan_jaw
 from toothmcl_data.synth.ios_variants import bite_scan, holes_edit, no_palate_edit, quadrant_edit
 from toothmcl_data.synth.jawpose import close_bite, open_bite, tilt_head
-from toothmcl_data.synth.patient import SyntheticPatient
-from toothmcl_data.types import JAWS, Affine4x4, Jaw, Mesh, apply_transform
+from toothmcl_data.synth.patient import SyntheticPatient, in_scanner_frame, scanner_frame
+from toothmcl_data.types import JAWS, Affine4x4, Jaw, Mesh
 
 PAIRABLE_MIN_VERTICES = 50
-
-
-def _random_frame(rng: np.random.Generator) -> Affine4x4:
-    T = np.eye(4)
-    T[:3, :3] = Rotation.random(random_state=rng).as_matrix()
-    T[:3, 3] = rng.uniform(-50.0, 50.0, size=3)
-    return T
 
 
 def _pose(anatomy: Anatomy, conds: tuple[str, ...], crng: np.random.Generator) -> tuple[Anatomy, dict[str, Any]]:
@@ -116,29 +108,14 @@ def make_varied(
     world_from_ios: dict[Jaw, Affine4x4] = {}
     for jaw in JAWS:
         scan = scan_jaw(anatomy, jaw, config, rng, edits[jaw])
-        ios_from_world = _random_frame(rng)
-        ios_from_jaw = ios_from_world @ anatomy.world_from_jaw(jaw)
-        ios[jaw] = Mesh(
-            apply_transform(ios_from_jaw, scan.vertices),
-            scan.faces,
-            frame=f"ios:{jaw}",
-            labels=scan.labels,
-            instances=scan.instances,
-            jaw=jaw,
-        )
+        ios_from_world = scanner_frame(rng)
+        ios[jaw] = in_scanner_frame(scan, ios_from_world @ anatomy.world_from_jaw(jaw), f"ios:{jaw}")
         world_from_ios[jaw] = np.asarray(np.linalg.inv(ios_from_world), dtype=np.float64)
     bite_mesh, world_from_bite = None, None
     if "ios_bite_scan" in conds:
         raw, params["ios_bite_scan"] = bite_scan(anatomy, bool(crng.random() < 0.5), config, crng)
-        bite_from_world = _random_frame(crng)
-        bite_from_jaw = bite_from_world @ anatomy.world_from_jaw("upper")
-        bite_mesh = Mesh(
-            apply_transform(bite_from_jaw, raw.vertices),
-            raw.faces,
-            frame="ios:bite",
-            labels=raw.labels,
-            instances=raw.instances,
-        )
+        bite_from_world = scanner_frame(crng)
+        bite_mesh = in_scanner_frame(raw, bite_from_world @ anatomy.world_from_jaw("upper"), "ios:bite")
         world_from_bite = np.asarray(np.linalg.inv(bite_from_world), dtype=np.float64)
         params["ios_bite_scan"]["matches_cbct_bite"] = "bite_occlusion" in conds
     variety = _truth(conds, params, anatomy, scale, labels.array, ios, status)

@@ -4,7 +4,8 @@ Each jaw's soft tissue, air and bone are computed on a grid of its own anatomy f
 axial planes) and resampled nearest-neighbour into the world grid; a world voxel belongs to the jaw on whose
 side of the bisector of the two occlusal planes it lies. Teeth are then painted directly in the world from
 their posed implicit fields (exact crown surfaces, no resampling). The bite block is an axis-aligned box of the
-upper jaw's frame. All LPS mm.
+upper jaw's frame. Each jaw's tissue is computed only over its unposed box + 4 mm (what an unposed grid
+would hold); world voxels beyond it are air in front of the face and soft tissue elsewhere. All LPS mm.
 """
 
 from __future__ import annotations
@@ -14,11 +15,15 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from toothmcl_data.synth.anatomy import Anatomy
-from toothmcl_data.synth.cbct import BLOCK, MARGIN_MM, SOFT, add_cortex, jaw_tissue, paint_teeth
+from toothmcl_data.synth.cbct import AIR, BLOCK, MARGIN_MM, SOFT, add_cortex, jaw_tissue, paint_teeth
 from toothmcl_data.types import JAWS, Affine4x4, Jaw, apply_transform
 
 JAW_REACH_MM = 15.0
 """How far past the occlusal plane (mm) a jaw's tissue is computed before the bisector decides."""
+BOX_MARGIN_MM = 4.0
+"""How far beyond the jaw's unposed box (mm) its tissue is computed; further out: air in front of the face,
+soft tissue elsewhere."""
+_OUTSIDE = 255
 
 
 def _jaw_box(anatomy: Anatomy, jaw: Jaw) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -66,8 +71,10 @@ def posed_tissue_map(
     for jaw in JAWS:
         jaw_from_world = np.linalg.inv(anatomy.world_from_jaw(jaw))
         pts = apply_transform(jaw_from_world, world_corners)
-        lo = np.floor(pts.min(axis=0) / spacing) * spacing
-        hi = pts.max(axis=0)
+        # Only the jaw's own box (what an unposed grid holds) + a margin is computed; see _outside.
+        box_lo, box_hi = _jaw_box(anatomy, jaw)
+        lo = np.floor(np.maximum(pts.min(axis=0), box_lo - BOX_MARGIN_MM) / spacing) * spacing
+        hi = np.minimum(pts.max(axis=0), box_hi + BOX_MARGIN_MM)
         if jaw == "upper":
             lo[2] = max(lo[2], occlusal - JAW_REACH_MM)
         else:
@@ -78,15 +85,16 @@ def posed_tissue_map(
         # world voxel index v → jaw frame index: (R (A v + a) + t − lo) / spacing
         R, t = jaw_from_world[:3, :3], jaw_from_world[:3, 3]
         offset = (R @ affine[:3, 3] + t - lo) / spacing
-        parts[jaw] = ndimage.affine_transform(
-            part, R, offset=offset, output_shape=shape, order=0, mode="constant", cval=SOFT
+        resampled = ndimage.affine_transform(
+            part, R, offset=offset, output_shape=shape, order=0, mode="constant", cval=_OUTSIDE
         )
+        outside = resampled == _OUTSIDE
+        # In front of the face (anterior of the box) is air, elsewhere outside the box soft tissue.
+        anterior = _frame_coordinate(jaw_from_world, 1, affine, shape) < box_lo[1]
+        resampled[outside] = np.where(anterior[outside], AIR, SOFT)
+        parts[jaw] = resampled
         # height of each world voxel above (upper) / below (lower) the occlusal plane of this jaw's frame
-        row = jaw_from_world[2]
-        k = np.arange(shape[2]) * spacing + affine[2, 3]
-        i = np.arange(shape[0]) * spacing + affine[0, 3]
-        j = np.arange(shape[1]) * spacing + affine[1, 3]
-        z = row[0] * i[:, None, None] + row[1] * j[None, :, None] + row[2] * k[None, None, :] + row[3]
+        z = _frame_coordinate(jaw_from_world, 2, affine, shape)
         heights[jaw] = z - occlusal if jaw == "upper" else occlusal - z
     tissue = np.where(heights["upper"] > heights["lower"], parts["upper"], parts["lower"]).astype(np.uint8)
     if anatomy.block is not None:
@@ -95,6 +103,16 @@ def posed_tissue_map(
     labels = np.zeros(shape, dtype=np.uint8)
     paint_teeth(anatomy.world_teeth(), affine, shape, tissue, labels)
     return tissue, labels
+
+
+def _frame_coordinate(
+    frame_from_world: Affine4x4, axis: int, affine: Affine4x4, shape: tuple[int, int, int]
+) -> NDArray[np.float64]:
+    """(I, J, K) float64: coordinate ``axis`` (mm) of each world voxel centre in another frame."""
+    row = frame_from_world[axis]
+    spacing = float(affine[0, 0])
+    i, j, k = (np.arange(shape[n]) * spacing + affine[n, 3] for n in range(3))
+    return np.asarray(row[0] * i[:, None, None] + row[1] * j[None, :, None] + row[2] * k[None, None, :] + row[3])
 
 
 def _in_block(anatomy: Anatomy, affine: Affine4x4, shape: tuple[int, int, int]) -> NDArray[np.bool_]:

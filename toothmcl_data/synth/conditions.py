@@ -9,8 +9,8 @@ Conditions and their parameter ranges (all drawn per patient from the patient's 
 
 field of view (``fov``)
   - ``fov_full``: both jaws with roots and bone (the default grid).
-  - ``fov_one_jaw``: one jaw (upper or lower, 50/50); the grid stops 0–3 mm past the occlusal plane on the
-    other side, so the opposing cusp tips may be cut.
+  - ``fov_one_jaw``: one jaw (upper or lower, 50/50), whole; the grid stops 0.5–3.5 mm past its crowns, so
+    the opposing cusp tips may be cut (more of them with a tilted head).
   - ``fov_quadrant``: a small FOV around 3–6 neighbouring teeth of one quadrant (run of 3–6 positions, side and
     jaw drawn), box = their crowns and roots + 1.5–4 mm, only the occlusal 0–0.5 mm of the opposing side;
     3–6 teeth have voxels inside (neighbours may be cut).
@@ -70,7 +70,7 @@ class Condition:
 
 _TABLE = (
     ("fov_full", "fov", "both jaws with roots and bone (the default grid)"),
-    ("fov_one_jaw", "fov", "one jaw; the grid ends 0-3 mm past the occlusal plane"),
+    ("fov_one_jaw", "fov", "one jaw whole; the grid ends 0.5-3.5 mm past its crowns"),
     ("fov_quadrant", "fov", "3-6 neighbouring teeth of one quadrant, box +1.5-4 mm"),
     ("fov_cut_crowns", "fov", "one jaw whole, the grid edge 1.5-4.5 mm into the other jaw's crowns"),
     ("bite_occlusion", "bite", "teeth closed, cusps touching (gap 0.05-0.15 mm), arches overlap in height"),

@@ -92,11 +92,10 @@ def draw_fov(
         jaw: Jaw = "upper" if rng.random() < 0.5 else "lower"
         other: Jaw = "lower" if jaw == "upper" else "upper"
         if kind == "fov_one_jaw":
-            level = 0.5 * float(
-                np.median(_tips([t for t in teeth if t.jaw == "upper"])[:, 2])
-                + np.median(_tips([t for t in teeth if t.jaw == "lower"])[:, 2])
-            )
-            past = float(rng.uniform(0.0, 3.0))
+            # Past the chosen jaw's highest (lower jaw) or lowest (upper jaw) crown point: that jaw is whole.
+            crowns = np.concatenate([samples[t.fdi][0] for t in teeth if t.jaw == jaw])
+            level = float(crowns[:, 2].max() if jaw == "lower" else crowns[:, 2].min())
+            past = float(rng.uniform(0.0, 3.0)) + 0.5
             params.update(jaw=jaw, past_occlusal_mm=past)
         else:
             past = float(rng.uniform(1.5, 4.5))  # into the other jaw's crowns, from their tips

@@ -4,8 +4,9 @@ Each jaw's soft tissue, air and bone are computed on a grid of its own anatomy f
 axial planes) and resampled nearest-neighbour into the world grid; a world voxel belongs to the jaw on whose
 side of the bisector of the two occlusal planes it lies. Teeth are then painted directly in the world from
 their posed implicit fields (exact crown surfaces, no resampling). The bite block is an axis-aligned box of the
-upper jaw's frame. Each jaw's tissue is computed only over its unposed box + 4 mm (what an unposed grid
-would hold); world voxels beyond it are air in front of the face and soft tissue elsewhere. All LPS mm.
+upper jaw's frame. Each jaw's tissue is computed only over its unposed box + 8 mm (what an unposed grid
+would hold); world voxels beyond it are air beside the cheeks and in front of the face, soft tissue
+elsewhere. All LPS mm.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from toothmcl_data.types import JAWS, Affine4x4, Jaw, apply_transform
 
 JAW_REACH_MM = 15.0
 """How far past the occlusal plane (mm) a jaw's tissue is computed before the bisector decides."""
-BOX_MARGIN_MM = 4.0
-"""How far beyond the jaw's unposed box (mm) its tissue is computed; further out: air in front of the face,
-soft tissue elsewhere."""
+BOX_MARGIN_MM = 8.0
+"""How far beyond the jaw's unposed box (mm) its tissue is computed; further out: air beside the cheeks and in
+front of the face (as the tissue model has it there), soft tissue elsewhere."""
 _OUTSIDE = 255
 
 
@@ -89,9 +90,10 @@ def posed_tissue_map(
             part, R, offset=offset, output_shape=shape, order=0, mode="constant", cval=_OUTSIDE
         )
         outside = resampled == _OUTSIDE
-        # In front of the face (anterior of the box) is air, elsewhere outside the box soft tissue.
-        anterior = _frame_coordinate(jaw_from_world, 1, affine, shape) < box_lo[1]
-        resampled[outside] = np.where(anterior[outside], AIR, SOFT)
+        # Beyond the cheeks and in front of the face (lateral or anterior of the box) is air, else soft tissue.
+        x = _frame_coordinate(jaw_from_world, 0, affine, shape)[outside]
+        y = _frame_coordinate(jaw_from_world, 1, affine, shape)[outside]
+        resampled[outside] = np.where((x < box_lo[0]) | (x > box_hi[0]) | (y < box_lo[1]), AIR, SOFT)
         parts[jaw] = resampled
         # height of each world voxel above (upper) / below (lower) the occlusal plane of this jaw's frame
         z = _frame_coordinate(jaw_from_world, 2, affine, shape)

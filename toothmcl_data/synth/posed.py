@@ -70,7 +70,7 @@ def posed_tissue_map(
     parts: dict[Jaw, NDArray[np.uint8]] = {}
     heights: dict[Jaw, NDArray[np.float64]] = {}
     for jaw in JAWS:
-        jaw_from_world = np.linalg.inv(anatomy.world_from_jaw(jaw))
+        jaw_from_world = np.asarray(np.linalg.inv(anatomy.world_from_jaw(jaw)), dtype=np.float64)
         pts = apply_transform(jaw_from_world, world_corners)
         # Only the jaw's own box (what an unposed grid holds) + a margin is computed; see _outside.
         box_lo, box_hi = _jaw_box(anatomy, jaw)

@@ -12,13 +12,14 @@ field of view (``fov``)
   - ``fov_one_jaw``: one jaw (upper or lower, 50/50), whole; the grid stops 0.5–3.5 mm past its crowns, so
     the opposing cusp tips may be cut (more of them with a tilted head).
   - ``fov_quadrant``: a small FOV around 3–6 neighbouring teeth of one quadrant (run of 3–6 positions, side and
-    jaw drawn), box = their crowns and roots + 1.5–4 mm, only the occlusal 0–0.5 mm of the opposing side;
-    3–6 teeth have voxels inside (neighbours may be cut).
+    jaw drawn), box = their crowns and roots + 1.5–4 mm, ending 0–0.5 mm past their cusp tips; the run is
+    shortened until 3–6 teeth have voxels inside (neighbours may be cut).
   - ``fov_cut_crowns``: one jaw whole, the grid's edge passing through the other jaw's crowns 1.5–4.5 mm from
     their cusp tips.
 bite (``bite``)
-  - ``bite_occlusion``: teeth closed: every lower tooth raised until it touches the upper crowns (contact gap
-    0.05–0.15 mm), no gap between the arches, cusps in the opposing fossae, arches overlapping in height.
+  - ``bite_occlusion``: teeth closed: every lower tooth raised (at most 3 mm) until it touches the upper crowns
+    (contact gap 0.05–0.15 mm): no gap between the arches, cusps in the opposing fossae, lower incisors behind
+    the upper ones, arches overlapping ≈ 2.5 mm in height.
   - ``bite_block``: mouth held open by a radiolucent bite block between the incisors, 4–10 mm thick.
   - ``bite_open``: mandible opened by a hinge rotation of 3–12° about a condyle axis 75–90 mm behind and
     20–35 mm above the incisors: a wedge-shaped gap (incisors ≈ 5–20 mm apart, molars less).

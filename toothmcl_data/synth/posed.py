@@ -46,9 +46,20 @@ def _corners(lo: NDArray[np.float64], hi: NDArray[np.float64]) -> NDArray[np.flo
 
 
 def posed_grid(anatomy: Anatomy, spacing: float) -> tuple[Affine4x4, tuple[int, int, int]]:
-    """The axis-aligned world grid covering both posed jaws with roots and bone: (4, 4) affine, shape."""
-    pts = np.concatenate([apply_transform(anatomy.world_from_jaw(j), _corners(*_jaw_box(anatomy, j))) for j in JAWS])
-    lo, hi = pts.min(axis=0), pts.max(axis=0)
+    """The axis-aligned world grid around both posed jaws: the world bounding box of every tooth (apex to tip,
+    ± its half width) with about the margins the unposed grid keeps around the teeth (9 mm beside and in
+    front, 5 mm behind, 11 mm below and 7 mm above): (4, 4) affine, shape."""
+    pts = []
+    for t in anatomy.teeth:
+        c, occ = np.asarray(t.cej), np.asarray(t.occlusal)
+        r = max(t.width, t.depth) / 2
+        ends = np.stack([c - occ * t.root, c + occ * t.height])
+        pad = np.array([r, r, 0.0])
+        box = _corners(ends.min(axis=0) - pad, ends.max(axis=0) + pad)
+        pts.append(apply_transform(anatomy.world_from_jaw(t.jaw), box))
+    allpts = np.concatenate(pts)
+    lo = allpts.min(axis=0) - np.array([9.0, 9.0, 11.0])
+    hi = allpts.max(axis=0) + np.array([9.0, 5.0, 7.0])
     affine = np.diag([spacing, spacing, spacing, 1.0])
     affine[:3, 3] = np.round(lo / spacing) * spacing
     shape = np.ceil((hi - affine[:3, 3]) / spacing).astype(int) + 1

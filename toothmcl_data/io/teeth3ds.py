@@ -93,11 +93,13 @@ def write_teeth3ds_json(
     jaw: Jaw,
     labels: NDArray[np.integer],
     instances: NDArray[np.integer],
+    allow_deciduous: bool = False,
 ) -> None:
     """Write a Teeth3DS sidecar deterministically and atomically.
 
     labels: (n,) integer FDI per vertex (0 = gingiva), in the mesh's vertex order (Teeth3DS codes are FDI).
     instances: (n,) integer per vertex (0 = gingiva, k ≥ 1 = one tooth).
+    allow_deciduous: also accept primary teeth (FDI 51–85), e.g. a child's scan.
     """
     path = Path(path)
     lab = np.asarray(labels).ravel()
@@ -106,7 +108,9 @@ def write_teeth3ds_json(
         raise MeshError(f"{path}: jaw must be 'upper' or 'lower', got {jaw!r}")
     if len(lab) != len(inst):
         raise MeshError(f"{path}: labels has {len(lab)} entries but instances has {len(inst)}; they must match")
-    to_fdi(lab, "teeth3ds", jaw=jaw)  # raises LabelSchemeError on codes Teeth3DS cannot hold
+    to_fdi(
+        lab, "teeth3ds", jaw=jaw, allow_deciduous=allow_deciduous
+    )  # raises LabelSchemeError on codes Teeth3DS cannot hold
     doc = {
         "id_patient": str(id_patient),
         "jaw": jaw,

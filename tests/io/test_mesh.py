@@ -474,3 +474,12 @@ def test_read_fcsv_errors(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(InputError, match=re.escape(message)) as info:
         read_fcsv(path)
     assert str(info.value).startswith(str(path))
+
+
+def test_teeth3ds_keeps_primary_teeth(tmp_path: Path) -> None:
+    """A mixed dentition (FDI 51–85 beside permanent teeth) reads as it is, never mapped onto permanent codes."""
+    path = tmp_path / "child_lower.json"
+    path.write_text(
+        json.dumps({"id_patient": "c", "jaw": "lower", "labels": [0, 36, 75, 84], "instances": [0, 1, 2, 3]})
+    )
+    assert read_teeth3ds_json(path).labels.tolist() == [0, 36, 75, 84]

@@ -54,7 +54,10 @@ def _int_list(path: Path, doc: dict[str, Any], key: str) -> NDArray[np.int16]:
 
 
 def read_teeth3ds_json(path: str | Path) -> Teeth3DSLabels:
-    """Read and validate a Teeth3DS sidecar; labels are checked against the ``teeth3ds`` scheme (FDI)."""
+    """Read and validate a Teeth3DS sidecar; labels are checked against the ``teeth3ds`` scheme (FDI).
+
+    Primary teeth (FDI 51–85, a child's or mixed dentition) are kept as they are: they are valid FDI codes, and the
+    library pairs them like permanent ones (they are never mapped onto permanent codes)."""
     path = Path(path)
     if not path.is_file():
         raise InputNotFoundError(f"{path}: label sidecar not found; check the path")
@@ -80,7 +83,7 @@ def read_teeth3ds_json(path: str | Path) -> Teeth3DSLabels:
             "both must have one entry per mesh vertex"
         )
     try:
-        labels = to_fdi(codes, "teeth3ds", jaw=jaw)
+        labels = to_fdi(codes, "teeth3ds", jaw=jaw, allow_deciduous=True)
     except LabelSchemeError as err:
         raise LabelSchemeError(f"{path}: {err}") from err
     return Teeth3DSLabels(id_patient, jaw, np.asarray(labels, dtype=np.int16), instances)

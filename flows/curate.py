@@ -49,6 +49,7 @@ class CurateParams(BaseModel):
     message: str = Field("curated with toothmcl", description="version message")
     source: str = Field("", description="where the data comes from (dataset card)")
     licence: str = Field("", description="licence of the data (dataset card)")
+    figures: bool = Field(True, description="draw a registration picture per jaw (STORE.work/figures)")
 
     def folders(self) -> tuple[Path, Path]:
         store = Path(self.store)
@@ -73,7 +74,8 @@ def _case_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     raw_case = parameters["raw_case"]
     files = sorted(f.sha256 for f in raw_case.files)
     where = [str(parameters["work"]), str(parameters["audit"])]
-    return "case-" + _hash(files, parameters["fingerprint"], where, _config(), code_version())
+    figures = parameters["key_ref"].figures
+    return "case-" + _hash(files, parameters["fingerprint"], where, figures, _config(), code_version())
 
 
 @task(
@@ -88,7 +90,7 @@ def case_task(raw_case: Any, work: Path, audit: Path, key_ref: CurateParams, fin
     """De-identify, register and pair one case in one task (its CBCT is read and decoded once and never
     leaves the worker); returns a summary without identity (results that name originals stay in the audit
     area, never in Prefect's result storage) — see :func:`flows.steps.curate_case`."""
-    return curate_case(raw_case, work, audit, key=_key(key_ref))
+    return curate_case(raw_case, work, audit, key=_key(key_ref), figures=key_ref.figures)
 
 
 @task(name="publish version", cache_policy=NO_CACHE)

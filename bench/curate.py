@@ -217,8 +217,9 @@ def subdrop(drop: Path, patients: list[str], out: Path) -> Path:
     return out
 
 
-def peak_rss(drop: Path, base: Path, key_file: Path, dask_workers: int) -> float:
-    """Peak RSS in MB of a fresh process running the flow on ``drop`` (max over it and its children)."""
+def peak_rss(drop: Path, base: Path, key_file: Path, dask_workers: int) -> dict[str, float]:
+    """Peak RSS in MB of a fresh process running the flow on ``drop``: the flow process itself (``flow``) and
+    the largest of its children (``children``: the ephemeral Prefect API server, Dask workers)."""
     code = (
         "import json, resource, sys\n"
         "from flows.curate import CurateParams, run_curate\n"
@@ -232,7 +233,7 @@ def peak_rss(drop: Path, base: Path, key_file: Path, dask_workers: int) -> float
         args, capture_output=True, text=True, check=True, env=os.environ | {"PYTHONPATH": os.getcwd()}
     )
     self_kb, children_kb = json.loads(done.stdout.strip().splitlines()[-1])
-    return max(self_kb, children_kb) / 1024
+    return {"flow": round(self_kb / 1024, 1), "children": round(children_kb / 1024, 1)}
 
 
 def main() -> None:
@@ -300,7 +301,7 @@ def main() -> None:
             rss = {}
             for size in rss_sizes:
                 d = subdrop(full_drop, patients[:size], root / f"rss{size}" / "drop")
-                rss[str(size)] = round(peak_rss(d, root / f"rss{size}", key_file, a.dask_workers), 1)
+                rss[str(size)] = peak_rss(d, root / f"rss{size}", key_file, a.dask_workers)
             out["peak_rss_mb"] = rss
         total = sum(per_case.values())
         out["s_per_case"] = {k: round(v, 3) for k, v in per_case.items()} | {"total": round(total, 3)}

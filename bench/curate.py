@@ -74,7 +74,7 @@ def bound_case(raw: RawCase, out: Path) -> dict[str, float]:
             slices.sort(key=lambda ds: float(ds.ImagePositionPatient[2]))
             array = np.stack([ds.pixel_array.T for ds in slices], axis=-1)
         else:
-            array = np.asarray(nib.load(source.full(unit.files[0].path)).dataobj)
+            array = np.asarray(nib.load(source.full(unit.files[0].path)).dataobj)  # type: ignore[attr-defined]
     decode = time.perf_counter() - t0
     t0 = time.perf_counter()
     if array is not None:
@@ -136,7 +136,7 @@ def counted_reads() -> Iterator[dict[str, Counter[str]]]:
         counts["bytes"][rel] += 1
         return real_read_bytes(self, rel)
 
-    pydicom.dcmread = dcmread  # type: ignore[assignment]
+    pydicom.dcmread = dcmread
     Source.read_bytes = read_bytes  # type: ignore[method-assign]
     try:
         yield counts

@@ -5,7 +5,6 @@ decoded CBCT on, and curating the case (flows.steps) never reads the series agai
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ COARSE = SynthConfig(spacing_mm=0.8, ios_resolution_mm=0.6)
 
 
 @pytest.fixture
-def reads(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Counter[str]]]:
+def reads(monkeypatch: pytest.MonkeyPatch) -> dict[str, Counter[str]]:
     """Full ``dcmread`` calls by SOPInstanceUID, header-only ones apart, and byte reads by drop path."""
     counts: dict[str, Counter[str]] = {"full": Counter(), "header": Counter(), "bytes": Counter()}
     real_dcmread, real_read_bytes = pydicom.dcmread, Source.read_bytes

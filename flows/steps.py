@@ -8,6 +8,9 @@ function is a small summary plus the case record file that publishing streams in
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import gc
 import pickle
 import time
 from collections.abc import Iterator
@@ -56,13 +59,42 @@ def save_record(record: CaseRecord, work: Path) -> Path:
     return path
 
 
+def release_memory() -> None:
+    """Collect garbage and hand freed heap pages back to the system (glibc ``malloc_trim``; a no-op elsewhere).
+
+    Without it a long-lived worker's RSS creeps up by a few MB per case (freed arrays stay in the C heap), so
+    the peak grows with the number of cases; with it the RSS returns to its baseline after each case."""
+    gc.collect()
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+def _libc() -> Any:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc if hasattr(libc, "malloc_trim") else None
+    except OSError:
+        return None
+
+
+_LIBC = _libc()
+
+
 def curate_case(raw_case: RawCase, work: Path, audit: Path, *, key: bytes, figures: bool = True) -> dict[str, Any]:
     """De-identify, register and pair one raw case; save its record under ``work/records``.
 
     Returns a summary without identity: ``pseudonym``, ``written`` (a case folder came out of
     de-identification), ``record`` (path of the saved record, or None when quarantined), ``reason`` (why),
-    ``verdicts`` (QC per jaw), ``pairs``, ``flags`` and ``seconds`` per stage (:data:`STAGES`).
+    ``verdicts`` (QC per jaw), ``pairs``, ``flags`` and ``seconds`` per stage (:data:`STAGES`). The case's
+    arrays are freed and the heap trimmed before it returns (:func:`release_memory`).
     """
+    try:
+        return _curate(raw_case, work, audit, key=key, figures=figures)
+    finally:
+        release_memory()
+
+
+def _curate(raw_case: RawCase, work: Path, audit: Path, *, key: bytes, figures: bool) -> dict[str, Any]:
     clock = _Clock()
     result = deidentify_case(raw_case, work, key=key, audit=audit, keep_cbct=True)
     clock.seconds["ingest"] += result.seconds.get("read", 0.0)
@@ -110,6 +142,9 @@ def curate_case(raw_case: RawCase, work: Path, audit: Path, *, key: bytes, figur
 
 
 def load_records(paths: list[str]) -> Iterator[CaseRecord]:
-    """The saved records at ``paths``, one in memory at a time."""
+    """The saved records at ``paths``, one in memory at a time (the heap trimmed between them)."""
     for path in paths:
-        yield pickle.loads(Path(path).read_bytes())
+        record = pickle.loads(Path(path).read_bytes())
+        yield record
+        del record
+        release_memory()

@@ -87,11 +87,20 @@ def merge_stl_corners(corners: NDArray[np.floating]) -> tuple[NDArray[np.float64
     Vertices come in order of first appearance in the face list (see the module docstring); -0.0 equals 0.0.
     """
     flat = np.ascontiguousarray(np.asarray(corners, dtype=np.float64).reshape(-1, 3) + 0.0)
-    _, first, inverse = np.unique(flat.view(np.uint64), axis=0, return_index=True, return_inverse=True)
+    if not len(flat):
+        return flat, np.zeros((0, 3), dtype=np.int64)
+    bits = flat.view(np.uint64)
+    order = np.lexsort((bits[:, 2], bits[:, 1], bits[:, 0]))  # stable: equal corners keep file order
+    ranked = bits[order]
+    starts = np.ones(len(order), dtype=bool)
+    starts[1:] = np.any(ranked[1:] != ranked[:-1], axis=1)
+    inverse = np.empty(len(order), dtype=np.int64)
+    inverse[order] = np.cumsum(starts) - 1  # corner → its distinct vertex (in sorted order)
+    first = order[starts]  # first corner of each distinct vertex (stable sort: its earliest)
     rank = np.argsort(first, kind="stable")
     new_of_uniq = np.empty_like(rank)
     new_of_uniq[rank] = np.arange(len(rank))
-    return flat[first[rank]], new_of_uniq[inverse.ravel()].reshape(-1, 3).astype(np.int64)
+    return flat[first[rank]], new_of_uniq[inverse].reshape(-1, 3)
 
 
 def read_stl(path: Path) -> MeshFile:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 from numpy.typing import NDArray
 
 from toothmcl_data.errors import InputNotFoundError, LabelSchemeError, MeshError
@@ -40,14 +41,27 @@ class Teeth3DSLabels:
     instances: NDArray[np.int16]
 
 
+def _ints(values: Any) -> NDArray[np.int64] | None:
+    """``values`` as int64 when it is a list of JSON integers (no bools, floats, strings), else None.
+
+    The type check runs in C (``set(map(type, …))``), not as a Python test per entry: sidecars hold one entry
+    per vertex."""
+    if not isinstance(values, list) or not set(map(type, values)) <= {int}:
+        return None
+    try:
+        return np.asarray(values, dtype=np.int64)
+    except OverflowError:
+        return None
+
+
 def _int_list(path: Path, doc: dict[str, Any], key: str) -> NDArray[np.int16]:
     values = doc[key]
-    if not isinstance(values, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in values):
+    arr = _ints(values)
+    if arr is None:
         raise MeshError(
             f"{path}: '{key}' must be a list of integers, found {type(values).__name__} "
             f"with non-integer entries; fix the sidecar or regenerate it"
         )
-    arr = np.asarray(values, dtype=np.int64)
     if arr.size and (arr.min() < -32768 or arr.max() > 32767):
         raise MeshError(f"{path}: '{key}' values must fit int16, found range [{arr.min()}, {arr.max()}]")
     return arr.astype(np.int16)
@@ -62,8 +76,8 @@ def read_teeth3ds_json(path: str | Path) -> Teeth3DSLabels:
     if not path.is_file():
         raise InputNotFoundError(f"{path}: label sidecar not found; check the path")
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        doc = orjson.loads(path.read_bytes())  # a C parser: sidecars hold one label per vertex
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:  # orjson.JSONDecodeError is a json.JSONDecodeError
         raise MeshError(f"{path}: not valid UTF-8 JSON ({err}); fix or regenerate the sidecar") from err
     if not isinstance(doc, dict):
         raise MeshError(f"{path}: expected a JSON object with keys {list(_KEYS)}, found {type(doc).__name__}")

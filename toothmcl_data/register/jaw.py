@@ -110,7 +110,7 @@ def _fit(
     agree = config.normal_agreement
     cbct_pick = fps_indices(surface.points, max(config.ios_points, 2000))
     k = config.init_points
-    occlusal = np.array([0.0, 0.0, -1.0 if jaw == "upper" else 1.0])
+    occlusal = surface.up * (-1.0 if jaw == "upper" else 1.0)  # from the crowns' shape, not the volume axes
     if sample.crowns_only:
         target = Target.of(surface.points, surface.normals)
         pts, nrm = sample.points[:k], sample.normals[:k]
@@ -209,6 +209,9 @@ def register_jaw(
     jaw = mesh.jaw or jaw_from_labels(mesh.labels)
     sample = crown_sample(mesh, config.ios_points)
     candidates: tuple[Jaw, ...] = (jaw,) if jaw is not None else JAWS
+    if jaw is None:  # a one-jaw field of view: only the jaw the CBCT shows can be this scan's
+        shown = tuple(j for j in JAWS if len(surface.jaw(j).points) >= MIN_TARGET_POINTS)
+        candidates = shown or candidates
     results = []
     for j in candidates:
         jaw_surface = surface.jaw(j)

@@ -3,10 +3,10 @@
 A CBCT's head can be pitched, rolled and yawed inside the grid, its field of view can hold one jaw or both, and
 the teeth can be apart or in occlusion; none of this may be read off the volume axes. From the crown samples:
 
-1. **Up** (superior, (3,) unit LPS): the occlusal surfaces are the crown parts whose normals point along the
-   occlusal axis (down for upper crowns, up for lower ones); the axis is the principal direction of the normals
-   that lie within ``OCCLUSAL_CONE_DEG`` of it, found by a fixed-point iteration started at the volume's +z (a
-   head is never more than ~30° off it, so only the sign convention comes from the grid).
+1. **Up** (superior, (3,) unit LPS): the least principal axis of the crown points (an arch, one jaw or two, is
+   much wider and deeper than tall); the volume's +z only signs it. Measured on the real arch (tilted, one jaw,
+   closed bite) and synthetic patients: 0.4–3.8° from the truth. (The principal direction of occlusal-facing
+   normals was tried first: 2–33° off, as cusp slopes and lingual walls lean.)
 2. **One jaw or two**: both jaws present occlusal surfaces facing each other in comparable amounts; a single jaw
    faces one way only (measured on the real arch: 3–4 % of its occlusal-facing points face the other way, with
    both jaws 80–100 %).
@@ -20,32 +20,32 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-OCCLUSAL_CONE_DEG = 40.0
-"""Normals within this angle of the occlusal axis (either way) count as occlusal-facing."""
+FLAT_RATIO = 0.8
+"""The crowns span a flat arch when their least principal spread is below this fraction of the middle one (full
+arches, one jaw or two: 0.2–0.45; the real arch and synthetic patients)."""
+MAX_TILT_DEG = 45.0
+"""A head is not pitched or rolled further than this inside a CBCT's grid (the prior only signs the axis)."""
 FACING_COS = 0.7
 """|cos| between a normal and the up axis above which a point faces up or down (≈ 45°)."""
 ONE_JAW_RATIO = 0.25
 """Fewer points facing the minority way than this fraction of those facing the majority way: one jaw only."""
 
 
-def up_axis(normals: NDArray[np.float64], prior: NDArray[np.float64] | None = None) -> NDArray[np.float64]:
-    """Superior direction (3,) unit LPS of crown samples with outward unit ``normals`` (n, 3) LPS; ``prior`` (3,)
-    (default LPS +z) starts the iteration and fixes the sign (the result has a positive dot product with it)."""
-    a = np.array([0.0, 0.0, 1.0]) if prior is None else np.asarray(prior, dtype=np.float64)
-    a = a / np.linalg.norm(a)
-    cone = np.cos(np.radians(OCCLUSAL_CONE_DEG))
-    for _ in range(8):
-        sel = np.abs(normals @ a) > cone
-        if sel.sum() < 10:
-            break
-        n = normals[sel]
-        w, v = np.linalg.eigh(n.T @ n)
-        new = v[:, -1] * (1.0 if v[:, -1] @ a >= 0 else -1.0)
-        done = float(new @ a) > 1.0 - 1e-10
-        a = new
-        if done:
-            break
-    return a if prior is None or a @ prior >= 0 else -a
+def up_axis(points: NDArray[np.float64], prior: NDArray[np.float64] | None = None) -> NDArray[np.float64]:
+    """Superior direction (3,) unit LPS of crown samples ``points`` (n, 3) LPS mm: the arch's least principal
+    axis, signed to have a positive dot product with ``prior`` (3,) (default LPS +z). When the crowns do not
+    span a flat arch (a quadrant: the least axis is not clearly the thinnest, or lies more than
+    ``MAX_TILT_DEG`` from the prior), up is taken across the long axis, as near the prior as that allows."""
+    prior = np.array([0.0, 0.0, 1.0]) if prior is None else np.asarray(prior, dtype=np.float64) / np.linalg.norm(prior)
+    if len(points) < 3:
+        return prior
+    _, sv, vt = np.linalg.svd(points - points.mean(axis=0), full_matrices=False)
+    a = vt[2]
+    if sv[2] < FLAT_RATIO * sv[1] and abs(a @ prior) >= np.cos(np.radians(MAX_TILT_DEG)):
+        return a if a @ prior >= 0 else -a
+    long = vt[0]
+    a = prior - (prior @ long) * long
+    return a / np.linalg.norm(a)
 
 
 def _frame(up: NDArray[np.float64]) -> NDArray[np.float64]:

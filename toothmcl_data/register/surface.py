@@ -51,7 +51,7 @@ class ToothSurface:
     out of the tooth (towards lower intensity). fdi: (n,) int16 FDI of the tooth each point bounds (0 when the
     CBCT has no label map). upper: (n,) bool, True for upper-jaw crowns. level: median half-way level (scanner
     units). source: ``"labels"`` or ``"intensity"``. up: (3,) unit LPS superior direction estimated from the
-    crowns' occlusal surfaces (``split.up_axis``), not from the volume axes.
+    crowns' own arch (``split.up_axis``), not from the volume axes.
     """
 
     points: NDArray[np.float64]
@@ -247,7 +247,7 @@ def surface_from_labels(cbct: Volume, labels: Volume, *, profile_mm: float = 1.2
     upper = np.isin(fdi // 10, UPPER_QUADRANTS)
     half = float(np.median(0.5 * (inner + outer)))
     log.debug("%s: %d crown points from labels, half-way level %.0f", where, int(keep.sum()), half)
-    up = up_axis(nrm[keep])
+    up = up_axis(pts[keep])
     return ToothSurface(pts[keep], nrm[keep], fdi[keep], upper[keep], half, "labels", up)
 
 
@@ -293,7 +293,7 @@ def surface_from_intensity(cbct: Volume, *, profile_mm: float = 1.2, where: str 
         keep = inner > tooth
         pts, nrm, inner, outer = pts[keep], nrm[keep], inner[keep], outer[keep]
     half = float(np.median(0.5 * (inner + outer)))
-    up = up_axis(nrm)
+    up = up_axis(pts)
     upper = jaw_split(pts, nrm, up)
     log.debug("%s: %d crown points from intensity (%d upper), half-way level %.0f", where, len(pts), upper.sum(), half)
     return ToothSurface(pts, nrm, np.zeros(len(pts), dtype=np.int16), upper, half, "intensity", up)

@@ -172,7 +172,7 @@ def peer(mesh: Mesh, surface_points: np.ndarray, surface_normals: np.ndarray) ->
     dst_full, dst, fd = prep(surface_points, surface_normals)
     o3d.utility.random.seed(0)
     ransac = reg.registration_ransac_based_on_feature_matching(
-        src, dst, fs, fd, True, 1.5 * voxel, reg.TransformationEstimationPointToPoint(False), 3,
+        src, dst, fs, fd, False, 1.5 * voxel, reg.TransformationEstimationPointToPoint(False), 3,
         [reg.CorrespondenceCheckerBasedOnEdgeLength(0.9), reg.CorrespondenceCheckerBasedOnDistance(1.5 * voxel)],
         reg.RANSACConvergenceCriteria(100000, 0.999),
     )  # fmt: skip

@@ -11,10 +11,10 @@ from numpy.typing import NDArray
 
 from toothmcl_data.errors import RegistrationError
 from toothmcl_data.io.meshlabels import jaw_from_labels
-from toothmcl_data.register import qc
+from toothmcl_data.register import features, qc
 from toothmcl_data.register.config import RegisterConfig
 from toothmcl_data.register.icp import Target, icp
-from toothmcl_data.register.init import best_start, centroid_start, centroids, hypotheses
+from toothmcl_data.register.init import CLEAR_SCORE, best_start, centroid_start, centroids, hypotheses
 from toothmcl_data.register.surface import ToothSurface, cbct_surface
 from toothmcl_data.types import JAWS, Affine4x4, Jaw, Mesh, Registration, Volume, apply_transform
 
@@ -94,9 +94,18 @@ def _refine(
 
 
 def _fit(
-    jaw: Jaw, surface: ToothSurface, mesh: Mesh, sample: CrownSample, config: RegisterConfig, where: str
+    jaw: Jaw,
+    surface: ToothSurface,
+    mesh: Mesh,
+    sample: CrownSample,
+    config: RegisterConfig,
+    where: str,
+    previous: Affine4x4 | None = None,
 ) -> tuple[Affine4x4, float]:
-    """``world_from_ios`` of one jaw and its start score.
+    """The best start ``world_from_ios`` of one jaw (before the final polish, ``_polish``) and its score.
+
+    Without ``previous`` the start comes from the tooth centroids or the arch-axis search; with it (a start from
+    that search that was not clear), from it and the shape-feature starts (``features``), best scored.
 
     With labelled IOS crowns, the crown samples are fitted onto the CBCT crowns. Without labels the scan also
     holds gingiva and palate, which have no CBCT counterpart, so the fit runs the other way: CBCT crown samples
@@ -114,26 +123,55 @@ def _fit(
     if sample.crowns_only:
         target = Target.of(surface.points, surface.normals)
         pts, nrm = sample.points[:k], sample.normals[:k]
+        if previous is not None:  # no clear pose from the arch axes: match local shape
+            found = features.feature_starts(
+                sample.points, sample.normals, surface.points[cbct_pick], surface.normals[cbct_pick], _rng()
+            )
+            best, score = best_start(target, pts, nrm, [previous, *found], iterations=20, normal_agreement=agree)
+            return best, score
         best, score = np.eye(4), -1.0
         if np.any(surface.fdi > 0):
-            found = centroid_start(centroids(sample.points, sample.fdi), centroids(surface.points, surface.fdi))
-            if found is not None:
-                best, score = best_start(target, pts, nrm, [found[0]], iterations=20, normal_agreement=agree)
+            found_c = centroid_start(centroids(sample.points, sample.fdi), centroids(surface.points, surface.fdi))
+            if found_c is not None:
+                best, score = best_start(target, pts, nrm, [found_c[0]], iterations=20, normal_agreement=agree)
         if score < GOOD_START:
             starts = ([best] if score >= 0 else []) + hypotheses(
                 sample.points, surface.points[cbct_pick], occlusal, config.init_angles, crowns_only=True
             )
             best, score = best_start(target, pts, nrm, starts, iterations=20, normal_agreement=agree)
-        return _refine(target, sample.points, sample.normals, best, config), score
-    target = Target.of(mesh.vertices, vertex_normals(mesh))
+        return best, score
+    ios_normals = vertex_normals(mesh)
+    target = Target.of(mesh.vertices, ios_normals)
     src = cbct_pick[: config.ios_points]
-    hyps = hypotheses(sample.points, surface.points[cbct_pick], occlusal, config.init_angles)
-    starts = [np.asarray(np.linalg.inv(T), dtype=np.float64) for T in hyps]
-    best, score = best_start(
-        target, surface.points[src[:k]], surface.normals[src[:k]], starts, iterations=20, normal_agreement=agree
-    )
-    ios_from_world = _refine(target, surface.points[src], surface.normals[src], best, config)
-    return np.asarray(np.linalg.inv(ios_from_world), dtype=np.float64), score
+    cbct_pts, cbct_nrm = surface.points[src[:k]], surface.normals[src[:k]]
+    if previous is not None:
+        found = features.feature_starts(
+            surface.points[cbct_pick], surface.normals[cbct_pick], mesh.vertices, ios_normals, _rng()
+        )
+        starts = [np.asarray(np.linalg.inv(previous), dtype=np.float64), *found]
+    else:
+        hyps = hypotheses(sample.points, surface.points[cbct_pick], occlusal, config.init_angles)
+        starts = [np.asarray(np.linalg.inv(T), dtype=np.float64) for T in hyps]
+    best, score = best_start(target, cbct_pts, cbct_nrm, starts, iterations=20, normal_agreement=agree)
+    return np.asarray(np.linalg.inv(best), dtype=np.float64), score
+
+
+def _polish(
+    surface: ToothSurface, mesh: Mesh, sample: CrownSample, config: RegisterConfig, start: Affine4x4
+) -> Affine4x4:
+    """The final precise ICP from ``start`` (``world_from_ios``), in the direction ``_fit`` searched in."""
+    if sample.crowns_only:
+        target = Target.of(surface.points, surface.normals)
+        return _refine(target, sample.points, sample.normals, start, config)
+    target = Target.of(mesh.vertices, vertex_normals(mesh))
+    src = fps_indices(surface.points, max(config.ios_points, 2000))[: config.ios_points]
+    ios_from_world = _refine(target, surface.points[src], surface.normals[src], np.linalg.inv(start), config)
+    return np.asarray(np.linalg.inv(ios_from_world), dtype=np.float64)
+
+
+def _rng() -> np.random.Generator:
+    """The feature search's RANSAC draws: fixed, so a registration is reproducible bit for bit."""
+    return np.random.default_rng(0)
 
 
 def _registration(
@@ -215,8 +253,17 @@ def register_jaw(
     results = []
     for j in candidates:
         jaw_surface = surface.jaw(j)
-        T, score = _fit(j, jaw_surface, mesh, sample, config, f"{where} ({j} jaw)")
-        results.append((score, j, T, jaw_surface))
+        start, score = _fit(j, jaw_surface, mesh, sample, config, f"{where} ({j} jaw)")
+        results.append((score, j, start, jaw_surface))
         log.debug("%s: %s jaw start score %.3f", where, j, score)
-    _, j, T, jaw_surface = max(results, key=lambda r: r[0])
+    if max(r[0] for r in results) < CLEAR_SCORE and features.available():
+        # No jaw gave a clear pose from the arch axes (closed bite, partial view, palate-heavy scan): search
+        # again from shape features, keeping each jaw's best start among the candidates.
+        for i, (score0, j, start0, jaw_surface) in enumerate(results):
+            start, score = _fit(j, jaw_surface, mesh, sample, config, f"{where} ({j} jaw)", previous=start0)
+            if score > score0:
+                results[i] = (score, j, start, jaw_surface)
+            log.debug("%s: %s jaw feature start score %.3f", where, j, score)
+    _, j, start, jaw_surface = max(results, key=lambda r: r[0])
+    T = _polish(jaw_surface, mesh, sample, config, start)
     return _registration(j, T, mesh, sample, jaw_surface, config, min(cbct.spacing))

@@ -36,6 +36,7 @@ import importlib
 import json
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -84,7 +85,7 @@ def one_jaw(p: SyntheticPatient, rng: np.random.Generator) -> tuple[SyntheticPat
     k_up = np.flatnonzero(np.isin(lab // 10, (1, 2, 5, 6)).any(axis=(0, 1)))
     k_lo = np.flatnonzero(np.isin(lab // 10, (3, 4, 7, 8)).any(axis=(0, 1)))
     # +k is superior in the synthetic grids; the occlusal plane lies between the two jaws' crown tips
-    cut = int(round(0.5 * (k_up.min() + k_lo.max())))
+    cut = int(np.rint(0.5 * (k_up.min() + k_lo.max())))
     margin = max(1, round(1.0 / min(p.cbct.spacing)))
     ks = slice(max(cut - margin, 0), None) if jaw == "upper" else slice(0, cut + margin + 1)
     a = p.cbct.affine.copy()
@@ -153,8 +154,7 @@ def centroid_errors(mesh: Mesh, truth: np.ndarray, T: np.ndarray) -> np.ndarray:
 
 def peer(mesh: Mesh, surface_points: np.ndarray, surface_normals: np.ndarray) -> np.ndarray:
     """Open3D FPFH + RANSAC + point-to-plane ICP (the user's baseline of issue 14): world_from_ios (4, 4)."""
-    import open3d as o3d
-
+    o3d: Any = importlib.import_module("open3d")
     reg = o3d.pipelines.registration
     voxel = 1.0
 
@@ -183,7 +183,7 @@ def peer(mesh: Mesh, surface_points: np.ndarray, surface_normals: np.ndarray) ->
     return np.asarray(icp.transformation, dtype=np.float64)
 
 
-def _stats(rows: list[dict], with_qc: bool) -> dict[str, float | int | None]:
+def _stats(rows: list[dict], with_qc: bool) -> dict[str, Any]:
     errs = np.concatenate([r["err"] for r in rows]) * 1000 if rows else np.zeros(0)
     jaws = len(rows)
     return {
@@ -214,6 +214,7 @@ def run_condition(
                 mesh = p.ios[jaw]
                 scan = Mesh(mesh.vertices, mesh.faces, frame=mesh.frame) if path == "no labels" else mesh
                 t0 = time.perf_counter()
+                verdict: str
                 try:
                     r = register_jaw(p.cbct, scan, cbct_labels=labels, config=reg_config, surface=surface)
                     T, verdict = r.world_from_ios, r.verdict
@@ -225,7 +226,10 @@ def run_condition(
                 err_mm = centroid_errors(mesh, p.world_from_ios[jaw], T)
                 rows[path].append({"err": err_mm, "ok": bool(err_mm.max() < SUCCESS_MM), "verdict": verdict, "s": dt})
                 if log:
-                    print(f"  patient {i} {path:15s} {jaw}: max {err_mm.max():8.3f} mm {verdict:6s} {dt:.2f} s", flush=True)
+                    print(
+                        f"  patient {i} {path:15s} {jaw}: max {err_mm.max():8.3f} mm {verdict:6s} {dt:.2f} s",
+                        flush=True,
+                    )
             if path == "intensity only" and with_peer:
                 for jaw in jaws:
                     t0 = time.perf_counter()
@@ -255,7 +259,9 @@ def main() -> None:
     out: dict[str, dict] = {"conditions": {}}
     for k, name in enumerate(names):
         t0 = time.perf_counter()
-        res = run_condition(known[name], args.patients, args.seed + 1000 * k, config, RegisterConfig(), args.peer, args.verbose)
+        res = run_condition(
+            known[name], args.patients, args.seed + 1000 * k, config, RegisterConfig(), args.peer, args.verbose
+        )
         out["conditions"][name] = res
         if not args.json:
             print(f"{name} ({args.patients} patients, {time.perf_counter() - t0:.0f} s)")

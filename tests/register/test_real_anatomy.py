@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pytest
@@ -299,7 +299,7 @@ def test_real_scan_registers_from_any_pose(real_case: RealCase, seed: int, path:
     assert reg.jaw == "upper"
 
 
-VARIANTS = {
+VARIANTS: dict[str, dict[str, Any]] = {
     # head pitched, rolled and yawed inside the grid (the volume's axes are not the patient's)
     "tilted": {"tilt_deg": (15.0, -8.0, 10.0)},
     # a small field of view: the upper jaw only

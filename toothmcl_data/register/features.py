@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.spatial import cKDTree
 
 from toothmcl_data.errors import DependencyError
 from toothmcl_data.register.init import kabsch
@@ -143,9 +142,7 @@ def feature_starts(
     return out
 
 
-def _kabsch_many(
-    src: NDArray[np.float64], dst: NDArray[np.float64]
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+def _kabsch_many(src: NDArray[np.float64], dst: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Rigid fits of many small point sets at once: ``src``, ``dst`` (k, n, 3) → rotations (k, 3, 3) and
     translations (k, 3) with ``dst ≈ R src + t`` (proper rotations)."""
     cs, cd = src.mean(axis=1), dst.mean(axis=1)

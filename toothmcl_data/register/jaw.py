@@ -165,7 +165,9 @@ def _polish(
         return _refine(target, sample.points, sample.normals, start, config)
     target = Target.of(mesh.vertices, vertex_normals(mesh))
     src = fps_indices(surface.points, max(config.ios_points, 2000))[: config.ios_points]
-    ios_from_world = _refine(target, surface.points[src], surface.normals[src], np.linalg.inv(start), config)
+    ios_from_world = _refine(
+        target, surface.points[src], surface.normals[src], np.asarray(np.linalg.inv(start), dtype=np.float64), config
+    )
     return np.asarray(np.linalg.inv(ios_from_world), dtype=np.float64)
 
 
@@ -253,6 +255,12 @@ def register_jaw(
     results = []
     for j in candidates:
         jaw_surface = surface.jaw(j)
+        if jaw is not None and surface.source == "intensity" and len(jaw_surface.points) < MIN_TARGET_POINTS:
+            # The intensity split found no crowns of this scan's jaw (arches nested in a deep bite, or a split
+            # gone wrong): no split at all, the scan finds its own teeth among all crowns; QC's coverage then
+            # counts both jaws' crowns, so such a fit is at best reviewed.
+            log.debug("%s: no %s crowns after the jaw split; fitting against all crowns", where, j)
+            jaw_surface = surface
         start, score = _fit(j, jaw_surface, mesh, sample, config, f"{where} ({j} jaw)")
         results.append((score, j, start, jaw_surface))
         log.debug("%s: %s jaw start score %.3f", where, j, score)

@@ -56,9 +56,7 @@ def _frame(up: NDArray[np.float64]) -> NDArray[np.float64]:
     return np.stack([e1, np.cross(up, e1), up])
 
 
-def jaw_split(
-    points: NDArray[np.float64], normals: NDArray[np.float64], up: NDArray[np.float64]
-) -> NDArray[np.bool_]:
+def jaw_split(points: NDArray[np.float64], normals: NDArray[np.float64], up: NDArray[np.float64]) -> NDArray[np.bool_]:
     """Upper (True) vs lower crowns of ``points`` (n, 3) LPS mm with outward unit ``normals`` (n, 3), ``up``
     (3,) the superior direction (``up_axis``). All True (False) when only an upper (lower) jaw is in view."""
     facing = normals @ up

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 
@@ -16,7 +17,7 @@ from toothmcl_data.register.config import RegisterConfig
 from toothmcl_data.register.icp import Target, icp
 from toothmcl_data.register.init import CLEAR_SCORE, best_start, centroid_start, centroids, hypotheses
 from toothmcl_data.register.surface import ToothSurface, cbct_surface
-from toothmcl_data.types import JAWS, Affine4x4, Jaw, Mesh, Registration, Volume, apply_transform
+from toothmcl_data.types import JAWS, Affine4x4, Jaw, Mesh, Registration, Verdict, Volume, apply_transform
 
 log = logging.getLogger(__name__)
 
@@ -258,7 +259,7 @@ def register_jaw(
         if jaw is not None and surface.source == "intensity" and len(jaw_surface.points) < MIN_TARGET_POINTS:
             # The intensity split found no crowns of this scan's jaw (arches nested in a deep bite, or a split
             # gone wrong): no split at all, the scan finds its own teeth among all crowns; QC's coverage then
-            # counts both jaws' crowns, so such a fit is at best reviewed.
+            # counts both jaws' crowns, and such a fit is at most reviewed.
             log.debug("%s: no %s crowns after the jaw split; fitting against all crowns", where, j)
             jaw_surface = surface
         start, score = _fit(j, jaw_surface, mesh, sample, config, f"{where} ({j} jaw)")
@@ -274,4 +275,10 @@ def register_jaw(
             log.debug("%s: %s jaw feature start score %.3f", where, j, score)
     _, j, start, jaw_surface = max(results, key=lambda r: r[0])
     T = _polish(jaw_surface, mesh, sample, config, start)
-    return _registration(j, T, mesh, sample, jaw_surface, config, min(cbct.spacing))
+    reg = _registration(j, T, mesh, sample, jaw_surface, config, min(cbct.spacing))
+    if jaw_surface is surface and surface.source == "intensity":
+        # Fitted against both jaws' crowns (see above): which crowns it found is not checked against the jaw
+        # split, so the fit is never passed unseen.
+        verdict: Verdict = "review" if reg.verdict == "pass" else reg.verdict
+        reg = dataclasses.replace(reg, verdict=verdict, flags=(*reg.flags, "jaw_not_split"))
+    return reg

@@ -265,6 +265,8 @@ def register_jaw(
         start, score = _fit(j, jaw_surface, mesh, sample, config, f"{where} ({j} jaw)")
         results.append((score, j, start, jaw_surface))
         log.debug("%s: %s jaw start score %.3f", where, j, score)
+        if score >= CLEAR_SCORE:  # a clear pose (a wrong jaw scored ≤ 0.39 on synthetic patients): done
+            break
     if max(r[0] for r in results) < CLEAR_SCORE and features.available():
         # No jaw gave a clear pose from the arch axes (closed bite, partial view, palate-heavy scan): search
         # again from shape features, keeping each jaw's best start among the candidates.

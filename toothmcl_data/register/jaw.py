@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 
@@ -11,12 +12,12 @@ from numpy.typing import NDArray
 
 from toothmcl_data.errors import RegistrationError
 from toothmcl_data.io.meshlabels import jaw_from_labels
-from toothmcl_data.register import qc
+from toothmcl_data.register import features, qc
 from toothmcl_data.register.config import RegisterConfig
 from toothmcl_data.register.icp import Target, icp
-from toothmcl_data.register.init import best_start, centroid_start, centroids, hypotheses
+from toothmcl_data.register.init import CLEAR_SCORE, best_start, centroid_start, centroids, hypotheses
 from toothmcl_data.register.surface import ToothSurface, cbct_surface
-from toothmcl_data.types import JAWS, Affine4x4, Jaw, Mesh, Registration, Volume, apply_transform
+from toothmcl_data.types import JAWS, Affine4x4, Jaw, Mesh, Registration, Verdict, Volume, apply_transform
 
 log = logging.getLogger(__name__)
 
@@ -94,9 +95,18 @@ def _refine(
 
 
 def _fit(
-    jaw: Jaw, surface: ToothSurface, mesh: Mesh, sample: CrownSample, config: RegisterConfig, where: str
+    jaw: Jaw,
+    surface: ToothSurface,
+    mesh: Mesh,
+    sample: CrownSample,
+    config: RegisterConfig,
+    where: str,
+    previous: Affine4x4 | None = None,
 ) -> tuple[Affine4x4, float]:
-    """``world_from_ios`` of one jaw and its start score.
+    """The best start ``world_from_ios`` of one jaw (before the final polish, ``_polish``) and its score.
+
+    Without ``previous`` the start comes from the tooth centroids or the arch-axis search; with it (a start from
+    that search that was not clear), from it and the shape-feature starts (``features``), best scored.
 
     With labelled IOS crowns, the crown samples are fitted onto the CBCT crowns. Without labels the scan also
     holds gingiva and palate, which have no CBCT counterpart, so the fit runs the other way: CBCT crown samples
@@ -110,30 +120,61 @@ def _fit(
     agree = config.normal_agreement
     cbct_pick = fps_indices(surface.points, max(config.ios_points, 2000))
     k = config.init_points
-    occlusal = np.array([0.0, 0.0, -1.0 if jaw == "upper" else 1.0])
+    occlusal = surface.up * (-1.0 if jaw == "upper" else 1.0)  # from the crowns' shape, not the volume axes
     if sample.crowns_only:
         target = Target.of(surface.points, surface.normals)
         pts, nrm = sample.points[:k], sample.normals[:k]
+        if previous is not None:  # no clear pose from the arch axes: match local shape
+            found = features.feature_starts(
+                sample.points, sample.normals, surface.points[cbct_pick], surface.normals[cbct_pick], _rng()
+            )
+            best, score = best_start(target, pts, nrm, [previous, *found], iterations=20, normal_agreement=agree)
+            return best, score
         best, score = np.eye(4), -1.0
         if np.any(surface.fdi > 0):
-            found = centroid_start(centroids(sample.points, sample.fdi), centroids(surface.points, surface.fdi))
-            if found is not None:
-                best, score = best_start(target, pts, nrm, [found[0]], iterations=20, normal_agreement=agree)
+            found_c = centroid_start(centroids(sample.points, sample.fdi), centroids(surface.points, surface.fdi))
+            if found_c is not None:
+                best, score = best_start(target, pts, nrm, [found_c[0]], iterations=20, normal_agreement=agree)
         if score < GOOD_START:
             starts = ([best] if score >= 0 else []) + hypotheses(
                 sample.points, surface.points[cbct_pick], occlusal, config.init_angles, crowns_only=True
             )
             best, score = best_start(target, pts, nrm, starts, iterations=20, normal_agreement=agree)
-        return _refine(target, sample.points, sample.normals, best, config), score
-    target = Target.of(mesh.vertices, vertex_normals(mesh))
+        return best, score
+    ios_normals = vertex_normals(mesh)
+    target = Target.of(mesh.vertices, ios_normals)
     src = cbct_pick[: config.ios_points]
-    hyps = hypotheses(sample.points, surface.points[cbct_pick], occlusal, config.init_angles)
-    starts = [np.asarray(np.linalg.inv(T), dtype=np.float64) for T in hyps]
-    best, score = best_start(
-        target, surface.points[src[:k]], surface.normals[src[:k]], starts, iterations=20, normal_agreement=agree
+    cbct_pts, cbct_nrm = surface.points[src[:k]], surface.normals[src[:k]]
+    if previous is not None:
+        found = features.feature_starts(
+            surface.points[cbct_pick], surface.normals[cbct_pick], mesh.vertices, ios_normals, _rng()
+        )
+        starts = [np.asarray(np.linalg.inv(previous), dtype=np.float64), *found]
+    else:
+        hyps = hypotheses(sample.points, surface.points[cbct_pick], occlusal, config.init_angles)
+        starts = [np.asarray(np.linalg.inv(T), dtype=np.float64) for T in hyps]
+    best, score = best_start(target, cbct_pts, cbct_nrm, starts, iterations=20, normal_agreement=agree)
+    return np.asarray(np.linalg.inv(best), dtype=np.float64), score
+
+
+def _polish(
+    surface: ToothSurface, mesh: Mesh, sample: CrownSample, config: RegisterConfig, start: Affine4x4
+) -> Affine4x4:
+    """The final precise ICP from ``start`` (``world_from_ios``), in the direction ``_fit`` searched in."""
+    if sample.crowns_only:
+        target = Target.of(surface.points, surface.normals)
+        return _refine(target, sample.points, sample.normals, start, config)
+    target = Target.of(mesh.vertices, vertex_normals(mesh))
+    src = fps_indices(surface.points, max(config.ios_points, 2000))[: config.ios_points]
+    ios_from_world = _refine(
+        target, surface.points[src], surface.normals[src], np.asarray(np.linalg.inv(start), dtype=np.float64), config
     )
-    ios_from_world = _refine(target, surface.points[src], surface.normals[src], best, config)
-    return np.asarray(np.linalg.inv(ios_from_world), dtype=np.float64), score
+    return np.asarray(np.linalg.inv(ios_from_world), dtype=np.float64)
+
+
+def _rng() -> np.random.Generator:
+    """The feature search's RANSAC draws: fixed, so a registration is reproducible bit for bit."""
+    return np.random.default_rng(0)
 
 
 def _registration(
@@ -209,11 +250,37 @@ def register_jaw(
     jaw = mesh.jaw or jaw_from_labels(mesh.labels)
     sample = crown_sample(mesh, config.ios_points)
     candidates: tuple[Jaw, ...] = (jaw,) if jaw is not None else JAWS
+    if jaw is None:  # a one-jaw field of view: only the jaw the CBCT shows can be this scan's
+        shown = tuple(j for j in JAWS if len(surface.jaw(j).points) >= MIN_TARGET_POINTS)
+        candidates = shown or candidates
     results = []
     for j in candidates:
         jaw_surface = surface.jaw(j)
-        T, score = _fit(j, jaw_surface, mesh, sample, config, f"{where} ({j} jaw)")
-        results.append((score, j, T, jaw_surface))
+        if jaw is not None and surface.source == "intensity" and len(jaw_surface.points) < MIN_TARGET_POINTS:
+            # The intensity split found no crowns of this scan's jaw (arches nested in a deep bite, or a split
+            # gone wrong): no split at all, the scan finds its own teeth among all crowns; QC's coverage then
+            # counts both jaws' crowns, and such a fit is at most reviewed.
+            log.debug("%s: no %s crowns after the jaw split; fitting against all crowns", where, j)
+            jaw_surface = surface
+        start, score = _fit(j, jaw_surface, mesh, sample, config, f"{where} ({j} jaw)")
+        results.append((score, j, start, jaw_surface))
         log.debug("%s: %s jaw start score %.3f", where, j, score)
-    _, j, T, jaw_surface = max(results, key=lambda r: r[0])
-    return _registration(j, T, mesh, sample, jaw_surface, config, min(cbct.spacing))
+        if score >= CLEAR_SCORE:  # a clear pose (a wrong jaw scored ≤ 0.39 on synthetic patients): done
+            break
+    if max(r[0] for r in results) < CLEAR_SCORE and features.available():
+        # No jaw gave a clear pose from the arch axes (closed bite, partial view, palate-heavy scan): search
+        # again from shape features, keeping each jaw's best start among the candidates.
+        for i, (score0, j, start0, jaw_surface) in enumerate(results):
+            start, score = _fit(j, jaw_surface, mesh, sample, config, f"{where} ({j} jaw)", previous=start0)
+            if score > score0:
+                results[i] = (score, j, start, jaw_surface)
+            log.debug("%s: %s jaw feature start score %.3f", where, j, score)
+    _, j, start, jaw_surface = max(results, key=lambda r: r[0])
+    T = _polish(jaw_surface, mesh, sample, config, start)
+    reg = _registration(j, T, mesh, sample, jaw_surface, config, min(cbct.spacing))
+    if jaw_surface is surface and surface.source == "intensity":
+        # Fitted against both jaws' crowns (see above): which crowns it found is not checked against the jaw
+        # split, so the fit is never passed unseen.
+        verdict: Verdict = "review" if reg.verdict == "pass" else reg.verdict
+        reg = dataclasses.replace(reg, verdict=verdict, flags=(*reg.flags, "jaw_not_split"))
+    return reg

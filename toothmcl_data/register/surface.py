@@ -11,13 +11,14 @@ a voxel, more than the registration's accuracy goal. Steps:
    data-derived split of the outer plateaus; teeth are told from bone by a split of the inner plateaus.
 
 With an FDI label map each point takes the label of the tooth it bounds; without one (intensity path) points
-are split into upper and lower jaw by the occlusal gap, and carry FDI 0.
+carry FDI 0 and are split into upper and lower jaw by ``split.jaw_split`` (from the crowns' own occlusal
+surfaces: one jaw or two, any head pose, open or closed bite).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -27,6 +28,7 @@ from skimage.filters import threshold_otsu
 from skimage.measure import marching_cubes
 
 from toothmcl_data.errors import RegistrationError
+from toothmcl_data.register.split import jaw_split, up_axis
 from toothmcl_data.types import Jaw, Volume, apply_transform
 
 log = logging.getLogger(__name__)
@@ -48,7 +50,8 @@ class ToothSurface:
     points: (n, 3) float64 LPS world mm, on the half-way level. normals: (n, 3) float64 unit vectors pointing
     out of the tooth (towards lower intensity). fdi: (n,) int16 FDI of the tooth each point bounds (0 when the
     CBCT has no label map). upper: (n,) bool, True for upper-jaw crowns. level: median half-way level (scanner
-    units). source: ``"labels"`` or ``"intensity"``.
+    units). source: ``"labels"`` or ``"intensity"``. up: (3,) unit LPS superior direction estimated from the
+    crowns' own arch (``split.up_axis``), not from the volume axes.
     """
 
     points: NDArray[np.float64]
@@ -57,11 +60,12 @@ class ToothSurface:
     upper: NDArray[np.bool_]
     level: float
     source: Literal["labels", "intensity"]
+    up: NDArray[np.float64] = field(default_factory=lambda: np.array([0.0, 0.0, 1.0]))
 
     def select(self, keep: NDArray[np.bool_]) -> ToothSurface:
         """The points where ``keep`` (n,) bool is True."""
         return ToothSurface(
-            self.points[keep], self.normals[keep], self.fdi[keep], self.upper[keep], self.level, self.source
+            self.points[keep], self.normals[keep], self.fdi[keep], self.upper[keep], self.level, self.source, self.up
         )
 
     def jaw(self, jaw: Jaw) -> ToothSurface:
@@ -243,27 +247,14 @@ def surface_from_labels(cbct: Volume, labels: Volume, *, profile_mm: float = 1.2
     upper = np.isin(fdi // 10, UPPER_QUADRANTS)
     half = float(np.median(0.5 * (inner + outer)))
     log.debug("%s: %d crown points from labels, half-way level %.0f", where, int(keep.sum()), half)
-    return ToothSurface(pts[keep], nrm[keep], fdi[keep], upper[keep], half, "labels")
-
-
-def _occlusal_split(points: NDArray[np.float64], normals: NDArray[np.float64]) -> NDArray[np.bool_]:
-    """Upper (True) vs lower crowns: a plane fitted between the down-facing (upper occlusal) and up-facing (lower
-    occlusal) crown points, LPS (+z superior)."""
-    down, up = normals[:, 2] < -0.7, normals[:, 2] > 0.7
-    if down.sum() < 10 or up.sum() < 10:
-        return np.asarray(points[:, 2] > np.median(points[:, 2]))
-    # Occlusal surfaces face each other across the gap: the plane lies between their heights, per location.
-    a = np.c_[points[:, :2], np.ones(len(points))]
-    zd = np.linalg.lstsq(a[down], points[down, 2], rcond=None)[0]
-    zu = np.linalg.lstsq(a[up], points[up, 2], rcond=None)[0]
-    plane = 0.5 * (zd + zu)
-    return np.asarray(points[:, 2] > a @ plane)
+    up = up_axis(pts[keep])
+    return ToothSurface(pts[keep], nrm[keep], fdi[keep], upper[keep], half, "labels", up)
 
 
 def surface_from_intensity(cbct: Volume, *, profile_mm: float = 1.2, where: str = "CBCT") -> ToothSurface:
     """Crown surfaces of a CBCT without a label map: tooth vs its surroundings from the intensities alone.
 
-    cbct: scanner intensities (I, J, K), LPS (+z superior). Points carry FDI 0; ``upper`` from the occlusal gap.
+    cbct: scanner intensities (I, J, K), LPS. Points carry FDI 0; ``up`` and ``upper`` from ``split``.
     """
     image = np.asarray(cbct.array, dtype=np.float32)
     stride = max(1, int(np.ceil((image.size / 2e6) ** (1 / 3))))
@@ -302,9 +293,10 @@ def surface_from_intensity(cbct: Volume, *, profile_mm: float = 1.2, where: str 
         keep = inner > tooth
         pts, nrm, inner, outer = pts[keep], nrm[keep], inner[keep], outer[keep]
     half = float(np.median(0.5 * (inner + outer)))
-    upper = _occlusal_split(pts, nrm)
-    log.debug("%s: %d crown points from intensity, half-way level %.0f", where, len(pts), half)
-    return ToothSurface(pts, nrm, np.zeros(len(pts), dtype=np.int16), upper, half, "intensity")
+    up = up_axis(pts)
+    upper = jaw_split(pts, nrm, up)
+    log.debug("%s: %d crown points from intensity (%d upper), half-way level %.0f", where, len(pts), upper.sum(), half)
+    return ToothSurface(pts, nrm, np.zeros(len(pts), dtype=np.int16), upper, half, "intensity", up)
 
 
 def cbct_surface(

@@ -251,7 +251,12 @@ class OptimConfig:
     grad_clip: float = 1.0
     """Max global gradient norm; 0 = no clipping."""
     amp: bool = True
-    """bfloat16 autocast on GPU (ignored on CPU)."""
+    """Autocast on GPU in ``amp_dtype`` (ignored on CPU, which trains in float32)."""
+    amp_dtype: Literal["bfloat16", "float16"] = "bfloat16"
+    """bfloat16 (no loss scaling needed) or float16 (with a GradScaler, for GPUs without bfloat16)."""
+    accumulate: int = 1
+    """Micro-batches per optimiser step (gradient accumulation): the effective batch is accumulate × batch_size ×
+    ranks; the schedule counts optimiser steps."""
 
     def __post_init__(self) -> None:
         if self.lr <= 0 or self.weight_decay < 0 or self.grad_clip < 0:
@@ -264,6 +269,10 @@ class OptimConfig:
             )
         if not 0.0 <= self.min_lr_ratio <= 1.0:
             raise ConfigError(f"optim.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+        if self.amp_dtype not in ("bfloat16", "float16"):
+            raise ConfigError(f"optim.amp_dtype must be 'bfloat16' or 'float16', got {self.amp_dtype!r}")
+        if not isinstance(self.accumulate, int) or self.accumulate < 1:
+            raise ConfigError(f"optim.accumulate must be an integer ≥ 1, got {self.accumulate!r}")
 
 
 @dataclass(frozen=True)

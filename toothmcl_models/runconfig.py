@@ -4,7 +4,7 @@ One YAML file holds all of it, validated on load and stored in every checkpoint:
 
     model: …, tokens: …, loss: …, optim: …     # ToothMCLConfig sections
     data: {split, crop_shape, spacing_mm, points, batch_size, num_workers, augment: {…} | null}
-    run: {seed, log_every, checkpoint_every, threads}
+    run: {seed, log_every, checkpoint_every, threads, eval_every}
 """
 
 from __future__ import annotations
@@ -54,10 +54,15 @@ class RunConfig:
     checkpoint_every: int = 100
     threads: int = 0
     """Torch intra-op threads per rank (0 = torch's default); fix it for bit-exact CPU resumes."""
+    eval_every: int = 0
+    """Run the task's evaluation (pretraining: tooth retrieval on held-out patients) every this many steps, besides
+    before the first and after the last; 0 = only before and after."""
 
     def __post_init__(self) -> None:
-        if self.log_every < 1 or self.checkpoint_every < 1 or self.threads < 0:
-            raise ConfigError(f"run.log_every and run.checkpoint_every must be ≥ 1, threads ≥ 0, got {self}")
+        if self.log_every < 1 or self.checkpoint_every < 1 or self.threads < 0 or self.eval_every < 0:
+            raise ConfigError(
+                f"run.log_every and run.checkpoint_every must be ≥ 1, threads and eval_every ≥ 0, got {self}"
+            )
 
 
 @dataclass(frozen=True)

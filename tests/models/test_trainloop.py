@@ -17,7 +17,6 @@ from torch import nn
 
 from toothmcl_data.stream.order import ResumableSampler
 from toothmcl_models.config import OptimConfig
-from toothmcl_models.losses import ToothMCLLoss
 from toothmcl_models.runconfig import DataConfig, RunConfig
 from toothmcl_models.schedule import param_groups
 from toothmcl_models.trainloop import drop_last, train_loop
@@ -48,11 +47,13 @@ def test_no_weight_decay_on_scalars_norms_and_biases() -> None:
     model, loss = build(tiny(), seed=0)
     module = Pretrainer(model, loss)
     decay, plain = param_groups(module, 0.05)
-    assert decay["weight_decay"] == 0.05 and plain["weight_decay"] == 0.0
+    assert decay["weight_decay"] == 0.05
+    assert plain["weight_decay"] == 0.0
     plain_ids = {id(p) for p in plain["params"]}
     names = {n for n, p in module.named_parameters() if id(p) in plain_ids}
     assert {"loss.log_scale.cross", "loss.bias.cross", "loss.bias.cbct"} <= names
-    assert any(n.endswith("norm1.weight") for n in names) and any(n.endswith(".bias") for n in names)
+    assert any(n.endswith("norm1.weight") for n in names)
+    assert any(n.endswith(".bias") for n in names)
     assert all(p.ndim >= 2 for p in decay["params"])
     n_trainable = sum(1 for p in module.parameters() if p.requires_grad)
     assert len(decay["params"]) + len(plain["params"]) == n_trainable
@@ -106,12 +107,17 @@ def test_small_dataset_accumulation_evaluation_and_resume(tmp_path: Path) -> Non
         )
 
     last = run_once(tmp_path / "a")
-    assert last["step"] == 6 and last["train_mode"] == 1.0
-    assert seen_modes and not any(seen_modes)  # evaluation in eval mode
+    assert last["step"] == 6
+    assert last["train_mode"] == 1.0
+    assert seen_modes
+    assert not any(seen_modes)
     rows = _rows(tmp_path / "a" / "metrics.csv")
     assert [r["step"] for r in rows] == ["0", "1", "2", "3", "4", "5", "6"]
-    assert rows[0]["eval_w"] and not rows[0]["loss"]  # before training: evaluation only
-    assert rows[3]["eval_w"] and rows[6]["eval_w"] and not rows[2]["eval_w"]
+    assert rows[0]["eval_w"]
+    assert not rows[0]["loss"]
+    assert rows[3]["eval_w"]
+    assert rows[6]["eval_w"]
+    assert not rows[2]["eval_w"]
     seen = _rows(tmp_path / "a" / "seen-rank0.csv")
     assert len(seen) == 6 * 2 * 3  # 2 micro-batches of the whole (3-sample) epoch per optimiser step
     assert {r["epoch"] for r in seen} == {str(e) for e in range(12)}

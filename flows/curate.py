@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +119,10 @@ def record_task(case_dir: Path, work: Path) -> dict[str, Any]:
         return summary
     for jaw, reg in registrations.items():
         registration_png(case.cbct, case.ios[jaw], reg, work / FIGURES / f"{case.pseudonym}_{jaw}.png")
-    record = CaseRecord(case, registrations, result.pairs, result.teeth)
+    # The case carries a CBCT tooth label map: its own, else the paired IOS teeth's labels transferred into the CBCT.
+    labelled = replace(case, cbct_labels=result.cbct_labels)
+    attributes = {"cbct_labels_source": result.cbct_labels_source}
+    record = CaseRecord(labelled, registrations, result.pairs, result.teeth, attributes=attributes)
     path = work / RECORDS / f"{case.pseudonym}.pkl"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")

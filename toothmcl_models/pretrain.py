@@ -26,8 +26,9 @@ from toothmcl_data.errors import ConfigError
 from toothmcl_data.stream.dataset import CaseDataset
 from toothmcl_models.losses import ToothMCLLoss
 from toothmcl_models.model import ToothMCL, build
+from toothmcl_models.retrieval import retrieval
 from toothmcl_models.runconfig import PretrainConfig
-from toothmcl_models.trainloop import train_loop
+from toothmcl_models.trainloop import Evaluate, train_loop
 
 
 class Pretrainer(nn.Module):
@@ -43,6 +44,24 @@ class Pretrainer(nn.Module):
         return result.total, result.parts
 
 
+def retrieval_evaluation(store: str, version: str, config: PretrainConfig) -> Evaluate:
+    """The loop's evaluation: tooth retrieval on the held-out ``data.eval_splits`` (``retrieval``)."""
+    stream = config.data.stream(config.run.seed)
+
+    def evaluate(module: nn.Module, device: torch.device) -> dict[str, float]:
+        model = module.model if isinstance(module, Pretrainer) else module
+        if not isinstance(model, ToothMCL):
+            raise TypeError(f"retrieval evaluates a ToothMCL model, got {type(model).__name__}")
+        found = retrieval(model, store, version, config.data.eval_splits, stream)
+        return {
+            "retrieval_cbct_to_ios_top1": found["cbct_to_ios_top1"],
+            "retrieval_ios_to_cbct_top1": found["ios_to_cbct_top1"],
+            "retrieval_teeth": found["n_teeth"],
+        }
+
+    return evaluate
+
+
 def pretrain(
     store: str, version: str, config: PretrainConfig, out: Path, *, resume: bool = False, max_steps: int | None = None
 ) -> dict[str, Any]:
@@ -55,6 +74,7 @@ def pretrain(
             "registered and paired teeth; publish such cases or choose another split"
         )
     model, loss = build(config.toothmcl, seed=config.run.seed)
+    evaluate = retrieval_evaluation(store, version, config) if config.data.eval_splits else None
     return train_loop(
         Pretrainer(model, loss),
         dataset,
@@ -67,6 +87,7 @@ def pretrain(
         resume=resume,
         max_steps=max_steps,
         name="pretraining",
+        evaluate=evaluate,
     )
 
 

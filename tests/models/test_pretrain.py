@@ -9,11 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.store.conftest import records
 from toothmcl_data.store import publish
 from toothmcl_models.pretrain import pretrain
-from toothmcl_models.runconfig import PretrainConfig
+from toothmcl_models.runconfig import CONFIG_DIR, PretrainConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,7 +31,17 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-def _torchrun(store: Path, out: Path, steps: int, nproc: int) -> None:
+def _coarse_config(folder: Path) -> Path:
+    """The tiny preset with stage-2 CBCT tokens (8× fewer): the sample-order tests need speed, not positives."""
+    raw = yaml.safe_load((CONFIG_DIR / "pretrain_tiny.yaml").read_text())
+    raw["model"]["cbct"]["token_stage"] = 2
+    raw["tokens"]["cbct_min_fraction"] = 0.3
+    path = folder / "coarse.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def _torchrun(store: Path, out: Path, steps: int, nproc: int, config: str = "tiny") -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     cmd = [
         sys.executable,
@@ -43,7 +54,7 @@ def _torchrun(store: Path, out: Path, steps: int, nproc: int) -> None:
         "--store",
         str(store),
         "--config",
-        "tiny",
+        config,
         "--out",
         str(out),
         "--max-steps",
@@ -60,13 +71,17 @@ def test_stop_and_resume_reproduces_the_uninterrupted_losses(store: Path, tmp_pa
     pretrain(str(store), "latest", config, tmp_path / "b", max_steps=4, resume=True)
     a, b = _rows(tmp_path / "a" / "metrics.csv"), _rows(tmp_path / "b" / "metrics.csv")
     assert [r["step"] for r in b] == ["1", "2", "3", "4"]
+    for row in a:  # issue 13: ≥ 100 CBCT and cross-modal positive pairs per step with the tiny preset
+        assert float(row["positives_cbct"]) >= 100, row
+        assert float(row["positives_cross"]) >= 100, row
     assert a == b  # every metric, bit for bit (CSV holds repr of the floats)
     assert _rows(tmp_path / "a" / "seen-rank0.csv") == _rows(tmp_path / "b" / "seen-rank0.csv")
 
 
 def test_one_and_two_ranks_see_the_same_samples_in_the_same_global_order(store: Path, tmp_path: Path) -> None:
-    _torchrun(store, tmp_path / "two", steps=2, nproc=2)  # 2 ranks × batch 2: one step per epoch
-    pretrain(str(store), "latest", PretrainConfig.from_yaml(Path("tiny")), tmp_path / "one", max_steps=4)
+    coarse = _coarse_config(tmp_path)
+    _torchrun(store, tmp_path / "two", steps=2, nproc=2, config=str(coarse))  # 2 ranks × batch 2: 1 step per epoch
+    pretrain(str(store), "latest", PretrainConfig.from_yaml(coarse), tmp_path / "one", max_steps=4)
     one = _rows(tmp_path / "one" / "seen-rank0.csv")
     ranks = [_rows(tmp_path / "two" / f"seen-rank{r}.csv") for r in (0, 1)]
     for epoch in ("0", "1"):

@@ -115,11 +115,24 @@ def _top1(cbct: Pooled, ios: Pooled) -> tuple[int, int, int]:
 
 
 def paired_crowns(version: VersionReader, cases: Sequence[str]) -> dict[str, dict[int, np.ndarray]]:
-    """Per case, the crown centroid (LPS mm) of every paired tooth (the teeth table's ``centroid_ios_mm``)."""
+    """Per case, the crown centroid (LPS mm) of every paired tooth (the teeth table's ``centroid_ios_mm``); for
+    stores whose teeth table lacks it, the centres of the published tooth-pair crops (as ``CaseDataset``)."""
     out: dict[str, dict[int, np.ndarray]] = {c: {} for c in cases}
     for row in version.table("teeth").to_pylist():
         if row["pseudonym"] in out and row.get("paired") and row.get("centroid_ios_mm") is not None:
             out[row["pseudonym"]][int(row["fdi"])] = np.asarray(row["centroid_ios_mm"], dtype=np.float64)
+    if any(out.values()):
+        return out
+    arrays = version.pairs()
+    if not len(arrays.slots):
+        return out
+    names = version.table("cases").column("pseudonym").to_pylist()
+    index = arrays.index
+    middle = (np.asarray(arrays.cbct_crop.shape[1:], dtype=np.float64) - 1) / 2
+    for slot in arrays.slots:
+        case = names[int(index["case_index"][slot])]
+        if case in out:
+            out[case][int(index["fdi"][slot])] = apply_transform(index["world_from_crop"][slot], middle[None])[0]
     return out
 
 

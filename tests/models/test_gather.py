@@ -70,6 +70,8 @@ def test_two_ranks_reproduce_the_global_batch(kind: str, tmp_path: Path) -> None
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
     # DDP averages over ranks: the mean of the ranks' losses and gradients is the one-process loss and gradient
     torch.testing.assert_close((ranks[0]["total"] + ranks[1]["total"]) / 2, one.total.detach())
+    assert zc.grad is not None
+    assert zi.grad is not None
     for r, part in enumerate(ranks):
         torch.testing.assert_close(part["zc"] / 2, zc.grad[r * N_CBCT : (r + 1) * N_CBCT])
         torch.testing.assert_close(part["zi"] / 2, zi.grad[r * N_IOS : (r + 1) * N_IOS])

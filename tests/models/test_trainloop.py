@@ -97,7 +97,8 @@ def test_small_dataset_accumulation_evaluation_and_resume(tmp_path: Path) -> Non
 
     def evaluate(module: nn.Module, device: torch.device) -> dict[str, float]:
         seen_modes.append(module.training)
-        return {"w": float(module.w.weight)}  # type: ignore[union-attr]
+        assert isinstance(module, _Toy)
+        return {"w": float(module.w.weight)}
 
     def run_once(out: Path, **kw: Any) -> dict[str, Any]:
         torch.manual_seed(0)

@@ -11,8 +11,7 @@ from typing import Literal
 import pytest
 import torch
 
-from tests.store.conftest import records
-from toothmcl_data.store import publish
+from tests.models.conftest import published
 
 pytestmark = [
     pytest.mark.gpu,
@@ -22,9 +21,7 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("gpu") / "store"
-    publish(path, records(2), message="two coarse synthetic patients")
-    return path
+    return published(tmp_path_factory, "gpu", 2)
 
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])

@@ -95,7 +95,7 @@ def test_ios_levels_past_the_token_level_are_frozen() -> None:
     mid = replace(config, model=replace(config.model, ios=replace(config.model.ios, token_stage=1)))
     model, _ = build(mid, 0)
     assert model.frozen[-2:] == ["ios_encoders.*.downs.2", "ios_encoders.*.stages.2"]
-    assert not any(p.requires_grad for p in model.ios_encoders["upper"].downs[2].parameters())
+    assert not any(p.requires_grad for p in model.ios_encoders["upper"].downs[2].parameters())  # type: ignore[index, union-attr]
     assert model.ios_head.net[0].in_features == 32
 
 

@@ -3,7 +3,6 @@ fine-tuning under torchrun like pretraining (slow)."""
 
 from __future__ import annotations
 
-import csv
 import os
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import pytest
 import torch
 from torch import nn
 
+from tests.models.conftest import csv_rows, published
 from toothmcl_data.stream.order import ResumableSampler
 from toothmcl_models.config import OptimConfig
 from toothmcl_models.runconfig import DataConfig, RunConfig
@@ -26,17 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def seg_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.store.conftest import records
-    from toothmcl_data.store import publish
-
-    path = tmp_path_factory.mktemp("loop") / "store"
-    publish(path, records(2), message="two coarse synthetic patients")
-    return path
-
-
-def _rows(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="") as fh:
-        return list(csv.DictReader(fh))
+    return published(tmp_path_factory, "loop", 2)
 
 
 def test_no_weight_decay_on_scalars_norms_and_biases() -> None:
@@ -112,19 +102,19 @@ def test_small_dataset_accumulation_evaluation_and_resume(tmp_path: Path) -> Non
     assert last["train_mode"] == 1.0
     assert seen_modes
     assert not any(seen_modes)
-    rows = _rows(tmp_path / "a" / "metrics.csv")
+    rows = csv_rows(tmp_path / "a" / "metrics.csv")
     assert [r["step"] for r in rows] == ["0", "1", "2", "3", "4", "5", "6"]
     assert rows[0]["eval_w"]
     assert not rows[0]["loss"]
     assert rows[3]["eval_w"]
     assert rows[6]["eval_w"]
     assert not rows[2]["eval_w"]
-    seen = _rows(tmp_path / "a" / "seen-rank0.csv")
+    seen = csv_rows(tmp_path / "a" / "seen-rank0.csv")
     assert len(seen) == 6 * 2 * 3  # 2 micro-batches of the whole (3-sample) epoch per optimiser step
     assert {r["epoch"] for r in seen} == {str(e) for e in range(12)}
     run_once(tmp_path / "b", max_steps=2)
     run_once(tmp_path / "b", resume=True)
-    resumed = _rows(tmp_path / "b" / "metrics.csv")
+    resumed = csv_rows(tmp_path / "b" / "metrics.csv")
     assert resumed[2]["eval_w"]  # the interrupted run evaluated where it stopped; training rows are identical:
     assert [{k: v for k, v in r.items() if k != "eval_w"} for r in resumed] == [
         {k: v for k, v in r.items() if k != "eval_w"} for r in rows
@@ -140,8 +130,8 @@ def test_finetune_ios_resume_is_bit_identical(tmp_path: Path, seg_store: Path) -
     finetune(str(seg_store), "latest", config, tmp_path / "a", max_steps=3)
     finetune(str(seg_store), "latest", config, tmp_path / "b", max_steps=2)
     finetune(str(seg_store), "latest", config, tmp_path / "b", resume=True, max_steps=3)
-    assert _rows(tmp_path / "a" / "metrics.csv") == _rows(tmp_path / "b" / "metrics.csv")
-    assert _rows(tmp_path / "a" / "seen-rank0.csv") == _rows(tmp_path / "b" / "seen-rank0.csv")
+    assert csv_rows(tmp_path / "a" / "metrics.csv") == csv_rows(tmp_path / "b" / "metrics.csv")
+    assert csv_rows(tmp_path / "a" / "seen-rank0.csv") == csv_rows(tmp_path / "b" / "seen-rank0.csv")
 
 
 @pytest.mark.slow
@@ -153,8 +143,8 @@ def test_torchrun_two_process_finetuning(task: str, seg_store: Path, tmp_path: P
     cmd += ["--out", str(tmp_path / "run"), "--max-steps", "3"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    rows = _rows(tmp_path / "run" / "metrics.csv")
+    rows = csv_rows(tmp_path / "run" / "metrics.csv")
     assert [r["step"] for r in rows] == ["1", "2", "3"]
-    ranks = [_rows(tmp_path / "run" / f"seen-rank{r}.csv") for r in (0, 1)]
+    ranks = [csv_rows(tmp_path / "run" / f"seen-rank{r}.csv") for r in (0, 1)]
     assert all(len(r) > 0 for r in ranks)
     assert (tmp_path / "run" / "checkpoints" / "latest.pt").exists()

@@ -14,7 +14,7 @@ that jaw is the same FDI tooth, and vice versa; ``cbct_to_ios_top1`` / ``ios_to_
 teeth (present in both modalities) retrieved correctly over all jaws and patients; chance ≈ 1/14 per jaw.
 Tooth identity comes from geometry only (label maps and per-vertex labels), never from token indices.
 
-    python -m toothmcl_models.evaluate retrieval --store S --version V --checkpoint RUN [--split test] --json
+    python -m toothmcl_models.evaluate retrieval --store S --version V --checkpoint RUN [--split val,test] --json
 """
 
 from __future__ import annotations
@@ -197,7 +197,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--version", default="latest", help="version tag or id (default: latest)")
     parser.add_argument("--checkpoint", required=True, type=Path, help="pretraining run folder or step-*.pt")
     parser.add_argument(
-        "--split", default="test", help="held-out split(s), comma-separated: test, val, train (default: test)"
+        "--split",
+        default=None,
+        help="held-out split(s), comma-separated: test, val, train (default: the run's data.eval_splits, else test)",
     )
     parser.add_argument("--untrained", action="store_true", help="the checkpoint's model at its initial weights")
     parser.add_argument("--draws", type=int, default=4, help="IOS point subsets per jaw (default: 4)")
@@ -206,7 +208,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     model, config = load_pretrained_model(args.checkpoint, weights=not args.untrained)
     stream = config.data.stream(config.run.seed)
-    splits = [s.strip() for s in str(args.split).split(",") if s.strip()]
+    chosen = args.split if args.split is not None else ",".join(config.data.eval_splits or ("test",))
+    splits = [s.strip() for s in chosen.split(",") if s.strip()]
     result = retrieval(model, args.store, args.version, splits, stream, draws=args.draws)
     out = {
         "cbct_to_ios_top1": result["cbct_to_ios_top1"],

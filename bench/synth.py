@@ -1,7 +1,8 @@
 """Benchmark: one 32-tooth synthetic patient at 0.4 mm on one core (goal ≤ 5 s), drawn and written.
 
-Run: ``.venv/bin/python bench/synth.py [--repeats 3]``. Threads are pinned to one before numpy loads.
-Prints seconds per stage and the ratio to the goal, all measured in this run.
+Run: ``.venv/bin/python bench/synth.py [--repeats 3] [--conditions all|NAME,NAME]``. Threads are pinned to one
+before numpy loads. Prints seconds per stage and the ratio to the goal, all measured in this run; with
+``--conditions``, also the seconds to draw one patient (no writing) under each named condition and without one.
 """
 
 from __future__ import annotations
@@ -30,7 +31,11 @@ GOAL_S = 5.0
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--conditions", default=None, help="'all' or comma-separated condition names")
     args = parser.parse_args()
+    if args.conditions:
+        per_condition(args.conditions, args.repeats)
+        return
     config = SynthConfig(spacing_mm=0.4, third_molar_probability=1.0, missing_tooth_probability=0.0)
     stages: dict[str, list[float]] = {
         "anatomy": [],
@@ -66,6 +71,22 @@ def main() -> None:
         f"one patient drawn and written on one core: {total:.2f} s; goal {GOAL_S:.1f} s; "
         f"ratio to goal {total / GOAL_S:.2f} ({'met' if total <= GOAL_S else 'NOT met'})"
     )
+
+
+def per_condition(spec: str, repeats: int) -> None:
+    """Median seconds of ``make_patient`` at 0.4 mm per condition (seeds 0..repeats−1), and without one."""
+    from toothmcl_data.synth.conditions import CONDITION_NAMES
+    from toothmcl_data.synth.patient import make_patient
+
+    names = list(CONDITION_NAMES) if spec == "all" else [n.strip() for n in spec.split(",")]
+    config = SynthConfig(spacing_mm=0.4)
+    for name in ["(none)", *names]:
+        times = []
+        for r in range(repeats):
+            t0 = time.perf_counter()
+            make_patient(config, np.random.default_rng(r), 0, () if name == "(none)" else (name,))
+            times.append(time.perf_counter() - t0)
+        print(f"{name:22s} median {np.median(times):6.2f} s  (runs: {', '.join(f'{t:.2f}' for t in times)})")
 
 
 if __name__ == "__main__":

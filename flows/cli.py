@@ -29,6 +29,7 @@ def build(
     dask_workers: Annotated[
         int, typer.Option(help="Run tasks on a Dask LocalCluster with this many workers (0: threads).")
     ] = 0,
+    figures: Annotated[bool, typer.Option(help="Draw a registration picture per jaw under the working folder.")] = True,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan the drop and report; write nothing.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
@@ -46,6 +47,7 @@ def build(
         message=message,
         source=source,
         licence=licence,
+        figures=figures,
     )
     if dry_run:
         from toothmcl_data.deid.run import plan_files

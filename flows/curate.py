@@ -1,9 +1,11 @@
 """The curation flow: raw drop → de-identify → register → pair → publish one immutable version.
 
-Thin wiring: each task is one library call. Tasks pass file references (case folders, record files), never large
-arrays. Cached tasks are keyed on the inputs' content hashes + the code version + the configuration, so a re-run
-skips every case already done; a case that fails a stage ends in the quarantine table with its reason while the
-others complete, and the version is published only when the run completes.
+Thin wiring: each task is one call. One task per case (:func:`flows.steps.curate_case`) de-identifies, registers
+and pairs it, so its series is read and decoded once and its CBCT never crosses a process; tasks pass file
+references (record files), never large arrays. Case tasks are cached on the inputs' content hashes + the code
+version + the configuration, so a re-run skips every case already done; a case that fails a stage ends in the
+quarantine table with its reason while the others complete, and the version is published only when the run
+completes.
 
     python -m flows.curate RAW --store STORE --key-file K            # or: toothmcl-data build …
 """
@@ -12,8 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import pickle
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,20 +25,15 @@ from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
+from flows.steps import STAGES, curate_case, load_records
 from toothmcl_data.deid.pseudonym import key_fingerprint, read_key
-from toothmcl_data.deid.run import deidentify_case, finish_drop, load_case_result, plan_files
-from toothmcl_data.errors import ToothmclError
-from toothmcl_data.io.case import load_case
+from toothmcl_data.deid.run import finish_drop, load_case_result, plan_files
 from toothmcl_data.io.group import DropPlan
-from toothmcl_data.pair import PairConfig, pair_case
+from toothmcl_data.pair import PairConfig
 from toothmcl_data.provenance import code_version
-from toothmcl_data.register import RegisterConfig, cbct_surface, register_jaw
-from toothmcl_data.register.figures import registration_png
-from toothmcl_data.store import CaseRecord, Provenance, VersionInfo, publish
+from toothmcl_data.register import RegisterConfig
+from toothmcl_data.store import Provenance, VersionInfo, publish
 from toothmcl_data.store.tables import read_parquet
-
-RECORDS = "records"
-FIGURES = "figures"
 
 
 class CurateParams(BaseModel):
@@ -54,6 +49,7 @@ class CurateParams(BaseModel):
     message: str = Field("curated with toothmcl", description="version message")
     source: str = Field("", description="where the data comes from (dataset card)")
     licence: str = Field("", description="licence of the data (dataset card)")
+    figures: bool = Field(True, description="draw a registration picture per jaw (STORE.work/figures)")
 
     def folders(self) -> tuple[Path, Path]:
         store = Path(self.store)
@@ -74,15 +70,12 @@ def _hash(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
-def _deid_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
+def _case_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     raw_case = parameters["raw_case"]
     files = sorted(f.sha256 for f in raw_case.files)
-    return "deid-" + _hash(files, parameters["fingerprint"], str(parameters["work"]), code_version())
-
-
-def _record_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
-    sources = json.loads((Path(parameters["case_dir"]) / "case.json").read_text())["sources"]
-    return "record-" + _hash(sources, str(parameters["case_dir"]), _config(), code_version())
+    where = [str(parameters["work"]), str(parameters["audit"])]
+    figures = parameters["key_ref"].figures
+    return "case-" + _hash(files, parameters["fingerprint"], where, figures, _config(), code_version())
 
 
 @task(
@@ -92,54 +85,12 @@ def plan_task(raw: str) -> DropPlan:
     return plan_files(raw)
 
 
-@task(name="de-identify case", cache_key_fn=_deid_key, persist_result=True)
-def deid_task(raw_case: Any, work: Path, audit: Path, key_ref: CurateParams, fingerprint: str) -> str:
-    """De-identify one case; returns only its pseudonym (results that name originals stay in the audit area,
-    never in Prefect's result storage)."""
-    return deidentify_case(raw_case, work, key=_key(key_ref), audit=audit).pseudonym
-
-
-@task(name="register and pair case", cache_key_fn=_record_key, persist_result=True)
-def record_task(case_dir: Path, work: Path) -> dict[str, Any]:
-    """Register both jaws, pair the teeth, save the case record; returns its file and QC summary (or the
-    reason it was quarantined)."""
-    case = load_case(case_dir)
-    summary: dict[str, Any] = {"pseudonym": case.pseudonym, "record": None, "verdicts": {}, "reason": ""}
-    try:
-        if case.cbct is None or not case.ios:
-            raise ToothmclError(f"case {case.pseudonym} needs a CBCT and at least one IOS jaw to be paired")
-        surface = cbct_surface(case.cbct, case.cbct_labels, where=f"case {case.pseudonym}")
-        registrations = {
-            jaw: register_jaw(case.cbct, mesh, cbct_labels=case.cbct_labels, surface=surface)
-            for jaw, mesh in case.ios.items()
-        }
-        result = pair_case(case, registrations, surface=surface)
-    except ToothmclError as err:
-        summary["reason"] = str(err)
-        return summary
-    for jaw, reg in registrations.items():
-        registration_png(case.cbct, case.ios[jaw], reg, work / FIGURES / f"{case.pseudonym}_{jaw}.png")
-    # The case carries a CBCT tooth label map: its own, else the paired IOS teeth's labels transferred into the CBCT.
-    labelled = replace(case, cbct_labels=result.cbct_labels)
-    attributes = {"cbct_labels_source": result.cbct_labels_source}
-    record = CaseRecord(labelled, registrations, result.pairs, result.teeth, attributes=attributes)
-    path = work / RECORDS / f"{case.pseudonym}.pkl"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(pickle.dumps(record))
-    tmp.replace(path)
-    summary |= {
-        "record": str(path),
-        "verdicts": {j: r.verdict for j, r in registrations.items()},
-        "pairs": len(result.pairs),
-        "flags": list(result.flags),
-    }
-    return summary
-
-
-def _records(paths: list[str]) -> Any:
-    for path in paths:
-        yield pickle.loads(Path(path).read_bytes())
+@task(name="curate case", cache_key_fn=_case_key, persist_result=True)
+def case_task(raw_case: Any, work: Path, audit: Path, key_ref: CurateParams, fingerprint: str) -> dict[str, Any]:
+    """De-identify, register and pair one case in one task (its CBCT is read and decoded once and never
+    leaves the worker); returns a summary without identity (results that name originals stay in the audit
+    area, never in Prefect's result storage) — see :func:`flows.steps.curate_case`."""
+    return curate_case(raw_case, work, audit, key=_key(key_ref), figures=key_ref.figures)
 
 
 @task(name="publish version", cache_policy=NO_CACHE)
@@ -159,7 +110,7 @@ def publish_task(
     )
     return publish(
         params.store,
-        _records(records),
+        load_records(records),
         message=params.message,
         inventory=inventory,
         quarantine=quarantine,
@@ -178,15 +129,19 @@ def curate(params: CurateParams) -> dict[str, Any]:
     fingerprint = key_fingerprint(_key(params))
     plan = plan_task(params.raw)
     logger.info("drop: %d files, %d cases", len(plan.records), len(plan.cases))
-    deid = [deid_task.submit(case, work, audit, params, fingerprint) for case in plan.cases]
-    results = [load_case_result(work, audit, future.result()) for future in deid]
-    finish_drop(plan, results, work, audit)
-    written = [r for r in results if r.written]
-    records = [record_task.submit(work / "cases" / r.pseudonym, work) for r in written]
-    summaries = [f.result() for f in records]
-    futures: list[PrefectFuture[Any]] = [*deid, *records]
-    cached = sum(f.state.name == "Cached" for f in futures)
-    logger.info("%d of %d case tasks were cache hits", cached, len(deid) + len(records))
+    futures: list[PrefectFuture[Any]] = [
+        case_task.submit(case, work, audit, params, fingerprint) for case in plan.cases
+    ]
+    everything = [f.result() for f in futures]
+    finish_drop(plan, [load_case_result(work, audit, s["pseudonym"]) for s in everything], work, audit)
+    summaries = [s for s in everything if s["written"]]
+    hits = [f.state.name == "Cached" for f in futures]
+    cached = sum(hits)
+    logger.info("%d of %d case tasks were cache hits", cached, len(futures))
+    stage_seconds = {  # summed over the cases this run computed (a cache hit carries its first run's times)
+        stage: round(sum(s["seconds"].get(stage, 0.0) for s, hit in zip(everything, hits, strict=True) if not hit), 3)
+        for stage in STAGES
+    }
     quarantine = [  # same columns as the de-identification stage's quarantine rows
         {
             "sha256": "",
@@ -225,18 +180,21 @@ def curate(params: CurateParams) -> dict[str, Any]:
         "version": info.id,
         "content_hash": info.content_hash,
         "tags": list(info.tags),
-        "cases": len(written),
+        "cases": len(summaries),
         "published": len(summaries) - len(quarantine),
         "quarantined": len(quarantine),
         "stats": info.stats,
-        "case_tasks": len(deid) + len(records),
+        "case_tasks": len(futures),
         "cache_hits": cached,
+        "stage_seconds": stage_seconds,
     }
 
 
-def run_curate(params: CurateParams, *, dask_address: str | None = None, dask_workers: int = 0) -> dict[str, Any]:
-    """Run :func:`curate` on threads (default), on a Dask scheduler at ``dask_address``, or on a LocalCluster
-    of ``dask_workers`` single-threaded worker processes."""
+def run_curate(
+    params: CurateParams, *, dask_address: str | None = None, dask_workers: int = 0, threads: int = 2
+) -> dict[str, Any]:
+    """Run :func:`curate` on ``threads`` threads (default), on a Dask scheduler at ``dask_address``, or on a
+    LocalCluster of ``dask_workers`` single-threaded worker processes."""
     if dask_address or dask_workers:
         from prefect_dask import DaskTaskRunner
 
@@ -246,6 +204,8 @@ def run_curate(params: CurateParams, *, dask_address: str | None = None, dask_wo
             else DaskTaskRunner(cluster_kwargs={"n_workers": dask_workers, "threads_per_worker": 1, "processes": True})
         )
         return curate.with_options(task_runner=runner)(params)  # type: ignore[arg-type]
+    if threads != 2:
+        return curate.with_options(task_runner=ThreadPoolTaskRunner(max_workers=threads))(params)  # type: ignore[arg-type]
     return curate(params)
 
 

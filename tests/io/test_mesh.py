@@ -184,6 +184,17 @@ def test_sidecar_wins_over_labels_inside_vtp(tmp_path: Path) -> None:
     np.testing.assert_array_equal(mesh.labels, [0, 0, 0, 0])
 
 
+def test_geometry_only_skips_sidecar_and_labels_in_the_file(tmp_path: Path) -> None:
+    (tmp_path / "s_upper.vtp").write_text(_vtp(cell_labels="8 9"))  # labels without a scheme: read_mesh refuses
+    (tmp_path / "s_upper.json").write_text('{"id_patient": "p", "jaw": "lower", "labels": [0], "instances": [0]}')
+    with pytest.raises(MeshError, match="label sidecar"):
+        read_mesh(tmp_path / "s_upper.vtp")
+    mesh = read_mesh(tmp_path / "s_upper.vtp", read_labels=False)
+    assert (mesh.labels, mesh.face_labels, mesh.instances) == (None, None, None)
+    assert (mesh.jaw, mesh.meta["jaw_source"], mesh.meta["labels_source"]) == ("upper", "filename", "not read")
+    np.testing.assert_array_equal(mesh.vertices, SQUARE)
+
+
 def test_vtp_point_labels_and_per_jaw_scheme_uses_filename_jaw(tmp_path: Path) -> None:
     (tmp_path / "case3_LowerJaw.vtp").write_text(_vtp(point_labels="0 1 9 9", cell_labels="1 9"))
     mesh = read_mesh(tmp_path / "case3_LowerJaw.vtp", scheme="perjaw17")
@@ -463,3 +474,12 @@ def test_read_fcsv_errors(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(InputError, match=re.escape(message)) as info:
         read_fcsv(path)
     assert str(info.value).startswith(str(path))
+
+
+def test_teeth3ds_keeps_primary_teeth(tmp_path: Path) -> None:
+    """A mixed dentition (FDI 51–85 beside permanent teeth) reads as it is, never mapped onto permanent codes."""
+    path = tmp_path / "child_lower.json"
+    path.write_text(
+        json.dumps({"id_patient": "c", "jaw": "lower", "labels": [0, 36, 75, 84], "instances": [0, 1, 2, 3]})
+    )
+    assert read_teeth3ds_json(path).labels.tolist() == [0, 36, 75, 84]

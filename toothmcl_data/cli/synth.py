@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from toothmcl_data.cli.output import emit, progress
+from toothmcl_data.synth.conditions import CONDITION_NAMES
 
 
 def synth(
@@ -18,15 +19,31 @@ def synth(
     bad_fraction: Annotated[
         float, typer.Option("--bad-fraction", min=0.0, max=1.0, help="Fraction of patients given bad inputs.")
     ] = 0.0,
+    condition: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--condition",
+            "-c",
+            help="NAME[=FRACTION]: give this clinical condition to FRACTION of the patients (default all); "
+            "repeatable. Names: " + ", ".join(CONDITION_NAMES) + ".",
+        ),
+    ] = None,
+    variety: Annotated[
+        str | None,
+        typer.Option("--variety", help="'all': every condition, each to about 1/21 of the patients."),
+    ] = None,
     spacing: Annotated[float, typer.Option(help="CBCT voxel size in mm.")] = 0.4,
     preview: Annotated[bool, typer.Option("--preview", help="Also write PNG previews under OUT/preview/.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
-    """Synthesise PATIENTS paired CBCT + IOS patients (with planted PHI and, optionally, bad inputs)."""
+    """Synthesise PATIENTS paired CBCT + IOS patients (with planted PHI and, optionally, bad inputs and
+    clinical conditions: field of view, bite, head pose, intensity scale, IOS kind, anatomy)."""
+    from toothmcl_data.synth.conditions import parse_condition_specs
     from toothmcl_data.synth.config import SynthConfig
     from toothmcl_data.synth.drop import write_drop
 
     config = SynthConfig(spacing_mm=spacing)
+    conditions = parse_condition_specs(condition or [], variety)
     with progress("synthesising patients", patients, enabled=not as_json) as advance:
         summary = write_drop(
             out,
@@ -35,6 +52,7 @@ def synth(
             bad_fraction=bad_fraction,
             config=config,
             progress=lambda done: advance(1),
+            conditions=conditions,
         )
     report = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(summary).items()}
     if preview:

@@ -68,8 +68,9 @@ def write_dicom(folder: Path, data: bytes, ctx: DeidContext) -> Path:
 
 
 def write_volume(path: Path, volume: Volume) -> Path:
-    """Write the CBCT as NIfTI (RAS on disk) with every header text field empty."""
-    return write_nifti(path, volume)
+    """Write the CBCT as NIfTI (RAS on disk) with every header text field empty; gzip level 1 (a working copy:
+    about 4× faster to write than level 6 for a few % more bytes)."""
+    return write_nifti(path, volume, compresslevel=1)
 
 
 def write_ios(folder: Path, jaw: Jaw, mesh: Mesh, pseudonym: str) -> tuple[Path, Path | None]:

@@ -22,6 +22,7 @@ import hashlib
 import json
 import logging
 import shutil
+import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
@@ -63,13 +64,17 @@ _CASE_SCHEMA = pa.schema(
 
 @dataclass(frozen=True)
 class CaseResult:
-    """What :func:`deidentify_case` did. ``fates`` by input path (audit side); ``row``: the cases.parquet row."""
+    """What :func:`deidentify_case` did. ``fates`` by input path (audit side); ``row``: the cases.parquet row;
+    ``cbct``: the decoded CBCT when asked to keep it; ``seconds``: time spent reading/decoding the inputs
+    (``read``) and de-identifying and writing them (``deid``)."""
 
     pseudonym: str
     written: bool
     fates: Mapping[str, Fate]
     row: Mapping[str, Any] | None
     audit: Mapping[str, Any] = field(default_factory=dict)
+    cbct: Volume | None = field(default=None, repr=False, compare=False)
+    seconds: Mapping[str, float] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -139,6 +144,7 @@ class _CaseWriter:
         self.raw, self.pn = raw, pn
         self.fates: dict[str, Fate] = {}
         self.roots = [raw.source.root]
+        self.seconds = {"read": 0.0, "deid": 0.0}
 
     def note(self, unit: Unit) -> str:
         m = self.raw.matches.get(unit.key)
@@ -163,10 +169,16 @@ class _CaseWriter:
             )
 
 
-def _read_cbct(unit: Unit, source: Source) -> Volume:
+def _read_cbct(unit: Unit, source: Source) -> tuple[Volume, list[bytes]]:
+    """The CBCT of ``unit`` and, for a DICOM series, its files' bytes: each file is read once, and the same
+    bytes are decoded here and de-identified by the caller."""
+    if unit.kind == "series":
+        blobs = [source.read_bytes(r.path) for r in unit.files]
+        names = [Path(source.full(r.path)) for r in unit.files]
+        return read_series(names, data=blobs), blobs
     with ExitStack() as stack:
-        paths = [stack.enter_context(source.local_path(r.path)) for r in unit.files]
-        return read_series(paths) if unit.kind == "series" else read_volume(paths[0], fmt=unit.files[0].fmt)
+        path = stack.enter_context(source.local_path(unit.files[0].path))
+        return read_volume(path, fmt=unit.files[0].fmt), []
 
 
 def _read_ios(unit: Unit, source: Source) -> Mesh:
@@ -176,8 +188,9 @@ def _read_ios(unit: Unit, source: Source) -> Mesh:
         return read_mesh(mesh_path, labels=side)
 
 
-def _cbct(w: _CaseWriter, tmp: Path, ctx: DeidContext) -> dict[str, Any]:
+def _cbct(w: _CaseWriter, tmp: Path, ctx: DeidContext) -> tuple[dict[str, Any], Volume | None]:
     info: dict[str, Any] = {}
+    kept: Volume | None = None
     source = w.raw.source
     for unit in w.raw.cbct:
         first = unit.files[0].dicom
@@ -188,18 +201,23 @@ def _cbct(w: _CaseWriter, tmp: Path, ctx: DeidContext) -> dict[str, Any]:
             w.quarantine(unit, f"a second CBCT for this case; {info['ref']} was already used — one CBCT per case")
             continue
         try:
-            volume = _read_cbct(unit, source)
+            t0 = time.perf_counter()
+            volume, blobs = _read_cbct(unit, source)
+            w.seconds["read"] += time.perf_counter() - t0
+            t0 = time.perf_counter()
             if unit.kind == "series":
                 (tmp / "cbct").mkdir()
-                for r in unit.files:
-                    write_dicom(tmp / "cbct", source.read_bytes(r.path), ctx)
+                for blob in blobs:
+                    write_dicom(tmp / "cbct", blob, ctx)
             else:
                 write_volume(tmp / "cbct.nii.gz", volume)
+            w.seconds["deid"] += time.perf_counter() - t0
         except (InputError, DeidError, ValueError, TypeError, KeyError, AttributeError, OSError) as err:
             shutil.rmtree(tmp / "cbct", ignore_errors=True)
             w.quarantine(unit, str(err))
             continue
         w.used(unit, "cbct")
+        kept = volume
         info = {
             "ref": ref(unit.files[0]),
             "format": "dicom" if unit.kind == "series" else unit.files[0].fmt,
@@ -207,17 +225,20 @@ def _cbct(w: _CaseWriter, tmp: Path, ctx: DeidContext) -> dict[str, Any]:
             "spacing": [round(s, 6) for s in volume.spacing],
             "source": _combined(unit.files),
         }
-    return info
+    return info, kept
 
 
 def _ios(w: _CaseWriter, tmp: Path) -> dict[Jaw, str]:
     found: dict[Jaw, list[tuple[Unit, Mesh]]] = {}
     for unit in w.raw.ios:
+        t0 = time.perf_counter()
         try:
             mesh = _read_ios(unit, w.raw.source)
         except (InputError, LabelSchemeError, ValueError, IndexError) as err:
             w.quarantine(unit, str(err))
             continue
+        finally:
+            w.seconds["read"] += time.perf_counter() - t0
         if mesh.jaw is None:
             w.quarantine(unit, "cannot tell the jaw: no sidecar 'jaw', no FDI labels, no upper/lower in the name")
             continue
@@ -234,20 +255,31 @@ def _ios(w: _CaseWriter, tmp: Path) -> dict[Jaw, str]:
                 )
             continue
         unit, mesh = items[0]
+        t0 = time.perf_counter()
         (tmp / "ios").mkdir(exist_ok=True)
         write_ios(tmp / "ios", jaw, mesh, w.pn)
+        w.seconds["deid"] += time.perf_counter() - t0
         w.used(unit, f"ios:{jaw}")
         sources[jaw] = unit.files[0].sha256
     return sources
 
 
 def deidentify_case(
-    raw_case: RawCase, out: Path, *, key: bytes, audit: Path | None = None, options: DeidOptions = DeidOptions()
+    raw_case: RawCase,
+    out: Path,
+    *,
+    key: bytes,
+    audit: Path | None = None,
+    options: DeidOptions = DeidOptions(),
+    keep_cbct: bool = False,
 ) -> CaseResult:
     """Read, check, de-identify and write one case under ``out/cases/<pseudonym>/`` (atomically).
 
     Inputs that fail a check are quarantined (reason in the result's fates); the case folder is written when
     at least a CBCT or one jaw came through. ``audit`` (when given) receives ``cases/<pseudonym>.json``.
+    Each input file is read once. ``keep_cbct``: return the decoded CBCT in ``CaseResult.cbct`` (the voxels
+    and geometry of the written copy, which de-identification does not change), so a caller that goes on to
+    register the case need not read and decode the series again.
     """
     check_key(key)
     out = Path(out)
@@ -258,7 +290,7 @@ def deidentify_case(
     tmp = cases / f".tmp-{pn}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    cbct = _cbct(w, tmp, ctx)
+    cbct, volume = _cbct(w, tmp, ctx)
     jaws = _ios(w, tmp)
     sources = ({"cbct": cbct["source"]} if cbct else {}) | {f"ios:{j}": h for j, h in jaws.items()}
     row: dict[str, Any] | None = None
@@ -291,7 +323,15 @@ def deidentify_case(
     if audit is not None:
         (Path(audit) / "cases").mkdir(parents=True, exist_ok=True)
         (Path(audit) / "cases" / f"{pn}.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
-    return CaseResult(pseudonym=pn, written=row is not None, fates=w.fates, row=row, audit=record)
+    return CaseResult(
+        pseudonym=pn,
+        written=row is not None,
+        fates=w.fates,
+        row=row,
+        audit=record,
+        cbct=volume if keep_cbct and row is not None else None,
+        seconds={k: round(v, 4) for k, v in w.seconds.items()},
+    )
 
 
 def load_case_result(out: Path, audit: Path, pseudonym_: str) -> CaseResult:

@@ -20,8 +20,12 @@ from toothmcl_data.types import JAWS, Case, Jaw, Mesh, Volume
 log = logging.getLogger(__name__)
 
 
-def load_case(case_dir: Path) -> Case:
-    """Read the case at ``case_dir`` (its folder name is the pseudonym)."""
+def load_case(case_dir: Path, *, cbct: Volume | None = None) -> Case:
+    """Read the case at ``case_dir`` (its folder name is the pseudonym).
+
+    cbct: the case's CBCT when the caller holds it already (as :func:`toothmcl_data.deid.run.deidentify_case`
+    decoded it); the series is then not read again.
+    """
     case_dir = Path(case_dir)
     meta_path = case_dir / "case.json"
     if not meta_path.is_file():
@@ -32,12 +36,12 @@ def load_case(case_dir: Path) -> Case:
     pn = str(meta.get("pseudonym", case_dir.name))
     if pn != case_dir.name:
         raise InputError(f"{meta_path} names pseudonym {pn!r} but the folder is {case_dir.name!r}; the case was moved")
-    cbct: Volume | None = None
-    series = sorted((case_dir / "cbct").glob("*.dcm")) if (case_dir / "cbct").is_dir() else []
-    if series:
-        cbct = read_series(series)
-    elif (case_dir / "cbct.nii.gz").is_file():
-        cbct = read_nifti(case_dir / "cbct.nii.gz")
+    if cbct is None:
+        series = sorted((case_dir / "cbct").glob("*.dcm")) if (case_dir / "cbct").is_dir() else []
+        if series:
+            cbct = read_series(series)
+        elif (case_dir / "cbct.nii.gz").is_file():
+            cbct = read_nifti(case_dir / "cbct.nii.gz")
     ios: dict[Jaw, Mesh] = {}
     for jaw in JAWS:
         mesh_path = case_dir / "ios" / f"{jaw}.ply"

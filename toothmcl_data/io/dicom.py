@@ -12,6 +12,7 @@ Intensities are the stored values after RescaleSlope/RescaleIntercept, returned 
 
 from __future__ import annotations
 
+import io
 import logging
 from collections import Counter
 from collections.abc import Sequence
@@ -52,13 +53,26 @@ class _Slice:
     orientation: NDArray[np.float64]  # (6,) IOP
     position: NDArray[np.float64]  # (3,) IPP, LPS mm
     thickness: float | None
-    pixels: NDArray[np.float64]  # (rows, cols) after Rescale
+    pixels: NDArray[np.generic]  # (rows, cols) after Rescale: int32 for integer data, else float64
 
 
-def _read_slices(path: Path) -> list[_Slice]:
-    """The slices of one file: one for a classic image, one per frame for a multi-frame (enhanced) image."""
+def _rescale(stored: NDArray[np.generic], slope: float, intercept: float) -> NDArray[np.generic]:
+    """``stored · slope + intercept``: exact int32 when the stored values are integers (≤ 16 bit) and slope 1
+    and an integer intercept (the common CBCT case; no float copy), else float64."""
+    if stored.dtype.kind in "iu" and stored.dtype.itemsize <= 2 and slope == 1.0 and float(intercept).is_integer():
+        out = stored.astype(np.int32)
+        if intercept:
+            out += int(intercept)
+        return out
+    return np.asarray(stored, dtype=np.float64) * slope + intercept
+
+
+def _read_slices(path: Path, data: bytes | None = None) -> list[_Slice]:
+    """The slices of one file: one for a classic image, one per frame for a multi-frame (enhanced) image.
+
+    data: the file's bytes when the caller has read them already (``path`` then only names the file)."""
     try:
-        ds = pydicom.dcmread(path)
+        ds = pydicom.dcmread(io.BytesIO(data) if data is not None else path)
     except (InvalidDicomError, OSError, EOFError, ValueError, KeyError) as err:
         raise SeriesError(
             f"cannot read DICOM file {path}: {err}; the file is truncated, empty or not DICOM — "
@@ -69,9 +83,9 @@ def _read_slices(path: Path) -> list[_Slice]:
     return [_read_slice(path, ds)]
 
 
-def _pixels(path: Path, ds: pydicom.Dataset) -> NDArray[np.float64]:
+def _pixels(path: Path, ds: pydicom.Dataset) -> NDArray[np.generic]:
     try:
-        return np.asarray(ds.pixel_array, dtype=np.float64)
+        return np.asarray(ds.pixel_array)
     except (ValueError, AttributeError, NotImplementedError, RuntimeError, TypeError) as err:
         syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
         compressed = syntax is not None and syntax.is_compressed
@@ -134,7 +148,7 @@ def _read_frames(path: Path, ds: pydicom.Dataset) -> list[_Slice]:
                 orientation=np.asarray([float(v) for v in orientation.ImageOrientationPatient], dtype=np.float64),
                 position=np.asarray([float(v) for v in position.ImagePositionPatient], dtype=np.float64),
                 thickness=float(thickness) if thickness else None,
-                pixels=stack[n] * slope + intercept,
+                pixels=_rescale(stack[n], slope, intercept),
             )
         )
     return slices
@@ -171,7 +185,7 @@ def _read_slice(path: Path, ds: pydicom.Dataset) -> _Slice:
         orientation=np.asarray([float(v) for v in ds.ImageOrientationPatient], dtype=np.float64),
         position=np.asarray([float(v) for v in ds.ImagePositionPatient], dtype=np.float64),
         thickness=float(thickness) if thickness else None,
-        pixels=stored * slope + intercept,
+        pixels=_rescale(stored, slope, intercept),
     )
 
 
@@ -257,7 +271,27 @@ def _check_tilt(order: list[_Slice], normal: NDArray[np.float64], step: NDArray[
         )
 
 
-def read_series(paths: Sequence[Path]) -> Volume:
+def _to_array(order: list[_Slice]) -> NDArray[np.generic]:
+    """(I, J, K) stack of the sorted slices: int16 when every value is an integer within int16, else float64."""
+    shape = (order[0].cols, order[0].rows, len(order))
+    if all(s.pixels.dtype.kind == "i" for s in order):
+        lo = min(int(s.pixels.min()) for s in order)
+        hi = max(int(s.pixels.max()) for s in order)
+        dtype: type[np.generic] = np.int16 if lo >= -32768 and hi <= 32767 else np.float64
+        out = np.empty(shape, dtype=dtype)
+        for k, s in enumerate(order):
+            out[:, :, k] = s.pixels.T
+        return out
+    stack = np.empty(shape, dtype=np.float64)
+    for k, s in enumerate(order):
+        stack[:, :, k] = s.pixels.T
+    rounded = np.rint(stack)
+    if np.array_equal(rounded, stack) and stack.min() >= -32768 and stack.max() <= 32767:
+        return rounded.astype(np.int16)
+    return stack
+
+
+def read_series(paths: Sequence[Path], *, data: Sequence[bytes] | None = None) -> Volume:
     """Read the files of one DICOM series (one slice each) into an int16 (or float64) LPS :class:`Volume`.
 
     Returns ``array`` (I, J, K) = (Columns, Rows, slices) with values after RescaleSlope/Intercept (int16 when
@@ -270,12 +304,18 @@ def read_series(paths: Sequence[Path]) -> Volume:
     the normal). A multi-frame (enhanced) file contributes one slice per frame, its geometry from the shared
     and per-frame functional groups. Compressed transfer syntaxes decode through pydicom's pixel handlers
     (pylibjpeg and its libjpeg/openjpeg/rle plugins when installed; the error names the missing decoder).
+
+    data: the files' bytes in the order of ``paths``, when the caller has read them already (e.g. to
+    de-identify the same bytes): each file is then parsed from memory and ``paths`` only name the files.
     """
     paths = [Path(p) for p in paths]
     if not paths:
         raise SeriesError("read_series got no files; expected the files of one DICOM series")
+    if data is not None and len(data) != len(paths):
+        raise SeriesError(f"read_series got {len(paths)} paths but {len(data)} byte strings; pass one per file")
     where = _folder(paths)
-    slices = [s for p in paths for s in _read_slices(p)]
+    blobs: Sequence[bytes | None] = data if data is not None else [None] * len(paths)
+    slices = [s for p, b in zip(paths, blobs, strict=True) for s in _read_slices(p, b)]
     _check_consistent(slices, where)
     first = slices[0]
     x_dir, y_dir = first.orientation[:3], first.orientation[3:]
@@ -302,11 +342,6 @@ def read_series(paths: Sequence[Path]) -> Volume:
     affine[:3, 1] = y_dir * d_row
     affine[:3, 2] = step_vec
     affine[:3, 3] = order[0].position
-    stack = np.stack([s.pixels.T for s in order], axis=-1)
-    rounded = np.rint(stack)
-    if np.array_equal(rounded, stack) and stack.min() >= -32768 and stack.max() <= 32767:
-        array: NDArray[np.generic] = rounded.astype(np.int16)
-    else:
-        array = stack
+    array = _to_array(order)
     log.debug("read series %s: shape %s", where, array.shape)
     return Volume(array=array, affine=affine)

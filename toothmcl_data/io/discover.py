@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Literal
 
+import orjson
 import pydicom
 from pydicom.errors import InvalidDicomError
 
@@ -103,8 +104,9 @@ def _dicom_info(data: bytes) -> DicomInfo | None:
 
 
 def _sidecar_id(data: bytes) -> tuple[bool, str | None]:
+    """(is a Teeth3DS sidecar, its id_patient), from one C-level parse (sidecars hold a label per vertex)."""
     try:
-        doc = json.loads(data.decode("utf-8"))
+        doc = orjson.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError):
         return False, None
     if not isinstance(doc, dict) or not set(doc) >= _SIDECAR_KEYS:
@@ -123,41 +125,47 @@ def _is_obj(head: bytes) -> bool:
 
 def sniff(name: str, data: bytes) -> tuple[Kind, str]:
     """(kind, format) of a file from its content; the name's suffix only breaks ties for emptied meshes."""
+    kind, fmt, _ = _sniff(name, data)
+    return kind, fmt
+
+
+def _sniff(name: str, data: bytes) -> tuple[Kind, str, str | None]:
+    """:func:`sniff` and, for a sidecar, its ``id_patient`` (so the JSON is parsed once)."""
     suffix = PurePosixPath(name).suffix.lower()
     if not data:
-        return "empty", ""
+        return "empty", "", None
     head = data[:4096]
     if head[128:132] == b"DICM":
-        return "dicom", "dicom"
+        return "dicom", "dicom", None
     if head[:2] == b"\x1f\x8b":
-        return ("volume", "nifti") if _is_nifti_header(_gunzip_head(data)) else ("other", "")
+        return ("volume", "nifti", None) if _is_nifti_header(_gunzip_head(data)) else ("other", "", None)
     if _is_nifti_header(head):
-        return "volume", "nifti"
+        return "volume", "nifti", None
     if head.startswith(b"NRRD"):
-        return "volume", "nrrd"
+        return "volume", "nrrd", None
     if head.lstrip().startswith(b"ObjectType") and b"ElementDataFile" in data[:8192]:
-        return "volume", "mha"
+        return "volume", "mha", None
     if head.startswith(b"ply"):
-        return "mesh", "ply"
+        return "mesh", "ply", None
     if head.lstrip().startswith(b"<") and b"PolyData" in head:
-        return "mesh", "vtp"
+        return "mesh", "vtp", None
     if len(data) >= 84 and len(data) == 84 + 50 * int.from_bytes(data[80:84], "little"):
-        return "mesh", "stl"
+        return "mesh", "stl", None
     if head.lstrip().startswith(b"solid") and b"facet" in head:
-        return "mesh", "stl"
+        return "mesh", "stl", None
     if head.lstrip().startswith(b"{"):
-        ok, _ = _sidecar_id(data)
-        return ("sidecar", "json") if ok else ("other", "json")
+        ok, ident = _sidecar_id(data)
+        return ("sidecar", "json", ident) if ok else ("other", "json", None)
     if _is_obj(head):
-        return "mesh", "obj"
+        return "mesh", "obj", None
     if suffix in _MESH_SUFFIXES:
-        return "mesh", _MESH_SUFFIXES[suffix]
-    return "other", ""
+        return "mesh", _MESH_SUFFIXES[suffix], None
+    return "other", "", None
 
 
 def describe(path: str, data: bytes) -> FileRecord:
     """A :class:`FileRecord` for one file's bytes."""
-    kind, fmt = sniff(path, data)
+    kind, fmt, sidecar_id = _sniff(path, data)
     digest = hashlib.sha256(data).hexdigest()
     info = _dicom_info(data) if kind == "dicom" else None
     header_id: str | None = None
@@ -168,7 +176,7 @@ def describe(path: str, data: bytes) -> FileRecord:
         else:
             header_id = info.patient_id or None
     elif kind == "sidecar":
-        header_id = _sidecar_id(data)[1]
+        header_id = sidecar_id
     return FileRecord(
         path=path, size=len(data), sha256=digest, kind=kind, fmt=fmt, dicom=info, header_id=header_id, note=note
     )

@@ -87,11 +87,20 @@ def merge_stl_corners(corners: NDArray[np.floating]) -> tuple[NDArray[np.float64
     Vertices come in order of first appearance in the face list (see the module docstring); -0.0 equals 0.0.
     """
     flat = np.ascontiguousarray(np.asarray(corners, dtype=np.float64).reshape(-1, 3) + 0.0)
-    _, first, inverse = np.unique(flat.view(np.uint64), axis=0, return_index=True, return_inverse=True)
+    if not len(flat):
+        return flat, np.zeros((0, 3), dtype=np.int64)
+    bits = flat.view(np.uint64)
+    order = np.lexsort((bits[:, 2], bits[:, 1], bits[:, 0]))  # stable: equal corners keep file order
+    ranked = bits[order]
+    starts = np.ones(len(order), dtype=bool)
+    starts[1:] = np.any(ranked[1:] != ranked[:-1], axis=1)
+    inverse = np.empty(len(order), dtype=np.int64)
+    inverse[order] = np.cumsum(starts) - 1  # corner → its distinct vertex (in sorted order)
+    first = order[starts]  # first corner of each distinct vertex (stable sort: its earliest)
     rank = np.argsort(first, kind="stable")
     new_of_uniq = np.empty_like(rank)
     new_of_uniq[rank] = np.arange(len(rank))
-    return flat[first[rank]], new_of_uniq[inverse.ravel()].reshape(-1, 3).astype(np.int64)
+    return flat[first[rank]], new_of_uniq[inverse].reshape(-1, 3)
 
 
 def read_stl(path: Path) -> MeshFile:
@@ -290,6 +299,7 @@ def read_mesh(
     scheme: str | None = None,
     jaw: Jaw | None = None,
     frame: str | None = None,
+    read_labels: bool = True,
 ) -> Mesh:
     """Read one scan → :class:`Mesh` with FDI labels, jaw and header text (rules in the module docstring).
 
@@ -297,6 +307,7 @@ def read_mesh(
     labels: a Teeth3DS JSON sidecar (overrides ``<stem>.json`` and labels inside the file).
     scheme: numbering of labels stored inside the file (``"universal"``, ``"fdi"`` …, or ``"fdi_colors"``).
     jaw: overrides every other jaw source. frame: name of the vertices' frame (default ``"ios:<stem>"``).
+    read_labels: False reads the geometry only (no sidecar, no labels in the file; jaw from ``jaw`` or the name).
     """
     path = Path(path)
     reader = READERS.get(path.suffix.lower())
@@ -313,7 +324,9 @@ def read_mesh(
     sidecar = Path(labels) if labels is not None else path.with_suffix(".json")
     vl = fl = inst = None
     side_jaw: Jaw | None = None
-    if labels is not None or sidecar.is_file():
+    if not read_labels:
+        source = "not read"
+    elif labels is not None or sidecar.is_file():
         t = read_teeth3ds_json(sidecar)
         vl, inst = t.labels, t.instances
         if path.suffix.lower() == ".stl" and len(vl) == 3 * len(m.faces) != n:

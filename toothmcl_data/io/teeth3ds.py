@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 from numpy.typing import NDArray
 
 from toothmcl_data.errors import InputNotFoundError, LabelSchemeError, MeshError
@@ -40,27 +41,43 @@ class Teeth3DSLabels:
     instances: NDArray[np.int16]
 
 
+def _ints(values: Any) -> NDArray[np.int64] | None:
+    """``values`` as int64 when it is a list of JSON integers (no bools, floats, strings), else None.
+
+    The type check runs in C (``set(map(type, …))``), not as a Python test per entry: sidecars hold one entry
+    per vertex."""
+    if not isinstance(values, list) or not set(map(type, values)) <= {int}:
+        return None
+    try:
+        return np.asarray(values, dtype=np.int64)
+    except OverflowError:
+        return None
+
+
 def _int_list(path: Path, doc: dict[str, Any], key: str) -> NDArray[np.int16]:
     values = doc[key]
-    if not isinstance(values, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in values):
+    arr = _ints(values)
+    if arr is None:
         raise MeshError(
             f"{path}: '{key}' must be a list of integers, found {type(values).__name__} "
             f"with non-integer entries; fix the sidecar or regenerate it"
         )
-    arr = np.asarray(values, dtype=np.int64)
     if arr.size and (arr.min() < -32768 or arr.max() > 32767):
         raise MeshError(f"{path}: '{key}' values must fit int16, found range [{arr.min()}, {arr.max()}]")
     return arr.astype(np.int16)
 
 
 def read_teeth3ds_json(path: str | Path) -> Teeth3DSLabels:
-    """Read and validate a Teeth3DS sidecar; labels are checked against the ``teeth3ds`` scheme (FDI)."""
+    """Read and validate a Teeth3DS sidecar; labels are checked against the ``teeth3ds`` scheme (FDI).
+
+    Primary teeth (FDI 51–85, a child's or mixed dentition) are kept as they are: they are valid FDI codes, and the
+    library pairs them like permanent ones (they are never mapped onto permanent codes)."""
     path = Path(path)
     if not path.is_file():
         raise InputNotFoundError(f"{path}: label sidecar not found; check the path")
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        doc = orjson.loads(path.read_bytes())  # a C parser: sidecars hold one label per vertex
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:  # orjson.JSONDecodeError is a json.JSONDecodeError
         raise MeshError(f"{path}: not valid UTF-8 JSON ({err}); fix or regenerate the sidecar") from err
     if not isinstance(doc, dict):
         raise MeshError(f"{path}: expected a JSON object with keys {list(_KEYS)}, found {type(doc).__name__}")
@@ -80,7 +97,7 @@ def read_teeth3ds_json(path: str | Path) -> Teeth3DSLabels:
             "both must have one entry per mesh vertex"
         )
     try:
-        labels = to_fdi(codes, "teeth3ds", jaw=jaw)
+        labels = to_fdi(codes, "teeth3ds", jaw=jaw, allow_deciduous=True)
     except LabelSchemeError as err:
         raise LabelSchemeError(f"{path}: {err}") from err
     return Teeth3DSLabels(id_patient, jaw, np.asarray(labels, dtype=np.int16), instances)
@@ -93,11 +110,13 @@ def write_teeth3ds_json(
     jaw: Jaw,
     labels: NDArray[np.integer],
     instances: NDArray[np.integer],
+    allow_deciduous: bool = False,
 ) -> None:
     """Write a Teeth3DS sidecar deterministically and atomically.
 
     labels: (n,) integer FDI per vertex (0 = gingiva), in the mesh's vertex order (Teeth3DS codes are FDI).
     instances: (n,) integer per vertex (0 = gingiva, k ≥ 1 = one tooth).
+    allow_deciduous: also accept primary teeth (FDI 51–85), e.g. a child's scan.
     """
     path = Path(path)
     lab = np.asarray(labels).ravel()
@@ -106,7 +125,9 @@ def write_teeth3ds_json(
         raise MeshError(f"{path}: jaw must be 'upper' or 'lower', got {jaw!r}")
     if len(lab) != len(inst):
         raise MeshError(f"{path}: labels has {len(lab)} entries but instances has {len(inst)}; they must match")
-    to_fdi(lab, "teeth3ds", jaw=jaw)  # raises LabelSchemeError on codes Teeth3DS cannot hold
+    to_fdi(
+        lab, "teeth3ds", jaw=jaw, allow_deciduous=allow_deciduous
+    )  # raises LabelSchemeError on codes Teeth3DS cannot hold
     doc = {
         "id_patient": str(id_patient),
         "jaw": jaw,

@@ -66,12 +66,21 @@ def read_nifti(path: Path) -> Volume:
     return Volume(array=data, affine=LPS_FROM_RAS @ affine_ras)
 
 
-def write_nifti(path: Path, volume: Volume, *, descrip: str = "", aux_file: str = "", intent_name: str = "") -> Path:
+def write_nifti(
+    path: Path,
+    volume: Volume,
+    *,
+    descrip: str = "",
+    aux_file: str = "",
+    intent_name: str = "",
+    compresslevel: int = 6,
+) -> Path:
     """Write ``volume`` (LPS affine in memory) as NIfTI-1 with a RAS affine on disk (sform and qform, code 1).
 
     The data keep their dtype (int16 CBCT, uint8 labels …) unscaled. ``descrip`` (≤ 80 bytes), ``aux_file``
     (≤ 24) and ``intent_name`` (≤ 16) are ASCII header text; longer text is refused, not cut. A ``.gz`` suffix
-    writes a gzip stream without time stamp or file name, so equal inputs give byte-identical files.
+    writes a gzip stream without time stamp or file name, so equal inputs give byte-identical files;
+    ``compresslevel`` (1 fastest … 9 smallest) is zlib's.
     """
     path = Path(path)
     for name, value in (("descrip", descrip), ("aux_file", aux_file), ("intent_name", intent_name)):
@@ -92,7 +101,7 @@ def write_nifti(path: Path, volume: Volume, *, descrip: str = "", aux_file: str 
     header["aux_file"] = aux_file.encode("ascii")
     header["intent_name"] = intent_name.encode("ascii")
     raw = img.to_bytes()
-    path.write_bytes(gzip.compress(raw, compresslevel=6, mtime=0) if path.suffix == ".gz" else raw)
+    path.write_bytes(gzip.compress(raw, compresslevel=compresslevel, mtime=0) if path.suffix == ".gz" else raw)
     log.debug("wrote NIfTI %s shape %s", path, volume.shape)
     return path
 

@@ -13,13 +13,20 @@ Layout under ``out``::
                      names, DICOM headers, NIfTI header, mesh headers, sidecars), in literal form; a superset
                      for NIfTI patients, whose export carries fewer fields than a DICOM header
       P0000/cbct.npy (int16 values after Rescale), cbct_labels.npy (uint8 FDI),
-            ios_<jaw>_labels.npy (int16 FDI in the written file's vertex order)
+            ios_<jaw>_labels.npy (int16 FDI in the written file's vertex order), ios_bite_labels.npy
+
+With named conditions (``conditions={name: fraction}``, :mod:`toothmcl_data.synth.conditions`) a patient's
+entry also has ``conditions`` and ``variety`` (the condition ground truth, :mod:`toothmcl_data.synth.variety`),
+and a ``ios_bite_scan`` patient a third mesh ``…_BiteScan.<fmt>`` (role ``ios_bite``, no sidecar; its
+``world_from_ios`` is ``variety["world_from_bite"]``). Patients without conditions, and the whole drop when no
+condition is asked for, are byte-identical to drops written before conditions existed.
 
 Paths in ``truth.json`` are relative to ``drop/`` (files) or ``ground_truth/`` (arrays). The tree is
 deterministic: the same seed gives byte-identical files (no clocks, gzip without time stamp, ``.npy`` not
 ``.npz``, JSON with sorted keys). Patient ``i`` draws from ``default_rng([seed, i])`` (anatomy, images, scans)
 and ``default_rng([seed, i, 1])`` (identity, formats, UIDs), so it does not depend on the number of patients;
-only the choice of faulty patients does.
+only the choice of faulty patients and of the patients given each condition (``default_rng([seed, 4, 4, 4])``)
+does.
 """
 
 from __future__ import annotations
@@ -27,10 +34,10 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -38,6 +45,7 @@ from toothmcl_data.errors import ConfigError, InputError
 from toothmcl_data.io.meshwrite import renumber_by_first_appearance, write_obj, write_ply, write_stl
 from toothmcl_data.io.teeth3ds import write_teeth3ds_json
 from toothmcl_data.io.volume import write_nifti
+from toothmcl_data.synth.conditions import plan_conditions
 from toothmcl_data.synth.config import SynthConfig
 from toothmcl_data.synth.dicom import NAME_STYLES, write_series
 from toothmcl_data.synth.faults import PatientFiles, apply_fault, plan_faults, updated_files
@@ -56,7 +64,7 @@ log = logging.getLogger(__name__)
 
 DROP_DIR = "drop"
 TRUTH_DIR = "ground_truth"
-_JAW_WORD = {"upper": "UpperJaw", "lower": "LowerJaw"}
+_JAW_WORD = {"upper": "UpperJaw", "lower": "LowerJaw", "bite": "BiteScan"}
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,8 @@ class DropSummary:
     files: int
     bytes: int
     faults: dict[str, int] = field(default_factory=dict)
+    conditions: dict[str, int] = field(default_factory=dict)
+    """Number of patients per named condition."""
 
 
 def patient_key(index: int) -> str:
@@ -114,9 +124,11 @@ def _write_cbct(
 
 
 def _write_ios(
-    drop: Path, truth_dir: Path, jaw: Jaw, mesh: Mesh, identity: Identity, fmt: str
+    drop: Path, truth_dir: Path, jaw: Jaw | Literal["bite"], mesh: Mesh, identity: Identity, fmt: str
 ) -> tuple[list[dict[str, Any]], str]:
-    """Write one jaw's mesh and Teeth3DS sidecar (+ true labels .npy); returns (file entries, labels .npy)."""
+    """Write one jaw's mesh and Teeth3DS sidecar (+ true labels .npy); returns (file entries, labels .npy).
+
+    ``jaw="bite"``: a bite-registration scan, written without a sidecar (clinics export it unlabelled)."""
     folder = Path("IOS_EXPORT", f"{identity.file_stem}_{identity.patient_id}")
     stem = f"{identity.file_stem}_{identity.ios_date}_{_JAW_WORD[jaw]}"
     (drop / folder).mkdir(parents=True, exist_ok=True)
@@ -138,12 +150,19 @@ def _write_ios(
         write_ply(drop / mesh_rel, vertices, faces, comments=mesh_comments(identity, jaw))
     else:
         write_obj(drop / mesh_rel, vertices, faces, comments=mesh_comments(identity, jaw))
-    sidecar_rel = folder / f"{stem}.json"
-    write_teeth3ds_json(
-        drop / sidecar_rel, id_patient=identity.patient_id, jaw=jaw, labels=side_labels, instances=side_instances
-    )
     labels_rel = Path(identity.key, f"ios_{jaw}_labels.npy")
     np.save(truth_dir / labels_rel, np.asarray(labels, dtype=np.int16))
+    if jaw == "bite":
+        return [{"path": str(mesh_rel), "role": "ios_bite", "vertices": len(vertices)}], str(labels_rel)
+    sidecar_rel = folder / f"{stem}.json"
+    write_teeth3ds_json(
+        drop / sidecar_rel,
+        id_patient=identity.patient_id,
+        jaw=jaw,
+        labels=side_labels,
+        instances=side_instances,
+        allow_deciduous=bool(np.any(np.asarray(labels) > 48)),
+    )
     files: list[dict[str, Any]] = [
         {"path": str(mesh_rel), "role": "ios_mesh", "jaw": jaw, "vertices": len(vertices)},
         {"path": str(sidecar_rel), "role": "ios_labels", "jaw": jaw},
@@ -197,6 +216,13 @@ def write_patient(
         "restorations": {str(t.fdi): t.restoration for t in anatomy.teeth},
         "faults": [],
     }
+    if patient.conditions:
+        entry["conditions"] = list(patient.conditions)
+        entry["variety"] = dict(patient.variety)
+        if patient.bite_scan is not None and patient.world_from_bite is not None:
+            bite_files, ios_labels["bite"] = _write_ios(drop, truth_dir, "bite", patient.bite_scan, identity, mesh_fmt)
+            files += bite_files
+            entry["variety"]["world_from_bite"] = np.asarray(patient.world_from_bite).tolist()
     patient_files = PatientFiles(
         key=key,
         format="nifti" if fmt == "nifti" else "dicom",
@@ -224,13 +250,15 @@ def write_drop(
     bad_fraction: float = 0.0,
     config: SynthConfig = SynthConfig(),
     progress: Callable[[int], None] | None = None,
+    conditions: Mapping[str, float] | None = None,
 ) -> DropSummary:
     """Write ``patients`` synthetic patients as a raw clinical drop under ``out/drop`` and the ground truth
     under ``out/ground_truth`` (see the module docstring for the layout).
 
     ``bad_fraction`` of the patients (rounded) get one injected fault each
-    (:mod:`toothmcl_data.synth.faults`), recorded in ``truth.json``. ``progress`` is called after each
-    patient with the number of patients written so far.
+    (:mod:`toothmcl_data.synth.faults`), recorded in ``truth.json``. ``conditions``: ``{name: fraction}``; each
+    named condition goes to ``round(fraction × patients)`` patients (:func:`synth.conditions.plan_conditions`).
+    ``progress`` is called after each patient with the number of patients written so far.
     """
     if patients < 1:
         raise ConfigError(f"patients must be ≥ 1, got {patients}")
@@ -246,8 +274,9 @@ def write_drop(
     entries: list[dict[str, Any]] = []
     all_files: list[PatientFiles] = []
     phi: dict[str, list[str]] = {}
+    plan = plan_conditions(patients, conditions or {}, np.random.default_rng([seed, 4, 4, 4]))
     for index in range(patients):
-        patient = make_patient(config, np.random.default_rng([seed, index]), index)
+        patient = make_patient(config, np.random.default_rng([seed, index]), index, plan[index])
         entry, files, planted = write_patient(drop, truth_dir, patient, config, np.random.default_rng([seed, index, 1]))
         entries.append(entry)
         all_files.append(files)
@@ -255,8 +284,8 @@ def write_drop(
         log.info("synth drop: wrote %s (%s, %s)", entry["key"], entry["format"], entry["mesh_format"])
         if progress is not None:
             progress(index + 1)
-    plan = plan_faults([f.format for f in all_files], bad_fraction, np.random.default_rng([seed, 3, 3, 3]))
-    for index, kind in sorted(plan.items()):
+    faults = plan_faults([f.format for f in all_files], bad_fraction, np.random.default_rng([seed, 3, 3, 3]))
+    for index, kind in sorted(faults.items()):
         other = all_files[(index + 1) % patients] if patients > 1 else None
         record = apply_fault(kind, drop, all_files[index], np.random.default_rng([seed, index, 2]), other=other)
         entries[index]["faults"].append(record.to_dict())
@@ -271,6 +300,8 @@ def write_drop(
         "config": config.to_dict(),
         "drop": DROP_DIR,
     }
+    if conditions:
+        truth["conditions"] = dict(sorted(conditions.items()))
     _dump_json(truth_dir / "truth.json", truth)
     _dump_json(truth_dir / "phi.json", phi)
     written = [p for p in drop.rglob("*") if p.is_file()]
@@ -284,5 +315,6 @@ def write_drop(
         nifti_patients=formats["nifti"],
         files=len(written),
         bytes=sum(p.stat().st_size for p in written),
-        faults=dict(sorted(Counter(plan.values()).items())),
+        faults=dict(sorted(Counter(faults.values()).items())),
+        conditions=dict(sorted(Counter(c for p in plan for c in p).items())),
     )

@@ -8,6 +8,8 @@ component whose surface it lies on.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import trimesh
 from numpy.typing import NDArray
@@ -57,7 +59,7 @@ def jaw_field(anatomy: Anatomy, jaw: Jaw, points: NDArray[np.float64]) -> tuple[
     return field, label
 
 
-def _grid_field(
+def grid_field(
     anatomy: Anatomy, jaw: Jaw, x: NDArray[np.float64], y: NDArray[np.float64], z: NDArray[np.float64]
 ) -> NDArray[np.float64]:
     """``jaw_field`` on the axis-aligned grid ``x × y × z`` (LPS mm, equal steps): (len(x), len(y), len(z))."""
@@ -85,8 +87,16 @@ def _grid_field(
     return field
 
 
-def scan_jaw(anatomy: Anatomy, jaw: Jaw, config: SynthConfig, rng: np.random.Generator) -> Mesh:
-    """The scan of ``jaw`` in LPS world mm (``frame="world"``), with per-vertex FDI labels and instances."""
+MeshEdit = Callable[[NDArray[np.float64], NDArray[np.int64]], tuple[NDArray[np.float64], NDArray[np.int64]]]
+"""(vertices (n, 3) mm, faces (m, 3)) → the same, edited (cropped, holed); see ``synth.ios_variants``."""
+
+
+def scan_jaw(
+    anatomy: Anatomy, jaw: Jaw, config: SynthConfig, rng: np.random.Generator, edit: MeshEdit | None = None
+) -> Mesh:
+    """The scan of ``jaw`` in the jaw's anatomy-frame LPS mm (the world for an unposed anatomy;
+    ``frame="world"``), with per-vertex FDI labels and instances. ``edit`` (a condition's crop or holes) acts on
+    the clean surface before the scanner's own holes and noise."""
     step = config.ios_resolution_mm
     arch = anatomy.arch(jaw)
     teeth = anatomy.jaw_teeth(jaw)
@@ -100,11 +110,13 @@ def scan_jaw(anatomy: Anatomy, jaw: Jaw, config: SynthConfig, rng: np.random.Gen
         z = np.arange(arch.cej_z - REACH_MM[jaw], arch.cej_z + top + step, step)
     x = np.arange(lo_xy[0], hi_xy[0] + step, step)
     y = np.arange(lo_xy[1], hi_xy[1] + step, step)
-    field = _grid_field(anatomy, jaw, x, y, z)
+    field = grid_field(anatomy, jaw, x, y, z)
     verts, faces, _, _ = marching_cubes(field.astype(np.float32), level=0.0, spacing=(step, step, step))
     verts = verts.astype(np.float64) + np.array([x[0], y[0], z[0]])
     faces = faces.astype(np.int64)
-    verts, faces = _largest_components(verts, faces)
+    verts, faces = largest_components(verts, faces)
+    if edit is not None:
+        verts, faces = largest_components(*edit(verts, faces))
     if rng.random() < config.ios_hole_probability:
         verts, faces = _punch_holes(verts, faces, rng)
     normals = trimesh.Trimesh(verts, faces, process=False).vertex_normals
@@ -116,7 +128,7 @@ def scan_jaw(anatomy: Anatomy, jaw: Jaw, config: SynthConfig, rng: np.random.Gen
     return Mesh(verts, faces.astype(np.int32), frame="world", labels=labels, instances=instances, jaw=jaw)
 
 
-def _keep(
+def keep_faces(
     verts: NDArray[np.float64], faces: NDArray[np.int64], keep_face: NDArray[np.bool_]
 ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
     """Drop faces not in ``keep_face`` and the vertices no face uses any more, keeping the order of the rest."""
@@ -127,7 +139,7 @@ def _keep(
     return verts[used], new_index[faces]
 
 
-def _largest_components(
+def largest_components(
     verts: NDArray[np.float64], faces: NDArray[np.int64]
 ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
     """Keep connected pieces with at least 2 % of the faces (drops specks at the scan's edge)."""
@@ -136,7 +148,7 @@ def _largest_components(
     graph = sparse.coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n))
     _, comp = connected_components(graph, directed=False)
     sizes = np.bincount(comp[faces[:, 0]], minlength=comp.max() + 1)
-    return _keep(verts, faces, sizes[comp[faces[:, 0]]] >= 0.02 * len(faces))
+    return keep_faces(verts, faces, sizes[comp[faces[:, 0]]] >= 0.02 * len(faces))
 
 
 def _punch_holes(
@@ -148,4 +160,4 @@ def _punch_holes(
     for _ in range(int(rng.integers(1, 4))):
         centre = verts[int(rng.integers(len(verts)))]
         keep &= np.linalg.norm(centroids - centre, axis=1) > rng.uniform(0.8, 2.0)
-    return _keep(verts, faces, keep)
+    return keep_faces(verts, faces, keep)

@@ -1,0 +1,105 @@
+"""Each raw input is read once: de-identification decodes a series from the bytes it de-identifies, hands the
+decoded CBCT on, and curating the case (flows.steps) never reads the series again — counted by wrapping
+``pydicom.dcmread`` and ``Source.read_bytes``. The CBCT handed on equals the written copy read back."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+import pytest
+
+from toothmcl_data.deid.run import deidentify_case, plan_files
+from toothmcl_data.io.case import load_case
+from toothmcl_data.io.fs import Source
+from toothmcl_data.synth.config import SynthConfig
+from toothmcl_data.synth.drop import write_drop
+
+from .conftest import KEY
+
+COARSE = SynthConfig(spacing_mm=0.8, ios_resolution_mm=0.6)
+
+
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> dict[str, Counter[str]]:
+    """Full ``dcmread`` calls by SOPInstanceUID, header-only ones apart, and byte reads by drop path."""
+    counts: dict[str, Counter[str]] = {"full": Counter(), "header": Counter(), "bytes": Counter()}
+    real_dcmread, real_read_bytes = pydicom.dcmread, Source.read_bytes
+
+    def dcmread(fp: Any, *args: Any, **kwargs: Any) -> Any:
+        ds = real_dcmread(fp, *args, **kwargs)
+        counts["header" if kwargs.get("stop_before_pixels") else "full"][str(ds.get("SOPInstanceUID", ""))] += 1
+        return ds
+
+    def read_bytes(self: Source, rel: str) -> bytes:
+        counts["bytes"][rel] += 1
+        return real_read_bytes(self, rel)
+
+    monkeypatch.setattr(pydicom, "dcmread", dcmread)
+    monkeypatch.setattr(Source, "read_bytes", read_bytes)
+    return counts
+
+
+def _drop(root: Path, nifti_fraction: float) -> Path:
+    config = SynthConfig(spacing_mm=0.8, ios_resolution_mm=0.6, nifti_fraction=nifti_fraction)
+    return write_drop(root / "synth", patients=1, seed=3, config=config).drop
+
+
+def test_a_series_is_decoded_once_and_the_kept_cbct_equals_the_written_copy(
+    tmp_path: Path, reads: dict[str, Counter[str]]
+) -> None:
+    plan = plan_files(_drop(tmp_path, nifti_fraction=0.0))
+    (raw,) = plan.cases
+    files = [r for u in raw.cbct if u.kind == "series" for r in u.files]
+    assert len(files) > 10
+    reads["full"].clear()
+    reads["bytes"].clear()
+    result = deidentify_case(raw, tmp_path / "out", key=KEY, keep_cbct=True)
+    assert result.written
+    assert result.cbct is not None
+    assert [reads["full"][r.dicom.sop_uid] for r in files if r.dicom] == [1] * len(files)
+    assert sum(reads["full"].values()) == len(files)  # nothing else decoded
+    assert [reads["bytes"][r.path] for r in files] == [1] * len(files)
+    case = load_case(tmp_path / "out" / "cases" / result.pseudonym, cbct=result.cbct)
+    assert sum(reads["full"].values()) == len(files)  # handing the CBCT on reads no file
+    assert case.cbct is result.cbct
+    back = load_case(tmp_path / "out" / "cases" / result.pseudonym).cbct  # the de-identified copy, decoded
+    assert back is not None
+    assert back.array.dtype == result.cbct.array.dtype == np.int16
+    np.testing.assert_array_equal(back.array, result.cbct.array)
+    np.testing.assert_array_equal(back.affine, result.cbct.affine)
+    assert set(result.seconds) == {"read", "deid"}
+    assert result.seconds["read"] > 0
+
+
+def test_a_nifti_cbct_kept_in_memory_equals_the_written_copy(tmp_path: Path) -> None:
+    plan = plan_files(_drop(tmp_path, nifti_fraction=1.0))
+    (raw,) = plan.cases
+    assert [u.kind for u in raw.cbct] == ["volume"]
+    result = deidentify_case(raw, tmp_path / "out", key=KEY, keep_cbct=True)
+    assert result.cbct is not None
+    back = load_case(tmp_path / "out" / "cases" / result.pseudonym).cbct
+    assert back is not None
+    np.testing.assert_array_equal(back.array, result.cbct.array)
+    np.testing.assert_array_equal(back.affine, result.cbct.affine)
+
+
+def test_curating_a_case_decodes_its_series_once(tmp_path: Path, reads: dict[str, Counter[str]]) -> None:
+    from flows.steps import STAGES, curate_case
+
+    plan = plan_files(_drop(tmp_path, nifti_fraction=0.0))
+    (raw,) = plan.cases
+    n_files = sum(len(u.files) for u in raw.cbct if u.kind == "series")
+    reads["full"].clear()
+    work = tmp_path / "work"
+    summary = curate_case(raw, work, tmp_path / "audit", key=KEY, figures=False)
+    assert sum(reads["full"].values()) == n_files
+    assert summary["written"]
+    assert summary["record"] is not None, summary["reason"]
+    assert set(summary["seconds"]) == set(STAGES)
+    assert summary["seconds"]["register"] > 0
+    assert summary["seconds"]["figures"] == 0
+    assert not (work / "figures").exists()

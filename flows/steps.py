@@ -15,6 +15,7 @@ import pickle
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -130,8 +131,11 @@ def _curate(raw_case: RawCase, work: Path, audit: Path, *, key: bytes, figures: 
         with clock.stage("figures"):
             for jaw, reg in registrations.items():
                 registration_png(case.cbct, case.ios[jaw], reg, work / FIGURES / f"{case.pseudonym}_{jaw}.png")
+    # The case carries a CBCT tooth label map: its own, else the paired IOS teeth's labels transferred into the CBCT.
+    labelled = replace(case, cbct_labels=paired.cbct_labels)
+    attributes = {"cbct_labels_source": paired.cbct_labels_source}
     with clock.stage("record"):
-        path = save_record(CaseRecord(case, registrations, paired.pairs, paired.teeth), work)
+        path = save_record(CaseRecord(labelled, registrations, paired.pairs, paired.teeth, attributes), work)
     summary |= {
         "record": str(path),
         "verdicts": {j: r.verdict for j, r in registrations.items()},

@@ -2,8 +2,8 @@
 
 Two presets: :func:`tiny` (CPU tests, seconds) and :func:`paper` (ToothMCL, arXiv 2509.07923: SwinUNETR-v2
 encoder with feature size 48, Point Transformer IOS encoder, 512-d shared space, sigmoid loss with the logit
-temperature initialised at 512^-0.5 and bias 0, λ = 0.5). Values the paper does not state are our choices and are
-marked so in the field docs.
+temperature initialised at 512^-0.5, λ = 0.5; the sigmoid bias starts at SigLIP's −10, not the paper's 0).
+Values the paper does not state are our choices and are marked so in the field docs.
 """
 
 from __future__ import annotations
@@ -203,6 +203,12 @@ class ModelConfig:
     """Width of the shared token space (the paper's 512, implied by its 512^-0.5 initialisation)."""
     head_hidden: int = 1024
     """Hidden width of the two-layer projection heads (our choice)."""
+    cbct_token_fusion: bool = True
+    """CBCT token features = the token stage's output concatenated with every deeper stage's, upsampled (nearest)
+    to the token grid (our choice). Tokens keep the fine stage's resolution (enough of them land on a tooth) and
+    get the deep stages' context, and every stage of the encoder trains — so fine-tuning loads a pretrained
+    encoder, not one 6.5 % trained and the rest at random init (stages beyond the token stage are frozen
+    otherwise). No effect at ``token_stage`` 4."""
 
     def __post_init__(self) -> None:
         if self.embed_dim < 1 or self.head_hidden < 1:
@@ -219,7 +225,10 @@ class LossConfig:
     init_temperature: float = 512**-0.5
     """The paper's 512^-0.5 read as a *temperature* τ: logits = cos / τ, i.e. scale = 1/τ = √512 ≈ 22.6. (Read
     as the scale itself, logits would be cos · 0.044 ∈ [−0.044, 0.044] and every sigmoid ≈ 0.5: no signal.)"""
-    init_bias: float = 0.0
+    init_bias: float = -10.0
+    """Initial logit bias of the sigmoid loss: SigLIP's −10 (our choice; the paper starts at 0). Each anchor has
+    a few positives among hundreds of negatives; at bias 0 the negatives' loss dominates the first steps and
+    pushes every embedding apart, at −10 every pair starts as a confident negative and positives are learned."""
     learn_temperature: bool = True
     learn_bias: bool = True
     max_scale: float = 100.0
@@ -251,7 +260,12 @@ class OptimConfig:
     grad_clip: float = 1.0
     """Max global gradient norm; 0 = no clipping."""
     amp: bool = True
-    """bfloat16 autocast on GPU (ignored on CPU)."""
+    """Autocast on GPU in ``amp_dtype`` (ignored on CPU, which trains in float32)."""
+    amp_dtype: Literal["bfloat16", "float16"] = "bfloat16"
+    """bfloat16 (no loss scaling needed) or float16 (with a GradScaler, for GPUs without bfloat16)."""
+    accumulate: int = 1
+    """Micro-batches per optimiser step (gradient accumulation): the effective batch is accumulate × batch_size ×
+    ranks; the schedule counts optimiser steps."""
 
     def __post_init__(self) -> None:
         if self.lr <= 0 or self.weight_decay < 0 or self.grad_clip < 0:
@@ -264,6 +278,10 @@ class OptimConfig:
             )
         if not 0.0 <= self.min_lr_ratio <= 1.0:
             raise ConfigError(f"optim.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+        if self.amp_dtype not in ("bfloat16", "float16"):
+            raise ConfigError(f"optim.amp_dtype must be 'bfloat16' or 'float16', got {self.amp_dtype!r}")
+        if not isinstance(self.accumulate, int) or self.accumulate < 1:
+            raise ConfigError(f"optim.accumulate must be an integer ≥ 1, got {self.accumulate!r}")
 
 
 @dataclass(frozen=True)
@@ -326,10 +344,12 @@ def paper() -> ToothMCLConfig:
 
 def tiny() -> ToothMCLConfig:
     """CPU-test sized: feature size 12, 3-level Point Transformer, 32-d tokens; for crops like 64×64×32 and
-    1024 points per jaw."""
+    1024 points per jaw. CBCT tokens from stage 1 (4-voxel patches, 2.4 mm at 0.6 mm) fused with the deeper
+    stages: at stage 2 (4.8 mm) only 1–30 of 512 tokens of a crop landed on one tooth, at stage 1 ≈ 150–200 of
+    4,096 carry a tooth at 50 % — measured on a curated store."""
     return ToothMCLConfig(
         model=ModelConfig(
-            cbct=CBCTEncoderConfig(feature_size=12, depths=(1, 1, 1, 1), num_heads=(1, 2, 3, 6), token_stage=2),
+            cbct=CBCTEncoderConfig(feature_size=12, depths=(1, 1, 1, 1), num_heads=(1, 2, 3, 6), token_stage=1),
             ios=IOSEncoderConfig(
                 planes=(16, 32, 64),
                 blocks=(1, 1, 1),
@@ -341,7 +361,7 @@ def tiny() -> ToothMCLConfig:
             embed_dim=32,
             head_hidden=64,
         ),
-        tokens=TokenConfig(cbct_min_fraction=0.3),
+        tokens=TokenConfig(cbct_min_fraction=0.5),
         optim=OptimConfig(lr=1e-3, warmup_steps=5, total_steps=100),
     )
 

@@ -215,9 +215,19 @@ def mean_std(values: list[float]) -> tuple[float, float]:
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m toothmcl_models.evaluate {cbct,ios} --checkpoint RUN …``: predict one input with a fine-tuned
-    model and write it in the input's geometry (NIfTI / ToothFairy2 MHA, or Teeth3DS JSON), optionally scored."""
+    model and write it in the input's geometry (NIfTI / ToothFairy2 MHA, or Teeth3DS JSON), optionally scored.
+    ``python -m toothmcl_models.evaluate retrieval --store S --version V --checkpoint PRETRAIN_RUN --json``:
+    cross-modal tooth retrieval of a pretrained model on held-out patients (``toothmcl_models.retrieval``)."""
     import argparse
     import json
+    import sys
+
+    given = sys.argv[1:] if argv is None else list(argv)
+    if given[:1] == ["retrieval"]:  # pretraining's cross-modal tooth retrieval (``toothmcl_models.retrieval``)
+        from toothmcl_models.retrieval import main as retrieval_main
+
+        retrieval_main(given[1:])
+        return
 
     from toothmcl_data.io.mesh import read_mesh
     from toothmcl_data.io.volume import read_volume

@@ -3,12 +3,12 @@
     torchrun --nproc-per-node 2 -m toothmcl_models.finetune cbct --store S --version V --config tiny --out DIR \
         [--init PRETRAIN_RUN_OR_CKPT] [--resume] [--max-steps N]
 
-The pretraining machinery, reused: DDP over torchrun's ranks (gloo on CPU, NCCL on GPU), bfloat16 autocast on
-GPU, AdamW with warm-up + cosine per optimiser step (``schedule``), the world-size independent resumable sample
-order (``toothmcl_data.stream.order``), atomic checkpoints with model/optimiser/scheduler/sampler/RNG state and
-config (``checkpoint``), metrics in ``DIR/metrics.csv`` (``runlog``). ``--init`` copies a pretraining
-checkpoint's encoder(s) into the network (``segmentation.load_pretrained``); without it training starts from
-scratch. Loss: cross-entropy + soft Dice (``seglosses``).
+The loop is pretraining's (:mod:`toothmcl_models.trainloop`): DDP over torchrun's ranks (gloo on CPU, NCCL on
+GPU), autocast on GPU (GradScaler for float16), gradient accumulation, AdamW with warm-up + cosine per optimiser
+step, the world-size independent resumable sample order, atomic checkpoints with model/optimiser/scheduler/scaler/
+sampler/RNG state and config, metrics in ``DIR/metrics.csv``, samples per rank in ``DIR/seen-rank<r>.csv``.
+``--init`` copies a pretraining checkpoint's encoder(s) into the network (``segmentation.load_pretrained``);
+without it training starts from scratch. Loss: cross-entropy + soft Dice (``seglosses``).
 
 - ``cbct``: SwinUNETR-v2, background + 32 FDI teeth, on labelled CBCT crops (``stream.volumes.VolumeDataset``).
 - ``ios``: Point Transformer encoder + decoder per jaw, 17 ``perjaw17`` classes (``stream.jaws.JawDataset``).
@@ -18,26 +18,19 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Iterator, Sequence
-from contextlib import nullcontext
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
-from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from toothmcl_data.errors import ConfigError
-from toothmcl_data.stream.collate import collate
 from toothmcl_data.stream.jaws import JawDataset
-from toothmcl_data.stream.order import ResumableSampler
 from toothmcl_data.stream.volumes import VolumeDataset
-from toothmcl_models.checkpoint import load_checkpoint, restore_training, save_checkpoint, training_state
-from toothmcl_models.distributed import mean_across_ranks, setup_distributed, to_device
-from toothmcl_models.runlog import RunLog
-from toothmcl_models.schedule import adamw_warmup_cosine
+from toothmcl_models.checkpoint import load_checkpoint
 from toothmcl_models.segconfig import FinetuneConfig
 from toothmcl_models.seglosses import dice_ce_loss
 from toothmcl_models.segmentation import (
@@ -47,6 +40,7 @@ from toothmcl_models.segmentation import (
     ios_class_table,
     load_pretrained,
 )
+from toothmcl_models.trainloop import train_loop
 
 
 def make_dataset(store: str, version: str, config: FinetuneConfig) -> Dataset[dict[str, Any]]:
@@ -122,87 +116,29 @@ def finetune(
 ) -> dict[str, Any]:
     """Run (or resume) fine-tuning; returns the final step's metrics. ``init``: pretraining checkpoint (file or run
     folder) whose encoder(s) start the network; ``max_steps`` stops early without changing the schedule."""
-    rank, world, device = setup_distributed()
-    if config.run.threads:
-        torch.set_num_threads(config.run.threads)
-    optim_cfg = config.optim
     dataset = make_dataset(store, version, config)
-    sampler = ResumableSampler(len(dataset), seed=config.run.seed, rank=rank, world_size=world)  # type: ignore[arg-type]
     net = build_segmenter(config.task, config.cbct, config.ios, seed=config.run.seed, jaws=config.segment.jaws)
     loaded = load_pretrained(net, init) if init is not None and not resume else []
-    module: nn.Module = SegmentationStep(net, config).to(device)
-    params = [p for p in module.parameters() if p.requires_grad]
-    optimizer, scheduler = adamw_warmup_cosine(params, optim_cfg)
-    amp = optim_cfg.amp and device.type == "cuda"
-    step = 0
-    ckpt_dir = out / "checkpoints"
-    resumable = {"module": net, "optimizer": optimizer, "scheduler": scheduler, "sampler": sampler}
-    if resume:
-        step = restore_training(ckpt_dir, config.to_dict(), **resumable)
-    dataset.set_epoch(sampler.state.epoch)  # type: ignore[attr-defined]
-    ddp: nn.Module = (
-        DistributedDataParallel(module, find_unused_parameters=config.task == "ios") if world > 1 else module
+    last = train_loop(
+        SegmentationStep(net, config),
+        dataset,
+        optim=config.optim,
+        data=config.data,
+        run=config.run,
+        out=out,
+        config=config.to_dict(),
+        saved=net,
+        extra_state={
+            "task": config.task,
+            "init": str(init) if init is not None else None,
+            "store": store,
+            "version": dataset.version.id,  # type: ignore[attr-defined]
+        },
+        resume=resume,
+        max_steps=max_steps,
+        name=f"fine-tuning {config.task}",
+        find_unused_parameters=config.task == "ios",
     )
-    log = RunLog(out, enabled=rank == 0, resume_step=step if resume else None)
-
-    def batches() -> Iterator[dict[str, Any]]:
-        while True:
-            loader = DataLoader(
-                dataset,
-                batch_size=config.data.batch_size,
-                sampler=sampler,
-                num_workers=config.data.num_workers,
-                collate_fn=collate,
-                drop_last=len(dataset) >= config.data.batch_size * world,  # type: ignore[arg-type]
-            )
-            yield from loader
-            sampler.set_epoch(sampler.state.epoch + 1)
-            dataset.set_epoch(sampler.state.epoch)  # type: ignore[attr-defined]
-
-    last: dict[str, Any] = {}
-    stop = optim_cfg.total_steps if max_steps is None else min(max_steps, optim_cfg.total_steps)
-    source = batches()
-    from rich.progress import Progress
-
-    with Progress(disable=rank != 0 or not os.isatty(2)) as bar:
-        task = bar.add_task(f"fine-tuning {config.task}", total=stop, completed=step)
-        while step < stop:
-            batch = next(source)
-            epoch = sampler.state.epoch
-            module.train()
-            autocast = torch.autocast("cuda", dtype=torch.bfloat16) if amp else nullcontext()
-            with autocast:
-                total, parts = ddp(to_device(batch, device))
-            optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            if optim_cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(params, optim_cfg.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            sampler.advance(len(batch["case"]) * world)
-            step += 1
-            metrics = mean_across_ranks(
-                {"loss": float(total.detach()), **{k: float(v) for k, v in parts.items()}}, world
-            )
-            last = {"step": step, "epoch": epoch, "lr": scheduler.get_last_lr()[0], **metrics}
-            if step % config.run.log_every == 0 or step == stop:
-                log.log(step, {k: v for k, v in last.items() if k != "step"})
-            if rank == 0 and (step % config.run.checkpoint_every == 0 or step == stop):
-                save_checkpoint(
-                    ckpt_dir,
-                    step,
-                    {
-                        **training_state(config.to_dict(), **resumable),
-                        "task": config.task,
-                        "init": str(init) if init is not None else None,
-                        "store": store,
-                        "version": dataset.version.id,  # type: ignore[attr-defined]
-                    },
-                )
-            bar.update(task, completed=step, description=f"fine-tuning {config.task} · loss {last['loss']:.4f}")
-    log.close()
-    if world > 1:
-        dist.barrier()
     last["pretrained_tensors"] = len(loaded)
     return last
 

@@ -59,15 +59,16 @@ class ModelOutput:
 class ToothMCL(nn.Module):
     """Two encoders (CBCT; IOS, one per jaw unless ``ios.shared_jaws``) and their projection heads.
 
-    Stages deeper than the token stages (``cbct.token_stage`` < 4, ``ios.token_stage`` not the last level) are
-    neither run nor trained (``frozen`` names them).
+    With ``cbct_token_fusion`` every CBCT stage feeds the tokens and trains; without it, CBCT stages deeper than
+    ``cbct.token_stage`` are neither run nor trained. IOS levels deeper than ``ios.token_stage`` are neither run
+    nor trained. ``frozen`` names the untrained modules.
     """
 
     def __init__(self, config: ModelConfig, tokens: TokenConfig, backend: Backend = "auto") -> None:
         super().__init__()
         self.config, self.token_config = config, tokens
         self.cbct_encoder = CBCTEncoder(config.cbct)
-        self.frozen = self.cbct_encoder.freeze_beyond_token_stage()
+        self.frozen = [] if config.cbct_token_fusion else self.cbct_encoder.freeze_beyond_token_stage()
         if config.ios.shared_jaws:
             shared = PointTransformerEncoder(config.ios, backend=backend)
             self.ios_encoders = nn.ModuleDict({jaw: shared for jaw in JAWS})
@@ -77,13 +78,23 @@ class ToothMCL(nn.Module):
         for jaw in JAWS:
             frozen_ios = self.ios_encoders[jaw].freeze_beyond(config.ios.token_level)  # type: ignore[operator]
         self.frozen += [f"ios_encoders.*.{name}" for name in frozen_ios]
-        self.cbct_head = ProjectionHead(config.cbct.token_channels, config.head_hidden, config.embed_dim)
+        self.cbct_head = ProjectionHead(cbct_token_channels(config), config.head_hidden, config.embed_dim)
         ios_channels = config.ios.planes[config.ios.token_level]
         self.ios_head = ProjectionHead(ios_channels, config.head_hidden, config.embed_dim)
 
+    def cbct_features(self, image: Tensor) -> Tensor:
+        """Token features (B, C, X/f, Y/f, Z/f) of a crop (B, 1, X, Y, Z), f = ``cbct.token_stride``: the token
+        stage's output, with the deeper stages' upsampled and concatenated when ``cbct_token_fusion``."""
+        stage = self.config.cbct.token_stage
+        if not self.config.cbct_token_fusion:
+            return self.cbct_encoder.tokens(image)
+        outs = self.cbct_encoder(image, upto=4)[stage:]
+        grid = outs[0].shape[2:]
+        return torch.cat([outs[0], *(functional.interpolate(o, size=grid, mode="nearest") for o in outs[1:])], 1)
+
     def cbct_tokens(self, image: Tensor, label_crop: Tensor, world_from_crop: Tensor, patient: Tensor) -> TokenSet:
         """image (B, 1, X, Y, Z) float32; label_crop (B, X, Y, Z) int; world_from_crop (B, 4, 4); patient (B,)."""
-        feats = self.cbct_encoder.tokens(image)  # (B, C, gx, gy, gz)
+        feats = self.cbct_features(image)  # (B, C, gx, gy, gz)
         b, _, gx, gy, gz = feats.shape
         stride = self.config.cbct.token_stride
         emb = self.cbct_head(feats.flatten(2).transpose(1, 2))  # (B, T, D)
@@ -157,6 +168,13 @@ class ToothMCL(nn.Module):
         cbct = self.cbct_tokens(image, labels, wfc, patient)
         ios = self.ios_tokens(batch["ios"], batch["ios_labels"], labels, wfc, patient)
         return ModelOutput(cbct, ios)
+
+
+def cbct_token_channels(config: ModelConfig) -> int:
+    """Channels of a CBCT token feature (:meth:`ToothMCL.cbct_features`)."""
+    cbct = config.cbct
+    stages = range(cbct.token_stage, 5) if config.cbct_token_fusion else [cbct.token_stage]
+    return sum(cbct.feature_size * 2**s for s in stages)
 
 
 def _cases(cases: Any, b: int) -> Sequence[str]:

@@ -3,8 +3,8 @@
 One YAML file holds all of it, validated on load and stored in every checkpoint::
 
     model: …, tokens: …, loss: …, optim: …     # ToothMCLConfig sections
-    data: {split, crop_shape, spacing_mm, points, batch_size, num_workers, augment: {…} | null}
-    run: {seed, log_every, checkpoint_every, threads}
+    data: {split, crop_shape, spacing_mm, points, batch_size, num_workers, augment: {…} | null, eval_splits}
+    run: {seed, log_every, checkpoint_every, threads, eval_every}
 """
 
 from __future__ import annotations
@@ -35,13 +35,20 @@ class DataConfig:
     """Per rank."""
     num_workers: int = 2
     augment: AugmentConfig | None = field(default_factory=AugmentConfig)
+    eval_splits: tuple[str, ...] = ()
+    """Held-out splits the run evaluates on (pretraining: tooth retrieval, ``toothmcl_models.retrieval``) before
+    the first step, every ``run.eval_every`` steps and after the last; () = no evaluation."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "crop_shape", tuple(int(s) for s in self.crop_shape))
+        object.__setattr__(self, "eval_splits", tuple(self.eval_splits))
         if self.batch_size < 1 or self.num_workers < 0:
             raise ConfigError(f"data.batch_size must be ≥ 1 and num_workers ≥ 0, got {self}")
         if self.split not in (None, "train", "val", "test"):
             raise ConfigError(f"data.split must be train, val, test or null, got {self.split!r}")
+        bad = [s for s in self.eval_splits if s not in ("train", "val", "test")]
+        if bad:
+            raise ConfigError(f"data.eval_splits must name train, val or test splits, got {bad}")
 
     def stream(self, seed: int) -> StreamConfig:
         return StreamConfig(self.crop_shape, self.spacing_mm, self.points, seed, self.augment)
@@ -54,10 +61,15 @@ class RunConfig:
     checkpoint_every: int = 100
     threads: int = 0
     """Torch intra-op threads per rank (0 = torch's default); fix it for bit-exact CPU resumes."""
+    eval_every: int = 0
+    """Run the task's evaluation (pretraining: tooth retrieval on held-out patients) every this many steps, besides
+    before the first and after the last; 0 = only before and after."""
 
     def __post_init__(self) -> None:
-        if self.log_every < 1 or self.checkpoint_every < 1 or self.threads < 0:
-            raise ConfigError(f"run.log_every and run.checkpoint_every must be ≥ 1, threads ≥ 0, got {self}")
+        if self.log_every < 1 or self.checkpoint_every < 1 or self.threads < 0 or self.eval_every < 0:
+            raise ConfigError(
+                f"run.log_every and run.checkpoint_every must be ≥ 1, threads and eval_every ≥ 0, got {self}"
+            )
 
 
 @dataclass(frozen=True)
@@ -69,6 +81,7 @@ class PretrainConfig:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self.data)
         data["crop_shape"] = list(self.data.crop_shape)
+        data["eval_splits"] = list(self.data.eval_splits)
         return {**self.toothmcl.to_dict(), "data": data, "run": asdict(self.run)}
 
     @classmethod
@@ -95,7 +108,7 @@ class PretrainConfig:
         if not path.exists() and (CONFIG_DIR / f"pretrain_{path}.yaml").exists():
             path = CONFIG_DIR / f"pretrain_{path}.yaml"
         if not path.is_file():
-            raise ConfigError(f"{path}: no such config file; pass a YAML path or one of: tiny, paper")
+            raise ConfigError(f"{path}: no such config file; pass a YAML path or one of: tiny, cpu, paper")
         try:
             raw = yaml.safe_load(path.read_text(encoding="utf-8"))
         except yaml.YAMLError as err:

@@ -11,7 +11,8 @@ METRICS_CSV = "metrics.csv"
 
 
 class RunLog:
-    """Append metrics to ``folder/metrics.csv`` (columns fixed by the first row) and to TensorBoard."""
+    """Append metrics to ``folder/metrics.csv`` (a column per metric ever logged; blank where a row lacks it) and to
+    TensorBoard."""
 
     def __init__(
         self,
@@ -55,14 +56,21 @@ class RunLog:
         if not self.enabled:
             return
         row = {"step": step, **metrics}
-        new = self._columns is None
         if self._columns is None:
             self._columns = list(row)
-        with self.path.open("a", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=self._columns, extrasaction="ignore")
-            if new:
+            with self.path.open("w", newline="") as fh:
+                csv.DictWriter(fh, fieldnames=self._columns).writeheader()
+        added = [k for k in row if k not in self._columns]
+        if added:  # a metric logged for the first time (e.g. an evaluation): widen the file, rows kept
+            with self.path.open(newline="") as fh:
+                kept = list(csv.DictReader(fh))
+            self._columns += added
+            with self.path.open("w", newline="") as fh:
+                writer = csv.DictWriter(fh, fieldnames=self._columns)
                 writer.writeheader()
-            writer.writerow(row)
+                writer.writerows(kept)
+        with self.path.open("a", newline="") as fh:
+            csv.DictWriter(fh, fieldnames=self._columns).writerow(row)
         if self._tb is not None:
             for key, value in metrics.items():
                 if isinstance(value, int | float):

@@ -48,6 +48,11 @@ def test_flow_publishes_a_version_and_rerun_is_all_cache_hits(threaded: dict[str
     assert len(reader.case_ids()) == first["published"]
     assert reader.table("inventory").num_rows > 100
     assert len(reader.pairs()) > 0
+    # every curated case carries a CBCT tooth label map: the drop has none, so it comes from the registered scans
+    cases = reader.table("cases").to_pylist()
+    assert all(r["has_labels"] and r["cbct_labels_source"] == "ios" for r in cases)
+    sources = {r.get("cbct_label_source") for r in reader.table("teeth").to_pylist() if r["paired"]}
+    assert sources == {"ios"}
 
 
 @pytest.mark.slow

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -83,3 +85,19 @@ def synth_tokens(synth_batch: dict[str, Any]) -> Any:
     model, _ = build(tiny(), seed=0)
     with torch.no_grad():
         return model.eval()(synth_batch)
+
+
+def csv_rows(path: Path) -> list[dict[str, str]]:
+    """The rows of a run's CSV (metrics.csv, seen-rank<r>.csv) as strings."""
+    with path.open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def published(factory: pytest.TempPathFactory, name: str, n: int) -> Path:
+    """A store with ``n`` coarse synthetic patients (``tests.store.conftest.records``) published once."""
+    from tests.store.conftest import records
+    from toothmcl_data.store import publish
+
+    path = factory.mktemp(name) / "store"
+    publish(path, records(n), message=f"{n} coarse synthetic patients")
+    return path

@@ -28,7 +28,7 @@ def test_paper_preset_values() -> None:
     assert c.model.embed_dim == 512
     assert c.loss.kind == "sigmoid"
     assert c.loss.cross_weight == 0.5
-    assert c.loss.init_bias == 0.0
+    assert c.loss.init_bias == -10.0
     assert c.loss.init_temperature == pytest.approx(512**-0.5)
     assert c.model.cbct.token_stride == 32
     assert c.model.cbct.token_channels == 768

@@ -29,8 +29,8 @@ def test_cbct_encoder_stage_shapes() -> None:
     outs = CBCTEncoder(config)(_image(0))
     shapes = [tuple(o.shape) for o in outs]
     assert shapes == [(2, 12 * 2**s, 64 // 2 ** (s + 1), 64 // 2 ** (s + 1), 32 // 2 ** (s + 1)) for s in range(5)]
-    assert config.token_stride == 8
-    assert config.token_channels == 48
+    assert config.token_stride == 4
+    assert config.token_channels == 24
 
 
 def test_cbct_weights_load_strictly_into_monai_swinunetr() -> None:

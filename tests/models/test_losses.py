@@ -94,6 +94,6 @@ def test_losses_fall_on_separable_toy_tokens_and_reach_scale_and_bias(kind: str)
 def test_temperature_is_initialised_as_the_paper_reads() -> None:
     criterion = ToothMCLLoss(LossConfig(), TokenConfig())
     assert float(criterion.scale("cross").detach()) == pytest.approx(math.sqrt(512))  # τ = 512^-0.5 → scale 1/τ
-    assert float(criterion.bias["cross"].detach()) == 0.0
+    assert float(criterion.bias["cross"].detach()) == -10.0  # SigLIP's start
     frozen = ToothMCLLoss(LossConfig(learn_temperature=False, learn_bias=False), TokenConfig())
     assert not any(p.requires_grad for p in frozen.parameters())

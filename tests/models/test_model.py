@@ -28,20 +28,21 @@ def test_build_is_deterministic_and_leaves_global_rng_alone() -> None:
 
 def test_tokens_of_a_synthetic_batch(synth_batch: dict[str, Any], synth_tokens: ModelOutput) -> None:
     cb, io = synth_tokens.cbct, synth_tokens.ios
-    # CBCT: a 96×64×32 crop at stride 8 → 12·8·4 tokens per sample; IOS: 1024 → 256 → 64 points per jaw
-    assert cb.embeddings.shape == (2 * 384, 32)
+    # CBCT: a 96×64×32 crop at stride 4 → 24·16·8 tokens per sample; IOS: 1024 → 256 → 64 points per jaw
+    n = 24 * 16 * 8
+    assert cb.embeddings.shape == (2 * n, 32)
     assert io.embeddings.shape == (2 * 2 * 64, 32)
-    torch.testing.assert_close(cb.embeddings.norm(dim=-1), torch.ones(768))
+    torch.testing.assert_close(cb.embeddings.norm(dim=-1), torch.ones(2 * n))
     torch.testing.assert_close(io.embeddings.norm(dim=-1), torch.ones(256))
-    expected = cbct_patch_labels(synth_batch["cbct_labels"], 8, tiny().tokens.cbct_min_fraction).reshape(-1)
+    expected = cbct_patch_labels(synth_batch["cbct_labels"], 4, tiny().tokens.cbct_min_fraction).reshape(-1)
     assert torch.equal(cb.labels, expected)
     assert torch.equal(cb.match, cb.labels)
-    assert 20 < int((cb.labels > 0).sum()) < 768
-    assert cb.sample.tolist() == [0] * 384 + [1] * 384
+    assert 100 < int((cb.labels > 0).sum()) < 2 * n
+    assert cb.sample.tolist() == [0] * n + [1] * n
     assert cb.patient[0] != cb.patient[-1]
-    # first token: voxel (3.5, 3.5, 3.5) of sample 0's crop, in world mm
+    # first token: voxel (1.5, 1.5, 1.5) of sample 0's crop, in world mm
     wfc = synth_batch["world_from_crop"][0]
-    torch.testing.assert_close(cb.centres[0], wfc[:3, :3] @ torch.full((3,), 3.5, dtype=torch.float64) + wfc[:3, 3])
+    torch.testing.assert_close(cb.centres[0], wfc[:3, :3] @ torch.full((3,), 1.5, dtype=torch.float64) + wfc[:3, 3])
     # IOS token centres are input points (world mm), and their `match` is the label map at that point
     upper0 = synth_batch["ios"]["upper"][0, :, :3].double()
     assert bool((torch.cdist(io.centres[:64], upper0).min(1).values < 1e-4).all())
@@ -68,11 +69,25 @@ def test_one_training_step_reaches_every_part(synth_batch: dict[str, Any]) -> No
         assert sum(float(g.abs().sum()) for g in grads if g is not None) > 0, name
 
 
-def test_swin_stages_past_the_token_stage_are_frozen() -> None:
-    model, _ = build(tiny(), 0)  # token_stage 2
-    assert model.frozen == ["swinViT.layers3c", "swinViT.layers3", "swinViT.layers4c", "swinViT.layers4"]
+def test_swin_stages_past_the_token_stage_are_frozen_without_fusion() -> None:
+    config = replace(tiny(), model=replace(tiny().model, cbct_token_fusion=False))  # token_stage 1
+    model, _ = build(config, 0)
+    assert model.frozen == [f"swinViT.layers{s}{c}" for s in (2, 3, 4) for c in ("c", "")]
     assert not any(p.requires_grad for p in model.cbct_encoder.swinViT.layers4.parameters())
-    assert all(p.requires_grad for p in model.cbct_encoder.swinViT.layers2.parameters())
+    assert all(p.requires_grad for p in model.cbct_encoder.swinViT.layers1.parameters())
+    assert model.cbct_head.net[0].in_features == 24
+
+
+def test_fused_tokens_train_the_whole_cbct_encoder(synth_batch: dict[str, Any]) -> None:
+    model, criterion = build(tiny(), 0)
+    assert model.frozen == []
+    assert model.cbct_head.net[0].in_features == 12 * (2 + 4 + 8 + 16)  # stages 1..4 concatenated
+    out = criterion(*_tokens(model, synth_batch))
+    out.total.backward()
+    params = list(model.cbct_encoder.parameters())
+    assert all(p.requires_grad for p in params)
+    reached = sum(p.numel() for p in params if p.grad is not None and bool(p.grad.abs().sum() > 0))
+    assert reached > 0.95 * sum(p.numel() for p in params)  # was 6.5 % at token stage 2 without fusion
 
 
 def test_ios_levels_past_the_token_level_are_frozen() -> None:
@@ -80,7 +95,7 @@ def test_ios_levels_past_the_token_level_are_frozen() -> None:
     mid = replace(config, model=replace(config.model, ios=replace(config.model.ios, token_stage=1)))
     model, _ = build(mid, 0)
     assert model.frozen[-2:] == ["ios_encoders.*.downs.2", "ios_encoders.*.stages.2"]
-    assert not any(p.requires_grad for p in model.ios_encoders["upper"].downs[2].parameters())
+    assert not any(p.requires_grad for p in model.ios_encoders["upper"].downs[2].parameters())  # type: ignore[index, union-attr]
     assert model.ios_head.net[0].in_features == 32
 
 

@@ -2,35 +2,37 @@
 
 from __future__ import annotations
 
-import csv
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
-from tests.store.conftest import records
-from toothmcl_data.store import publish
+from tests.models.conftest import csv_rows, published
 from toothmcl_models.pretrain import pretrain
-from toothmcl_models.runconfig import PretrainConfig
+from toothmcl_models.runconfig import CONFIG_DIR, PretrainConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("pretrain") / "store"
-    publish(path, records(4), message="four coarse synthetic patients")
+    return published(tmp_path_factory, "pretrain", 4)
+
+
+def _coarse_config(folder: Path) -> Path:
+    """The tiny preset with stage-2 CBCT tokens (8× fewer): the sample-order tests need speed, not positives."""
+    raw = yaml.safe_load((CONFIG_DIR / "pretrain_tiny.yaml").read_text())
+    raw["model"]["cbct"]["token_stage"] = 2
+    raw["tokens"]["cbct_min_fraction"] = 0.3
+    path = folder / "coarse.yaml"
+    path.write_text(yaml.safe_dump(raw))
     return path
 
 
-def _rows(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="") as fh:
-        return list(csv.DictReader(fh))
-
-
-def _torchrun(store: Path, out: Path, steps: int, nproc: int) -> None:
+def _torchrun(store: Path, out: Path, steps: int, nproc: int, config: str = "tiny") -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     cmd = [
         sys.executable,
@@ -43,7 +45,7 @@ def _torchrun(store: Path, out: Path, steps: int, nproc: int) -> None:
         "--store",
         str(store),
         "--config",
-        "tiny",
+        config,
         "--out",
         str(out),
         "--max-steps",
@@ -58,17 +60,21 @@ def test_stop_and_resume_reproduces_the_uninterrupted_losses(store: Path, tmp_pa
     pretrain(str(store), "latest", config, tmp_path / "a", max_steps=4)
     pretrain(str(store), "latest", config, tmp_path / "b", max_steps=3)  # stops mid-epoch 1
     pretrain(str(store), "latest", config, tmp_path / "b", max_steps=4, resume=True)
-    a, b = _rows(tmp_path / "a" / "metrics.csv"), _rows(tmp_path / "b" / "metrics.csv")
+    a, b = csv_rows(tmp_path / "a" / "metrics.csv"), csv_rows(tmp_path / "b" / "metrics.csv")
     assert [r["step"] for r in b] == ["1", "2", "3", "4"]
+    for row in a:  # issue 13: ≥ 100 CBCT and cross-modal positive pairs per step with the tiny preset
+        assert float(row["positives_cbct"]) >= 100, row
+        assert float(row["positives_cross"]) >= 100, row
     assert a == b  # every metric, bit for bit (CSV holds repr of the floats)
-    assert _rows(tmp_path / "a" / "seen-rank0.csv") == _rows(tmp_path / "b" / "seen-rank0.csv")
+    assert csv_rows(tmp_path / "a" / "seen-rank0.csv") == csv_rows(tmp_path / "b" / "seen-rank0.csv")
 
 
 def test_one_and_two_ranks_see_the_same_samples_in_the_same_global_order(store: Path, tmp_path: Path) -> None:
-    _torchrun(store, tmp_path / "two", steps=2, nproc=2)  # 2 ranks × batch 2: one step per epoch
-    pretrain(str(store), "latest", PretrainConfig.from_yaml(Path("tiny")), tmp_path / "one", max_steps=4)
-    one = _rows(tmp_path / "one" / "seen-rank0.csv")
-    ranks = [_rows(tmp_path / "two" / f"seen-rank{r}.csv") for r in (0, 1)]
+    coarse = _coarse_config(tmp_path)
+    _torchrun(store, tmp_path / "two", steps=2, nproc=2, config=str(coarse))  # 2 ranks × batch 2: 1 step per epoch
+    pretrain(str(store), "latest", PretrainConfig.from_yaml(coarse), tmp_path / "one", max_steps=4)
+    one = csv_rows(tmp_path / "one" / "seen-rank0.csv")
+    ranks = [csv_rows(tmp_path / "two" / f"seen-rank{r}.csv") for r in (0, 1)]
     for epoch in ("0", "1"):
         single = [r["index"] for r in one if r["epoch"] == epoch]
         r0 = [r["index"] for r in ranks[0] if r["epoch"] == epoch]
@@ -76,7 +82,7 @@ def test_one_and_two_ranks_see_the_same_samples_in_the_same_global_order(store: 
         assert not set(r0) & set(r1)  # disjoint parts
         interleaved = [x for pair in zip(r0, r1, strict=True) for x in pair]
         assert interleaved == single  # same set, same global order
-    metrics = _rows(tmp_path / "two" / "metrics.csv")
+    metrics = csv_rows(tmp_path / "two" / "metrics.csv")
     assert len(metrics) == 2
     assert all(float(r["positives_cross"]) > 0 for r in metrics)  # geometry found cross-modal positives
 
@@ -84,7 +90,7 @@ def test_one_and_two_ranks_see_the_same_samples_in_the_same_global_order(store: 
 @pytest.mark.slow
 def test_two_process_gloo_run_loss_falls(store: Path, tmp_path: Path) -> None:
     _torchrun(store, tmp_path / "run", steps=40, nproc=2)
-    losses = [float(r["loss"]) for r in _rows(tmp_path / "run" / "metrics.csv")]
+    losses = [float(r["loss"]) for r in csv_rows(tmp_path / "run" / "metrics.csv")]
     assert len(losses) == 40
     assert sum(losses[-8:]) / 8 < 0.7 * sum(losses[:8]) / 8
     assert (tmp_path / "run" / "checkpoints" / "latest.pt").exists()

@@ -19,7 +19,7 @@ from toothmcl_data.types import Case, Jaw, Mesh, Volume, apply_transform
 
 ROW_KEYS = {
     "case", "fdi", "centroid_cbct_mm", "centroid_ios_mm", "extent_mm", "residual_mm", "flags", "in_cbct", "in_ios",
-    "paired",
+    "paired", "cbct_label_source",
 }  # fmt: skip
 
 
@@ -101,6 +101,28 @@ def test_without_a_label_map_pairs_come_from_the_scan(registered: Registered) ->
         assert np.count_nonzero(pair.label_crop == pair.fdi) > 50
         assert set(np.unique(pair.label_crop)) <= {0, *[t.fdi for t in p.anatomy.teeth]}
     assert all(r["centroid_cbct_mm"] is None and r["in_cbct"] for r in res.teeth)
+
+
+def test_without_a_label_map_the_case_gets_one_from_the_registered_scans(registered: Registered) -> None:
+    p = registered.patient
+    res = pair_case(Case("P001", p.cbct, None, dict(p.ios)), registered.registrations, SMALL)
+    assert res.cbct_labels_source == "ios"
+    assert res.cbct_labels is not None
+    assert res.cbct_labels.shape == p.cbct.shape
+    np.testing.assert_array_equal(res.cbct_labels.affine, p.cbct.affine)
+    got, truth = np.asarray(res.cbct_labels.array), np.asarray(p.cbct_labels.array)
+    teeth = sorted(t.fdi for t in p.anatomy.teeth)
+    assert sorted(int(f) for f in np.unique(got) if f > 0) == teeth
+    placed = got > 0
+    assert np.mean(truth[placed] == got[placed]) > 0.9  # the transferred identity is the true tooth's
+    for fdi in teeth:
+        assert np.count_nonzero(got == fdi) > 0.2 * np.count_nonzero(truth == fdi), fdi  # crowns + root tops
+    assert {r["cbct_label_source"] for r in res.teeth} == {"ios"}
+    for pair in res.pairs:  # the pair crops are cut from the same map
+        assert np.count_nonzero(pair.label_crop == pair.fdi) > 50
+    own = pair_case(registered.case(), registered.registrations, SMALL, surface=registered.surface)
+    assert own.cbct_labels is p.cbct_labels or own.cbct_labels is registered.case().cbct_labels
+    assert own.cbct_labels_source == "cbct"
 
 
 def _swap(a: int, b: int) -> Callable[[np.ndarray], np.ndarray]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -20,14 +20,26 @@ from toothmcl_data.types import Case, Jaw, Mesh, Registration, ToothPair, Volume
 log = logging.getLogger(__name__)
 
 
+LABEL_SOURCES = ("cbct", "ios")
+"""Where a CBCT tooth's identity comes from (``cbct_label_source`` of the teeth table, ``cbct_labels_source`` of
+the case): the CBCT's own label map, or the registered IOS labels transferred into the CBCT."""
+
+
 @dataclass(frozen=True, eq=False)
 class PairResult:
-    """Pairs of one case, its tooth table rows, label-transfer coverage per jaw and FDI, and case findings."""
+    """Pairs of one case, its tooth table rows, label-transfer coverage per jaw and FDI, and case findings.
+
+    cbct_labels: the case's CBCT tooth label map — its own when it has one, else the paired IOS teeth's labels
+    transferred into the CBCT through the registration (:func:`transferred_label_map`); None when no tooth could
+    be placed. cbct_labels_source: ``"cbct"``, ``"ios"`` or ``""`` (none).
+    """
 
     pairs: list[ToothPair]
     teeth: list[dict[str, Any]]
     coverage: dict[str, dict[int, float]] = field(default_factory=dict)
     flags: tuple[str, ...] = ()
+    cbct_labels: Volume | None = None
+    cbct_labels_source: str = ""
 
 
 @dataclass(frozen=True, eq=False)
@@ -95,25 +107,39 @@ def _row(case: Case, fdi: int, **values: Any) -> dict[str, Any]:
     return row
 
 
-def _label_crop(
-    case: Case,
-    view: _Jaw,
-    crop: NDArray[np.int16],
-    world_from_crop: NDArray[np.float64],
-    level: float,
-    config: PairConfig,
-) -> NDArray[np.int16]:
+def _label_crop(case: Case, world_from_crop: NDArray[np.float64], config: PairConfig) -> NDArray[np.int16]:
     if case.cbct_labels is not None:
         return teeth.resample(case.cbct_labels, world_from_crop, config.crop_shape, labels=True)
-    grid = Volume(crop, world_from_crop)
-    return transfer.labels_from_ios(grid, view.vertices, view.labels, level, config.project_mm)
+    return np.zeros(config.crop_shape, dtype=np.int16)  # filled from the transferred label map (pair_case)
+
+
+def transferred_label_map(
+    cbct: Volume, views: list[_Jaw], paired: set[int], level: float, config: PairConfig
+) -> Volume | None:
+    """A CBCT tooth label map from the registered IOS labels of the ``paired`` teeth (FDI codes): tooth voxels
+    within ``config.project_mm`` of such a crown vertex take the label of the nearest one (both jaws at
+    once, so teeth in occlusion split at the middle). Unpaired teeth (inconsistent, not in the CBCT, failed
+    registration) are left out: their identity is not trusted. Voxels count as tooth above
+    :func:`transfer.inner_level` (between the surface level and the crowns' own value: not the alveolar bone).
+    Same grid as ``cbct`` (int16); None if empty."""
+    keep = [np.isin(v.labels, sorted(paired)) for v in views]
+    crowns = np.concatenate([v.vertices[k] for v, k in zip(views, keep, strict=True)]) if views else np.zeros((0, 3))
+    if len(crowns) == 0:
+        return None
+    normals = np.concatenate([v.normals[k] for v, k in zip(views, keep, strict=True)])
+    labels = np.concatenate([v.labels[k] for v, k in zip(views, keep, strict=True)])
+    threshold = transfer.inner_level(cbct, crowns, normals, level)
+    box = transfer.box_around(cbct, crowns, config.project_mm)
+    part = transfer.labels_from_ios(cbct, crowns, labels, threshold, config.project_mm, box=box)
+    out = np.zeros(cbct.shape, dtype=np.int16)
+    out[box] = part
+    return Volume(out, cbct.affine) if out.any() else None
 
 
 def _tooth(
     case: Case,
     fdi: int,
     view: _Jaw | None,
-    surface: ToothSurface,
     boxes: dict[int, tuple[NDArray[np.float64], NDArray[np.float64]]],
     config: PairConfig,
 ) -> tuple[dict[str, Any], ToothPair | None]:
@@ -160,7 +186,7 @@ def _tooth(
         centre_cbct = teeth.keep_crown(centre_cbct, crown, occlusal, config.crop_mm)
     world_from_crop = teeth.crop_affine(centre_cbct, config.crop_shape, config.spacing_mm)
     crop = teeth.resample(cbct, world_from_crop, config.crop_shape, labels=False)
-    label_crop = _label_crop(case, view, crop, world_from_crop, surface.level, config)
+    label_crop = _label_crop(case, world_from_crop, config)
     points = teeth.tooth_points(crown, view.normals[sel], config.points)
     pair_flags = tuple(view.flags)
     return row, ToothPair(case.pseudonym, fdi, crop, label_crop, world_from_crop, points, pair_flags)
@@ -209,7 +235,7 @@ def pair_case(
         other = [v for v in views.values() if v.jaw != jaw and np.any(v.labels == fdi)]
         if other and (view is None or not np.any(view.labels == fdi)):
             view = other[0]
-        row, pair = _tooth(case, fdi, view, surface, boxes, config)
+        row, pair = _tooth(case, fdi, view, boxes, config)
         rows.append(row)
         if pair is not None:
             pairs.append(pair)
@@ -220,5 +246,15 @@ def pair_case(
         for jaw, v in views.items()
     }
     flags = tuple(sorted({f"{jaw}:{f}" for jaw, v in views.items() for f in v.flags}))
+    label_map, source = case.cbct_labels, "cbct"
+    if label_map is None:
+        paired = {int(r["fdi"]) for r in rows if r["paired"]}
+        label_map, source = transferred_label_map(case.cbct, list(views.values()), paired, surface.level, config), "ios"
+        if label_map is not None:
+            crops = {p.fdi: teeth.resample(label_map, p.world_from_crop, config.crop_shape, labels=True) for p in pairs}
+            pairs = [replace(p, label_crop=crops[p.fdi]) for p in pairs]
+    placed = set() if label_map is None else {int(f) for f in np.unique(np.asarray(label_map.array)) if f > 0}
+    for row in rows:
+        row["cbct_label_source"] = source if int(row["fdi"]) in placed else None
     log.debug("case %s: %d pairs of %d teeth", case.pseudonym, len(pairs), len(rows))
-    return PairResult(pairs, rows, coverage, flags)
+    return PairResult(pairs, rows, coverage, flags, label_map, source if label_map is not None else "")

@@ -220,11 +220,17 @@ class CaseDataset(_VersionDataset):
         for row in self.version.table("registrations").to_pylist():
             registered.setdefault(row["pseudonym"], set()).add(row["jaw"])
         with_reg = {case for case, found in registered.items() if set(jaws) <= found}
-        # Crop centres: the paired teeth (centres of their published crops).
+        # Crop centres: the paired teeth's crowns (registered IOS crown centroids, LPS mm), so a crop holds the
+        # crowns of both modalities — where the CBCT's tooth labels are when they were transferred from the scans.
+        # Without them (older stores), the centres of the teeth's published crops (which lie towards the roots).
         arrays = self.version.pairs()
         cases = self.version.table("cases").column("pseudonym").to_pylist()
         self._centres: dict[str, list[NDArray[np.float64]]] = {}
-        if len(arrays.slots):
+        for row in self.version.table("teeth").to_pylist():
+            if row.get("paired") and row.get("centroid_ios_mm") is not None:
+                centre = np.asarray(row["centroid_ios_mm"], dtype=np.float64)
+                self._centres.setdefault(row["pseudonym"], []).append(centre)
+        if len(arrays.slots) and not self._centres:
             index = arrays.index
             shape = np.asarray(arrays.cbct_crop.shape[1:], dtype=np.float64)
             for slot in arrays.slots:

@@ -3,8 +3,8 @@
 Two implementations with the same results:
 
 - ``pytorch3d`` (``pytorch3d.ops.knn_points`` / ``sample_farthest_points``), used when ``import pytorch3d`` works;
-- a fallback: chunked exact distances in torch for kNN, and ``fpsample.fps_sampling`` (CPU) or a vectorised torch
-  loop (any device) for FPS.
+- a fallback: chunked exact distances in torch for kNN, and ``fpsample.fps_sampling`` (C++ on the CPU, for
+  points on any device) for FPS, or a vectorised torch loop (any device) when fpsample is missing.
 
 Both compute squared Euclidean distances of the same float32 coordinates, so they agree except at exact or
 float-rounding ties (tested against a float64 brute-force reference on tie-free clouds).
@@ -42,7 +42,10 @@ def _resolve(backend: Backend, device: torch.device, op: str) -> str:
     if backend == "auto":
         if pytorch3d_available():
             return "pytorch3d"
-        return "fpsample" if (op == "fps" and device.type == "cpu") else "torch"
+        # FPS: fpsample's C++ on any device (the points cross to the CPU and the indices back: (B, N, 3) floats,
+        # ~0.3 MB at 24,000 points) rather than the torch loop, whose m tiny kernel launches per call crawl on a
+        # GPU; kNN: the chunked torch distances (fast on any device).
+        return "fpsample" if op == "fps" and importlib.util.find_spec("fpsample") is not None else "torch"
     if backend == "pytorch3d" and not pytorch3d_available():
         raise ConfigError(
             f"{op}: backend 'pytorch3d' requested but pytorch3d is not importable; install it "

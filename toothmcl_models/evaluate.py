@@ -31,6 +31,7 @@ from toothmcl_data.io.teeth3ds import write_teeth3ds_json
 from toothmcl_data.io.volume import write_nifti
 from toothmcl_data.metrics import CBCTScores, IOSScores, score_label_maps, score_scan
 from toothmcl_data.stream.dataset import resample
+from toothmcl_data.stream.jaws import canonical_from_scan
 from toothmcl_data.types import Affine4x4, Jaw, Mesh, Volume
 from toothmcl_models.segmentation import CBCTSegmenter, IOSSegmenter, classes_to_fdi
 
@@ -133,17 +134,22 @@ def predict_mesh(
     points: int,
     rng: np.random.Generator,
     world_from_mesh: Affine4x4 | None = None,
+    frame: str = "world",
     k: int = 3,
     device: torch.device | str = "cpu",
 ) -> tuple[NDArray[np.int16], NDArray[np.int16]]:
     """Per-vertex FDI labels (n,) int16 (0 gingiva) and instances (n,) int16 of one jaw scan.
 
-    mesh: the scan, vertices (n, 3) mm in its own frame. world_from_mesh: (4, 4) moves it into the frame the
+    mesh: the scan, vertices (n, 3) mm in its own frame. frame: the run's ``segment.frame``; ``"canonical"``
+    moves the scan into its canonical frame (``stream.jaws.canonical_from_scan``, from the scan alone, as in
+    training) and ignores ``world_from_mesh``; otherwise world_from_mesh (4, 4) moves it into the frame the
     network was trained in (the CBCT world for registered scans; None = identity). ``points`` vertices are
     drawn from ``rng``.
     """
     normals = vertex_normals(mesh)
     xyz = mesh.vertices
+    if frame == "canonical":
+        world_from_mesh = canonical_from_scan(xyz, normals)
     if world_from_mesh is not None:
         xyz = xyz @ world_from_mesh[:3, :3].T + world_from_mesh[:3, 3]
         normals = normals @ world_from_mesh[:3, :3].T
@@ -255,7 +261,12 @@ def main(argv: list[str] | None = None) -> None:
             raise InputError(f"{args.checkpoint}: IOS prediction needs an IOS run and --jaw")
         mesh = read_mesh(args.input, jaw=args.jaw)
         labels, instances = predict_mesh(
-            net, mesh, args.jaw, points=config.data.points, rng=np.random.default_rng(args.seed)
+            net,
+            mesh,
+            args.jaw,
+            points=config.data.points,
+            rng=np.random.default_rng(args.seed),
+            frame=config.segment.frame,
         )
         write_prediction_teeth3ds(args.out, labels, id_patient=args.input.stem, jaw=args.jaw, instances=instances)
         if args.gt is not None:
@@ -267,3 +278,63 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def foreground_dice(prediction: NDArray[np.integer], truth: NDArray[np.integer]) -> float:
+    """Label-blind Dice of "any tooth" (label > 0) between two label maps on the same grid (NaN when both empty)."""
+    p, t = np.asarray(prediction) > 0, np.asarray(truth) > 0
+    total = int(p.sum()) + int(t.sum())
+    return 2.0 * float((p & t).sum()) / total if total else math.nan
+
+
+def score_cbct_cases(
+    net: CBCTSegmenter, version: Any, cases: list[str], *, spacing_mm: float, roi: tuple[int, int, int]
+) -> dict[str, float]:
+    """Whole-volume sliding-window predictions on each case's native grid, scored against its label map; means
+    over the cases of foreground Dice, mean per-tooth Dice over the GT's FDI teeth, identification and detection
+    rates. version: an open store version (``toothmcl_data.store.open_version``)."""
+    rows = []
+    for case in cases:
+        cbct, labels = version.cbct(case), version.cbct_labels(case)
+        if cbct is None or labels is None:
+            raise InputError(f"case {case} has no CBCT or no label map to score against")
+        pred = predict_volume(net, cbct, spacing_mm=spacing_mm, roi=roi)
+        summary = score_volume(pred, labels, case).summary()
+        rows.append(
+            {
+                "foreground_dice": foreground_dice(pred.array, labels.array),
+                "tooth_dice": float(summary["mean_dice"]),
+                "identification_rate": float(summary["identification_accuracy"]),
+                "detection_rate": float(summary["detection_rate"]),
+            }
+        )
+    return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]} if rows else {}
+
+
+def score_ios_cases(
+    net: IOSSegmenter,
+    meshes: list[tuple[str, Mesh]],
+    *,
+    points: int,
+    frame: str,
+    seed: int = 0,
+    world_from_mesh: list[Affine4x4 | None] | None = None,
+) -> dict[str, float]:
+    """Predict and score labelled jaw scans ``(case, mesh)`` (``mesh.jaw`` set, labels in its own frame); means over
+    the scans of TSA, TIR, TLA (exp(−TLA)) and mIoU. ``frame``: the run's ``segment.frame``; ``world_from_mesh``:
+    per scan, used when ``frame`` is not canonical."""
+    rows = []
+    for i, (case, mesh) in enumerate(meshes):
+        if mesh.jaw not in ("upper", "lower"):
+            raise InputError(f"case {case}: scan has no jaw; set Mesh.jaw")
+        labels, instances = predict_mesh(
+            net,
+            mesh,
+            mesh.jaw,
+            points=points,
+            rng=np.random.default_rng([seed, i]),
+            world_from_mesh=world_from_mesh[i] if world_from_mesh is not None else None,
+            frame=frame,
+        )
+        rows.append(score_mesh(mesh, labels, instances, case).summary())
+    return {k.lower(): float(np.nanmean([r[k] for r in rows])) for k in ("TSA", "TIR", "TLA", "mIoU")} if rows else {}

@@ -92,7 +92,13 @@ class SegmentationStep(nn.Module):
         if self.config.task == "cbct":
             logits = self.net(batch["cbct"])
             target = fdi_to_classes(batch["cbct_labels"], self._table("cbct"))
-            return dice_ce_loss(logits, target, dice_weight=seg.dice_weight, ce_weight=seg.ce_weight)
+            return dice_ce_loss(
+                logits,
+                target,
+                dice_weight=seg.dice_weight,
+                ce_weight=seg.ce_weight,
+                background_weight=seg.background_weight,
+            )
         jaws: list[str] = list(batch["jaw"])
         total: Tensor | None = None
         parts: dict[str, Tensor] = {}
@@ -100,7 +106,13 @@ class SegmentationStep(nn.Module):
             rows = torch.tensor([i for i, j in enumerate(jaws) if j == jaw], device=batch["points"].device)
             logits = self.net(batch["points"][rows], jaw).transpose(1, 2)  # (b, K, N)
             target = fdi_to_classes(batch["labels"][rows], self._table(jaw))
-            loss, p = dice_ce_loss(logits, target, dice_weight=seg.dice_weight, ce_weight=seg.ce_weight)
+            loss, p = dice_ce_loss(
+                logits,
+                target,
+                dice_weight=seg.dice_weight,
+                ce_weight=seg.ce_weight,
+                background_weight=seg.background_weight,
+            )
             weight = len(rows) / len(jaws)
             total = loss * weight if total is None else total + loss * weight
             for k, v in p.items():

@@ -6,9 +6,11 @@ covering it, segmented by ``monai.inferers.sliding_window_inference`` with the t
 has the input's shape and affine, so it scores against the input's label map voxel by voxel and is written as
 NIfTI with the input's geometry (:func:`write_prediction_nifti`).
 
-IOS (:func:`predict_mesh`): ``points`` vertices are drawn (seeded), segmented, and every mesh vertex takes the
-majority class of its ``k`` nearest drawn points (``k = 1``: the nearest) — so each vertex gets a label, in the
-mesh's vertex order; instances are numbered per predicted tooth. Written as Teeth3DS JSON
+IOS (:func:`predict_mesh`): the vertices are shuffled (seeded) and cut into clouds of the training's ``points``
+(so every cloud has the training's point density), each cloud is segmented, and every vertex takes the argmax of
+its own softmax (``cover=True``, the default); with ``cover=False`` one cloud is drawn and every vertex takes the
+majority class of its ``k`` nearest drawn points. Each vertex gets a label, in the mesh's vertex order; instances
+are numbered per predicted tooth. Written as Teeth3DS JSON
 (:func:`write_prediction_teeth3ds`). Scores come from :mod:`toothmcl_data.metrics`.
 """
 
@@ -136,6 +138,8 @@ def predict_mesh(
     world_from_mesh: Affine4x4 | None = None,
     frame: str = "world",
     k: int = 3,
+    cover: bool = True,
+    batch: int = 4,
     device: torch.device | str = "cpu",
 ) -> tuple[NDArray[np.int16], NDArray[np.int16]]:
     """Per-vertex FDI labels (n,) int16 (0 gingiva) and instances (n,) int16 of one jaw scan.
@@ -143,8 +147,10 @@ def predict_mesh(
     mesh: the scan, vertices (n, 3) mm in its own frame. frame: the run's ``segment.frame``; ``"canonical"``
     moves the scan into its canonical frame (``stream.jaws.canonical_from_scan``, from the scan alone, as in
     training) and ignores ``world_from_mesh``; otherwise world_from_mesh (4, 4) moves it into the frame the
-    network was trained in (the CBCT world for registered scans; None = identity). ``points`` vertices are
-    drawn from ``rng``.
+    network was trained in (the CBCT world for registered scans; None = identity). cover: every vertex is
+    segmented itself, in ⌈n / points⌉ clouds of ``points`` shuffled vertices (``batch`` clouds per forward; the
+    last cloud is filled up with already-covered vertices, whose softmaxes are averaged); else one cloud of
+    ``points`` vertices drawn from ``rng`` is segmented and labels reach the others by a ``k``-nearest vote.
     """
     normals = vertex_normals(mesh)
     xyz = mesh.vertices
@@ -154,12 +160,23 @@ def predict_mesh(
         xyz = xyz @ world_from_mesh[:3, :3].T + world_from_mesh[:3, 3]
         normals = normals @ world_from_mesh[:3, :3].T
     n = len(xyz)
-    pick = np.sort(rng.choice(n, size=points, replace=n < points))
-    cloud = torch.from_numpy(np.concatenate([xyz[pick], normals[pick]], 1).astype(np.float32))[None].to(device)
+    features = np.concatenate([xyz, normals], 1).astype(np.float32)
     net = net.eval().to(device)
-    classes = net(cloud, jaw).argmax(-1)[0].cpu().numpy()
-    fdi = classes_to_fdi(classes, jaw)
-    labels = back_project(xyz[pick], fdi, xyz, k=k).astype(np.int16)
+    if not cover:
+        pick = np.sort(rng.choice(n, size=points, replace=n < points))
+        classes = net(torch.from_numpy(features[pick])[None].to(device), jaw).argmax(-1)[0].cpu().numpy()
+        labels = back_project(xyz[pick], classes_to_fdi(classes, jaw), xyz, k=k).astype(np.int16)
+        return labels, instances_from_labels(labels)
+    clouds = max(1, math.ceil(n / points))
+    order = rng.permutation(n)
+    order = np.concatenate([order, rng.choice(n, size=clouds * points - n, replace=n < clouds * points - n)])
+    order = order.reshape(clouds, points)
+    probs = np.zeros((n, net.decoders[jaw].head[-1].out_features), dtype=np.float64)
+    for start in range(0, clouds, batch):
+        idx = np.sort(order[start : start + batch], axis=1)
+        out = torch.softmax(net(torch.from_numpy(features[idx]).to(device), jaw).float(), -1).cpu().numpy()
+        np.add.at(probs, idx.ravel(), out.reshape(-1, out.shape[-1]))
+    labels = classes_to_fdi(probs.argmax(1), jaw).astype(np.int16)
     return labels, instances_from_labels(labels)
 
 

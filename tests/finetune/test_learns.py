@@ -61,7 +61,7 @@ def test_cbct_finetuning_overfits_one_patient(seg_store: Path, tmp_path: Path) -
 
 def test_ios_finetuning_overfits_one_jaw_scan(seg_store: Path, tmp_path: Path) -> None:
     """The training scan, moved to a random pose, is segmented with TSA ≥ 0.95 (canonical frame)."""
-    base = _overfit_config("ios", "P0000", 150, points=1024, batch_size=1)
+    base = _overfit_config("ios", "P0000", 300, points=1024, batch_size=1)
     config = replace(base, segment=replace(base.segment, jaws=("lower",)))
     finetune(str(seg_store), "latest", config, tmp_path / "run")
     net, _ = load_finetuned(tmp_path / "run")
@@ -69,7 +69,7 @@ def test_ios_finetuning_overfits_one_jaw_scan(seg_store: Path, tmp_path: Path) -
     mesh = open_version(seg_store).ios("P0000", "lower")
     motion = np.eye(4)
     motion[:3, :3] = Rotation.random(random_state=np.random.default_rng(5)).as_matrix()
-    moved = Mesh(apply_transform(motion, mesh.vertices), mesh.faces, mesh.frame, mesh.labels, mesh.instances, "lower")
+    moved = Mesh(apply_transform(motion, mesh.vertices), mesh.faces, mesh.frame, mesh.labels, mesh.instances, jaw="lower")
     scores = score_ios_cases(net, [("P0000", moved)], points=1024, frame="canonical")
     assert scores["tsa"] >= 0.95, scores
 

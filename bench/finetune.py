@@ -49,9 +49,12 @@ from toothmcl_models.segmentation import CBCTSegmenter, IOSSegmenter
 MODALITIES = ("cbct", "ios")
 
 
-def build_store(seed: int, n_train: int, n_test: int, out: Path, synth_spacing_mm: float) -> dict[str, list[str]]:
-    """Publish ``n_train`` + 1 validation + ``n_test`` synthetic patients drawn from ``seed`` to ``out/store``;
-    returns the pseudonyms per role."""
+def build_store(
+    seed: int, n_train: int, n_test: int, out: Path, synth_spacing_mm: float, reuse: bool = False
+) -> dict[str, list[str]]:
+    """Publish ``n_train`` + 1 validation + ``n_test`` synthetic patients drawn from ``seed`` to ``out/store``
+    (``reuse``: keep a store already there, drawn by an earlier run with the same arguments); returns the
+    pseudonyms per role."""
     synth = SynthConfig(spacing_mm=synth_spacing_mm, ios_resolution_mm=0.8)
     roles = {
         "train": [f"TR{i:03d}" for i in range(n_train)],
@@ -61,6 +64,8 @@ def build_store(seed: int, n_train: int, n_test: int, out: Path, synth_spacing_m
     names = roles["train"] + roles["val"] + roles["test"]
     patients = (make_patient(synth, np.random.default_rng([seed, i]), index=i) for i in range(len(names)))
     store = out / "store"
+    if reuse and store.exists():
+        return roles
     if store.exists():
         shutil.rmtree(store)
     publish(
@@ -157,7 +162,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
-    roles = build_store(args.seed, args.train, args.test, out, args.synth_spacing)
+    roles = build_store(args.seed, args.train, args.test, out, args.synth_spacing, args.reuse_store)
     report: dict[str, Any] = {"seed": args.seed, "cases": roles, "store_minutes": (time.perf_counter() - t) / 60}
     curves = {}
     for task in args.modality:
@@ -199,6 +204,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--out", type=Path, default=Path("bench-finetune"), help="work folder")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--reuse-store", action="store_true", help="keep OUT/store from an earlier identical run")
     args = parser.parse_args(argv)
     args.modality = (args.modality,) if args.modality else MODALITIES
     report = run_bench(args)

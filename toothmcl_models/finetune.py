@@ -98,6 +98,7 @@ class SegmentationStep(nn.Module):
                 dice_weight=seg.dice_weight,
                 ce_weight=seg.ce_weight,
                 background_weight=seg.background_weight,
+                foreground_weight=seg.foreground_weight,
             )
         jaws: list[str] = list(batch["jaw"])
         total: Tensor | None = None
@@ -112,6 +113,7 @@ class SegmentationStep(nn.Module):
                 dice_weight=seg.dice_weight,
                 ce_weight=seg.ce_weight,
                 background_weight=seg.background_weight,
+                foreground_weight=seg.foreground_weight,
             )
             weight = len(rows) / len(jaws)
             total = loss * weight if total is None else total + loss * weight

@@ -171,11 +171,14 @@ def predict_mesh(
     order = rng.permutation(n)
     order = np.concatenate([order, rng.choice(n, size=clouds * points - n, replace=n < clouds * points - n)])
     order = order.reshape(clouds, points)
-    probs = np.zeros((n, net.decoders[jaw].head[-1].out_features), dtype=np.float64)
+    probs: NDArray[np.float64] | None = None
     for start in range(0, clouds, batch):
         idx = np.sort(order[start : start + batch], axis=1)
         out = torch.softmax(net(torch.from_numpy(features[idx]).to(device), jaw).float(), -1).cpu().numpy()
+        if probs is None:
+            probs = np.zeros((n, out.shape[-1]), dtype=np.float64)
         np.add.at(probs, idx.ravel(), out.reshape(-1, out.shape[-1]))
+    assert probs is not None
     labels = classes_to_fdi(probs.argmax(1), jaw).astype(np.int16)
     return labels, instances_from_labels(labels)
 

@@ -15,7 +15,8 @@ from toothmcl_data.fdi import PERMANENT_FDI
 from toothmcl_data.store import open_version
 from toothmcl_data.stream.collate import collate
 from toothmcl_data.stream.jaws import JawDataset, canonical_from_scan
-from toothmcl_data.types import Mesh, apply_transform
+from toothmcl_data.stream.volumes import VolumeDataset
+from toothmcl_data.types import Jaw, Mesh, apply_transform
 from toothmcl_models.evaluate import foreground_dice, predict_volume, score_ios_cases, vertex_normals
 from toothmcl_models.finetune import SegmentationStep, finetune, load_finetuned, make_dataset
 from toothmcl_models.segconfig import FinetuneConfig
@@ -53,7 +54,8 @@ def test_cbct_finetuning_overfits_one_patient(seg_store: Path, tmp_path: Path) -
     assert isinstance(net, CBCTSegmenter)
     version = open_version(seg_store)
     cbct, labels = version.cbct("P0000"), version.cbct_labels("P0000")
-    assert cbct is not None and labels is not None
+    assert cbct is not None
+    assert labels is not None
     pred = predict_volume(net, cbct, spacing_mm=1.6, roi=(64, 32, 32))
     dice = foreground_dice(pred.array, labels.array)
     assert dice >= 0.90, dice
@@ -69,7 +71,8 @@ def test_ios_finetuning_overfits_one_jaw_scan(seg_store: Path, tmp_path: Path) -
     mesh = open_version(seg_store).ios("P0000", "lower")
     motion = np.eye(4)
     motion[:3, :3] = Rotation.random(random_state=np.random.default_rng(5)).as_matrix()
-    moved = Mesh(apply_transform(motion, mesh.vertices), mesh.faces, mesh.frame, mesh.labels, mesh.instances, jaw="lower")
+    xyz = apply_transform(motion, mesh.vertices)
+    moved = Mesh(xyz, mesh.faces, mesh.frame, mesh.labels, mesh.instances, jaw="lower")
     scores = score_ios_cases(net, [("P0000", moved)], points=1024, frame="canonical")
     assert scores["tsa"] >= 0.95, scores
 
@@ -77,6 +80,7 @@ def test_ios_finetuning_overfits_one_jaw_scan(seg_store: Path, tmp_path: Path) -
 def test_cbct_label_crops_are_non_empty_and_sit_on_bright_teeth(seg_store: Path) -> None:
     config = _cpu("cbct")
     dataset = make_dataset(str(seg_store), "latest", replace(config, data=replace(config.data, augment=None)))
+    assert isinstance(dataset, VolumeDataset)
     for index in range(len(dataset)):
         sample = dataset[index]
         image, labels = sample["cbct"][0].numpy(), sample["cbct_labels"].numpy()
@@ -98,7 +102,8 @@ def test_every_tooth_round_trips_through_its_class_index() -> None:
     assert sorted(cbct.tolist()) == list(range(1, 33))
     np.testing.assert_array_equal(classes_to_fdi(cbct), PERMANENT_FDI)
     assert int(fdi_to_classes(torch.tensor([0]), cbct_class_table())) == 0
-    for jaw, quadrants in (("upper", (1, 2)), ("lower", (3, 4))):
+    jaws: tuple[tuple[Jaw, tuple[int, int]], ...] = (("upper", (1, 2)), ("lower", (3, 4)))
+    for jaw, quadrants in jaws:
         own = [f for f in PERMANENT_FDI if f // 10 in quadrants]
         other = [f for f in PERMANENT_FDI if f // 10 not in quadrants]
         classes = fdi_to_classes(torch.tensor(own), ios_class_table(jaw))
@@ -133,7 +138,8 @@ def test_gradients_reach_every_parameter(seg_store: Path, task: str) -> None:
 def test_canonical_frame_is_pose_invariant_and_keeps_left_and_right(seg_store: Path) -> None:
     version = open_version(seg_store)
     for case in ("P0000", "P0001"):
-        for jaw, right, left in (("upper", 16, 26), ("lower", 46, 36)):
+        teeth: tuple[tuple[Jaw, int, int], ...] = (("upper", 16, 26), ("lower", 46, 36))
+        for jaw, right, left in teeth:
             mesh = version.ios(case, jaw)
             normals = vertex_normals(mesh)
             T = canonical_from_scan(mesh.vertices, normals)

@@ -48,7 +48,8 @@ def _overfit_config(task: str, case: str, steps: int, **data: object) -> Finetun
 
 def test_cbct_finetuning_overfits_one_patient(seg_store: Path, tmp_path: Path) -> None:
     """The whole-volume sliding-window prediction of the training patient finds its teeth (foreground Dice ≥ 0.9)."""
-    config = _overfit_config("cbct", "P0000", 150, crop_shape=(64, 32, 32), spacing_mm=1.6, batch_size=1)
+    base = _overfit_config("cbct", "P0000", 200, crop_shape=(64, 32, 32), spacing_mm=1.6, batch_size=1)
+    config = replace(base, segment=replace(base.segment, foreground_probability=0.7))  # the whole volume is scored
     finetune(str(seg_store), "latest", config, tmp_path / "run")
     net, _ = load_finetuned(tmp_path / "run")
     assert isinstance(net, CBCTSegmenter)

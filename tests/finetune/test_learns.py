@@ -48,7 +48,7 @@ def _overfit_config(task: str, case: str, steps: int, **data: object) -> Finetun
 
 def test_cbct_finetuning_overfits_one_patient(seg_store: Path, tmp_path: Path) -> None:
     """The whole-volume sliding-window prediction of the training patient finds its teeth (foreground Dice ≥ 0.9)."""
-    base = _overfit_config("cbct", "P0000", 200, crop_shape=(64, 32, 32), spacing_mm=1.6, batch_size=1)
+    base = _overfit_config("cbct", "P0000", 200, crop_shape=(64, 32, 32), spacing_mm=1.2, batch_size=1)
     config = replace(base, segment=replace(base.segment, foreground_probability=0.7))  # the whole volume is scored
     finetune(str(seg_store), "latest", config, tmp_path / "run")
     net, _ = load_finetuned(tmp_path / "run")
@@ -57,7 +57,7 @@ def test_cbct_finetuning_overfits_one_patient(seg_store: Path, tmp_path: Path) -
     cbct, labels = version.cbct("P0000"), version.cbct_labels("P0000")
     assert cbct is not None
     assert labels is not None
-    pred = predict_volume(net, cbct, spacing_mm=1.6, roi=(64, 32, 32))
+    pred = predict_volume(net, cbct, spacing_mm=1.2, roi=(64, 32, 32))  # the native grid: 1.6 mm caps it at 0.84
     dice = foreground_dice(pred.array, labels.array)
     assert dice >= 0.90, dice
 

@@ -200,7 +200,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--cbct-steps", type=int, default=None, help="override the preset's steps")
     parser.add_argument("--ios-steps", type=int, default=None, help="override the preset's steps")
     parser.add_argument("--eval-every", type=int, default=100, help="validation every N steps (default 100)")
-    parser.add_argument("--synth-spacing", type=float, default=0.8, help="CBCT voxel of the drawn patients, mm")
+    parser.add_argument(
+        "--synth-spacing",
+        type=float,
+        default=1.0,
+        help="CBCT voxel of the drawn patients, mm (default 1.0 = the preset's training grid: a coarser training grid "
+        "than the native one caps the native-grid Dice, e.g. 0.84 foreground Dice for 1.6 mm on 1.2 mm)",
+    )
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--out", type=Path, default=Path("bench-finetune"), help="work folder")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")

@@ -6,9 +6,11 @@ covering it, segmented by ``monai.inferers.sliding_window_inference`` with the t
 has the input's shape and affine, so it scores against the input's label map voxel by voxel and is written as
 NIfTI with the input's geometry (:func:`write_prediction_nifti`).
 
-IOS (:func:`predict_mesh`): ``points`` vertices are drawn (seeded), segmented, and every mesh vertex takes the
-majority class of its ``k`` nearest drawn points (``k = 1``: the nearest) — so each vertex gets a label, in the
-mesh's vertex order; instances are numbered per predicted tooth. Written as Teeth3DS JSON
+IOS (:func:`predict_mesh`): the vertices are shuffled (seeded) and cut into clouds of the training's ``points``
+(so every cloud has the training's point density), each cloud is segmented, and every vertex takes the argmax of
+its own softmax (``cover=True``, the default); with ``cover=False`` one cloud is drawn and every vertex takes the
+majority class of its ``k`` nearest drawn points. Each vertex gets a label, in the mesh's vertex order; instances
+are numbered per predicted tooth. Written as Teeth3DS JSON
 (:func:`write_prediction_teeth3ds`). Scores come from :mod:`toothmcl_data.metrics`.
 """
 
@@ -31,6 +33,7 @@ from toothmcl_data.io.teeth3ds import write_teeth3ds_json
 from toothmcl_data.io.volume import write_nifti
 from toothmcl_data.metrics import CBCTScores, IOSScores, score_label_maps, score_scan
 from toothmcl_data.stream.dataset import resample
+from toothmcl_data.stream.jaws import canonical_from_scan
 from toothmcl_data.types import Affine4x4, Jaw, Mesh, Volume
 from toothmcl_models.segmentation import CBCTSegmenter, IOSSegmenter, classes_to_fdi
 
@@ -133,27 +136,50 @@ def predict_mesh(
     points: int,
     rng: np.random.Generator,
     world_from_mesh: Affine4x4 | None = None,
+    frame: str = "world",
     k: int = 3,
+    cover: bool = True,
+    batch: int = 4,
     device: torch.device | str = "cpu",
 ) -> tuple[NDArray[np.int16], NDArray[np.int16]]:
     """Per-vertex FDI labels (n,) int16 (0 gingiva) and instances (n,) int16 of one jaw scan.
 
-    mesh: the scan, vertices (n, 3) mm in its own frame. world_from_mesh: (4, 4) moves it into the frame the
-    network was trained in (the CBCT world for registered scans; None = identity). ``points`` vertices are
-    drawn from ``rng``.
+    mesh: the scan, vertices (n, 3) mm in its own frame. frame: the run's ``segment.frame``; ``"canonical"``
+    moves the scan into its canonical frame (``stream.jaws.canonical_from_scan``, from the scan alone, as in
+    training) and ignores ``world_from_mesh``; otherwise world_from_mesh (4, 4) moves it into the frame the
+    network was trained in (the CBCT world for registered scans; None = identity). cover: every vertex is
+    segmented itself, in ⌈n / points⌉ clouds of ``points`` shuffled vertices (``batch`` clouds per forward; the
+    last cloud is filled up with already-covered vertices, whose softmaxes are averaged); else one cloud of
+    ``points`` vertices drawn from ``rng`` is segmented and labels reach the others by a ``k``-nearest vote.
     """
     normals = vertex_normals(mesh)
     xyz = mesh.vertices
+    if frame == "canonical":
+        world_from_mesh = canonical_from_scan(xyz, normals)
     if world_from_mesh is not None:
         xyz = xyz @ world_from_mesh[:3, :3].T + world_from_mesh[:3, 3]
         normals = normals @ world_from_mesh[:3, :3].T
     n = len(xyz)
-    pick = np.sort(rng.choice(n, size=points, replace=n < points))
-    cloud = torch.from_numpy(np.concatenate([xyz[pick], normals[pick]], 1).astype(np.float32))[None].to(device)
+    features = np.concatenate([xyz, normals], 1).astype(np.float32)
     net = net.eval().to(device)
-    classes = net(cloud, jaw).argmax(-1)[0].cpu().numpy()
-    fdi = classes_to_fdi(classes, jaw)
-    labels = back_project(xyz[pick], fdi, xyz, k=k).astype(np.int16)
+    if not cover:
+        pick = np.sort(rng.choice(n, size=points, replace=n < points))
+        classes = net(torch.from_numpy(features[pick])[None].to(device), jaw).argmax(-1)[0].cpu().numpy()
+        labels = back_project(xyz[pick], classes_to_fdi(classes, jaw), xyz, k=k).astype(np.int16)
+        return labels, instances_from_labels(labels)
+    clouds = max(1, math.ceil(n / points))
+    order = rng.permutation(n)
+    order = np.concatenate([order, rng.choice(n, size=clouds * points - n, replace=n < clouds * points - n)])
+    order = order.reshape(clouds, points)
+    probs: NDArray[np.float64] | None = None
+    for start in range(0, clouds, batch):
+        idx = np.sort(order[start : start + batch], axis=1)
+        out = torch.softmax(net(torch.from_numpy(features[idx]).to(device), jaw).float(), -1).cpu().numpy()
+        if probs is None:
+            probs = np.zeros((n, out.shape[-1]), dtype=np.float64)
+        np.add.at(probs, idx.ravel(), out.reshape(-1, out.shape[-1]))
+    assert probs is not None
+    labels = classes_to_fdi(probs.argmax(1), jaw).astype(np.int16)
     return labels, instances_from_labels(labels)
 
 
@@ -265,7 +291,12 @@ def main(argv: list[str] | None = None) -> None:
             raise InputError(f"{args.checkpoint}: IOS prediction needs an IOS run and --jaw")
         mesh = read_mesh(args.input, jaw=args.jaw)
         labels, instances = predict_mesh(
-            net, mesh, args.jaw, points=config.data.points, rng=np.random.default_rng(args.seed)
+            net,
+            mesh,
+            args.jaw,
+            points=config.data.points,
+            rng=np.random.default_rng(args.seed),
+            frame=config.segment.frame,
         )
         write_prediction_teeth3ds(args.out, labels, id_patient=args.input.stem, jaw=args.jaw, instances=instances)
         if args.gt is not None:
@@ -277,3 +308,63 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def foreground_dice(prediction: NDArray[np.integer], truth: NDArray[np.integer]) -> float:
+    """Label-blind Dice of "any tooth" (label > 0) between two label maps on the same grid (NaN when both empty)."""
+    p, t = np.asarray(prediction) > 0, np.asarray(truth) > 0
+    total = int(p.sum()) + int(t.sum())
+    return 2.0 * float((p & t).sum()) / total if total else math.nan
+
+
+def score_cbct_cases(
+    net: CBCTSegmenter, version: Any, cases: list[str], *, spacing_mm: float, roi: tuple[int, int, int]
+) -> dict[str, float]:
+    """Whole-volume sliding-window predictions on each case's native grid, scored against its label map; means
+    over the cases of foreground Dice, mean per-tooth Dice over the GT's FDI teeth, identification and detection
+    rates. version: an open store version (``toothmcl_data.store.open_version``)."""
+    rows = []
+    for case in cases:
+        cbct, labels = version.cbct(case), version.cbct_labels(case)
+        if cbct is None or labels is None:
+            raise InputError(f"case {case} has no CBCT or no label map to score against")
+        pred = predict_volume(net, cbct, spacing_mm=spacing_mm, roi=roi)
+        summary = score_volume(pred, labels, case).summary()
+        rows.append(
+            {
+                "foreground_dice": foreground_dice(pred.array, labels.array),
+                "tooth_dice": float(summary["mean_dice"]),
+                "identification_rate": float(summary["identification_accuracy"]),
+                "detection_rate": float(summary["detection_rate"]),
+            }
+        )
+    return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]} if rows else {}
+
+
+def score_ios_cases(
+    net: IOSSegmenter,
+    meshes: list[tuple[str, Mesh]],
+    *,
+    points: int,
+    frame: str,
+    seed: int = 0,
+    world_from_mesh: list[Affine4x4 | None] | None = None,
+) -> dict[str, float]:
+    """Predict and score labelled jaw scans ``(case, mesh)`` (``mesh.jaw`` set, labels in its own frame); means over
+    the scans of TSA, TIR, TLA (exp(−TLA)) and mIoU. ``frame``: the run's ``segment.frame``; ``world_from_mesh``:
+    per scan, used when ``frame`` is not canonical."""
+    rows = []
+    for i, (case, mesh) in enumerate(meshes):
+        if mesh.jaw not in ("upper", "lower"):
+            raise InputError(f"case {case}: scan has no jaw; set Mesh.jaw")
+        labels, instances = predict_mesh(
+            net,
+            mesh,
+            mesh.jaw,
+            points=points,
+            rng=np.random.default_rng([seed, i]),
+            world_from_mesh=world_from_mesh[i] if world_from_mesh is not None else None,
+            frame=frame,
+        )
+        rows.append(score_mesh(mesh, labels, instances, case).summary())
+    return {k.lower(): float(np.nanmean([r[k] for r in rows])) for k in ("TSA", "TIR", "TLA", "mIoU")} if rows else {}

@@ -81,12 +81,22 @@ class SegmentationStep(nn.Module):
             raise ConfigError(f"no class table for {name!r}")
         return table
 
-    def forward(self, batch: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
+    def _loss(self, logits: Tensor, target: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         seg = self.config.segment
+        return dice_ce_loss(
+            logits,
+            target,
+            dice_weight=seg.dice_weight,
+            ce_weight=seg.ce_weight,
+            background_weight=seg.background_weight,
+            foreground_weight=seg.foreground_weight,
+        )
+
+    def forward(self, batch: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
         if self.config.task == "cbct":
             logits = self.net(batch["cbct"])
             target = fdi_to_classes(batch["cbct_labels"], self._table("cbct"))
-            return dice_ce_loss(logits, target, dice_weight=seg.dice_weight, ce_weight=seg.ce_weight)
+            return self._loss(logits, target)
         jaws: list[str] = list(batch["jaw"])
         total: Tensor | None = None
         parts: dict[str, Tensor] = {}
@@ -94,7 +104,7 @@ class SegmentationStep(nn.Module):
             rows = torch.tensor([i for i, j in enumerate(jaws) if j == jaw], device=batch["points"].device)
             logits = self.net(batch["points"][rows], jaw).transpose(1, 2)  # (b, K, N)
             target = fdi_to_classes(batch["labels"][rows], self._table(jaw))
-            loss, p = dice_ce_loss(logits, target, dice_weight=seg.dice_weight, ce_weight=seg.ce_weight)
+            loss, p = self._loss(logits, target)
             weight = len(rows) / len(jaws)
             total = loss * weight if total is None else total + loss * weight
             for k, v in p.items():

@@ -4,7 +4,8 @@ One YAML file (``configs/finetune_<task>_<name>.yaml``), validated on load and s
 
     task: cbct | ios
     model: {cbct: {…}, ios: {…}}        # encoder sections as in pretraining (must match a --init checkpoint)
-    segment: {output_scheme, dice_weight, ce_weight, foreground_probability, jaws, frame, cases}
+    segment: {output_scheme, dice_weight, ce_weight, background_weight, foreground_weight,
+               foreground_probability, jaws, frame, cases}
     optim: {…}                           # as pretraining's
     data: {split, crop_shape, spacing_mm, points, batch_size, num_workers, augment}
     run: {seed, log_every, checkpoint_every, threads}
@@ -35,12 +36,18 @@ class SegmentConfig:
     """Codes written in CBCT predictions: ``fdi`` or ``toothfairy2`` (its tooth ids; classes are the 32 teeth)."""
     dice_weight: float = 1.0
     ce_weight: float = 1.0
+    background_weight: float = 1.0
+    """CE weight of class 0 (CBCT background, IOS gingiva); the teeth weigh 1. Below 1 against class imbalance."""
+    foreground_weight: float = 0.0
+    """Weight of a label-blind "any tooth vs class 0" soft Dice term (0 = off)."""
     foreground_probability: float = 0.9
     """CBCT: fraction of crops centred on a tooth voxel."""
     jaws: tuple[Jaw, ...] = JAWS
     """IOS: the jaws trained (one encoder + decoder each)."""
-    frame: Literal["world", "ios"] = "world"
-    """IOS: points in the CBCT world when registered (as pretrained), or always in the scan's own frame."""
+    frame: Literal["world", "ios", "canonical"] = "world"
+    """IOS: points in the CBCT world when registered (as pretrained), always in the scan's own frame, or in the
+    jaw's canonical frame computed from the scan alone (``stream.jaws.canonical_from_scan``; works on scans at
+    any pose, as users have them; inference must use the same frame)."""
     cases: tuple[str, ...] | None = None
     """Train only on these labelled cases (e.g. the k cases of an ablation); None = the whole split."""
 
@@ -54,8 +61,12 @@ class SegmentConfig:
             raise ConfigError(f"segment.dice_weight and ce_weight must be ≥ 0 and not both 0, got {self}")
         if not self.jaws or any(j not in JAWS for j in self.jaws):
             raise ConfigError(f"segment.jaws must be a non-empty subset of {list(JAWS)}, got {list(self.jaws)}")
-        if self.frame not in ("world", "ios"):
-            raise ConfigError(f"segment.frame must be 'world' or 'ios', got {self.frame!r}")
+        if self.frame not in ("world", "ios", "canonical"):
+            raise ConfigError(f"segment.frame must be 'world', 'ios' or 'canonical', got {self.frame!r}")
+        if self.foreground_weight < 0:
+            raise ConfigError(f"segment.foreground_weight must be ≥ 0, got {self.foreground_weight}")
+        if not 0.0 < self.background_weight <= 1.0:
+            raise ConfigError(f"segment.background_weight must be in (0, 1], got {self.background_weight}")
 
 
 @dataclass(frozen=True)

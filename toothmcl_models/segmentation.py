@@ -35,6 +35,11 @@ CBCT_CLASSES: tuple[int, ...] = (0, *PERMANENT_FDI)
 """FDI code of each CBCT output class (index 0 = background)."""
 IOS_CLASSES = 17
 """Per-jaw classes (``perjaw17``): 0 gingiva, 1–16 the jaw's teeth."""
+BACKGROUND_BIAS = 4.0
+"""Initial output bias of CBCT class 0 (the others 0): background starts at probability e⁴ / (e⁴ + 32) ≈ 0.63
+instead of 1/33 (RetinaNet's prior-probability init); ~97 % of voxels are background, so training no longer
+spends its first steps learning that and finds the teeth sooner (measured on one patient: crop foreground Dice
+0.85 vs 0.0–0.5 after 40 steps)."""
 
 
 def cbct_class_table() -> Tensor:
@@ -85,6 +90,11 @@ class CBCTSegmenter(nn.Module):
 
         self.encoder_config, self.num_classes = encoder, num_classes
         self.net = SwinUNETR(in_channels=1, out_channels=num_classes, **encoder.swinunetr_kwargs())
+        head = [m for m in self.net.out.modules() if isinstance(m, nn.Conv3d)][-1]
+        with torch.no_grad():
+            if head.bias is not None:
+                head.bias.zero_()
+                head.bias[0] = BACKGROUND_BIAS
 
     def forward(self, image: Tensor) -> Tensor:
         """image: (B, 1, X, Y, Z) float32 scanner values, X, Y, Z multiples of 32 → (B, K, X, Y, Z) logits."""

@@ -348,6 +348,7 @@ def predict_ios(
         which,
         points=config.data.points,
         rng=np.random.default_rng(seed),
+        frame=config.segment.frame,  # a canonical-frame run puts the scan in its own canonical pose, as trained
         device=where,
     )
     facts["predict_seconds"] = round(time.perf_counter() - start, 2)

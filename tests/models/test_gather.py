@@ -55,6 +55,7 @@ def _rank(rank: int, kind: str, folder: str) -> None:
         {"total": out.total.detach(), "zc": zc.grad, "zi": zi.grad, "parts": out.parts, "scale": scale_grad},
         f"{folder}/rank{rank}.pt",
     )
+    dist.barrier()  # neither rank tears gloo down while the other may still be sending
     dist.destroy_process_group()
 
 

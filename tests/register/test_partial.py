@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from tests.register.conftest import COARSE, centroid_errors_mm
+from toothmcl_data.register import jaw as jaw_module
 from toothmcl_data.register import register_jaw
 from toothmcl_data.register.qc import area_mm2, in_grid
 from toothmcl_data.synth.patient import SyntheticPatient, make_patient
@@ -43,7 +44,8 @@ def test_small_field_of_view_with_a_full_scan_goes_to_review(quadrant_fov: Synth
     both = [f for f in p.variety["pairable"] if f // 10 in ((1, 2) if jaw == "upper" else (3, 4))]
     assert len(both) >= 2
     errors = centroid_errors_mm(p, jaw, r.world_from_ios)
-    labels = np.unique(p.ios[jaw].labels[p.ios[jaw].labels > 0]).tolist()
+    scan_labels = np.asarray(p.ios[jaw].labels)
+    labels = np.unique(scan_labels[scan_labels > 0]).tolist()
     assert max(errors[labels.index(f)] for f in both) < 0.3
     assert r.verdict == "review"
     assert any(f.startswith("partial_overlap:") for f in r.flags)
@@ -59,7 +61,6 @@ def test_quadrant_scan_goes_to_review(quadrant_scan: SyntheticPatient) -> None:
 
 def test_a_wrong_partial_fit_is_not_reviewed(quadrant_scan: SyntheticPatient) -> None:
     """The quadrant scan moved 8 mm along the arch: its overlap no longer fits, QC fails it."""
-    from toothmcl_data.register import jaw as jaw_module
     from toothmcl_data.register.config import RegisterConfig
     from toothmcl_data.register.surface import cbct_surface
 

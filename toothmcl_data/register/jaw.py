@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import fpsample
 import numpy as np
 from numpy.typing import NDArray
+from scipy.spatial import cKDTree
 
 from toothmcl_data.errors import RegistrationError
 from toothmcl_data.io.meshlabels import jaw_from_labels
@@ -184,22 +185,31 @@ def _registration(
     sample: CrownSample,
     surface: ToothSurface,
     config: RegisterConfig,
-    spacing_mm: float,
+    cbct: Volume,
 ) -> Registration:
     """QC of a fitted jaw. Residuals are taken in the direction that has a counterpart for every point: labelled
-    IOS crown samples onto the CBCT crowns, or (unlabelled scan) CBCT crown samples onto the scan surface."""
+    IOS crown samples onto the CBCT crowns, or (unlabelled scan) CBCT crown samples onto the scan surface.
+
+    A fit that fails on the whole of both is judged again on their overlap alone (a small field of view, a
+    quadrant scan): the scan points the CBCT grid sees, or the CBCT crown samples the scan reaches, and the CBCT
+    crowns within reach of the scan. When that overlap covers ``qc.MIN_OVERLAP_MM2`` and meets every *pass*
+    threshold, the jaw goes to ``review`` (flag ``partial_overlap``), never to ``pass``."""
+    spacing_mm = min(cbct.spacing)
     vertices = apply_transform(T, mesh.vertices)
+    reach = cKDTree(vertices, balanced_tree=False, compact_nodes=False)
     if sample.crowns_only:
         target = Target.of(surface.points, surface.normals)
-        res, _ = qc.residuals(
-            target, apply_transform(T, sample.points), sample.normals @ T[:3, :3].T, config.normal_agreement
-        )
+        moved = apply_transform(T, sample.points)
+        res, _ = qc.residuals(target, moved, sample.normals @ T[:3, :3].T, config.normal_agreement)
         fdi = sample.fdi
+        seen = qc.in_grid(cbct.shape, cbct.affine, moved, qc.FOV_MARGIN_MM)
     else:
         target = Target.of(vertices, vertex_normals(mesh) @ T[:3, :3].T)
         pick = fps_indices(surface.points, config.ios_points)
-        res, _ = qc.residuals(target, surface.points[pick], surface.normals[pick], config.normal_agreement)
+        moved = surface.points[pick]
+        res, _ = qc.residuals(target, moved, surface.normals[pick], config.normal_agreement)
         fdi = surface.fdi[pick]
+        seen = reach.query(moved, k=1, workers=1, distance_upper_bound=qc.REACH_MM)[0] < qc.REACH_MM
     cover = qc.coverage(surface.points, vertices, config.coverage_mm)
     stats = qc.summarise(res, fdi, cover, config, spacing_mm)
     flags: list[str] = []
@@ -208,6 +218,17 @@ def _registration(
     if surface.source == "intensity":
         flags.append("unlabelled_cbct")
     verdict = qc.verdict(stats, config, spacing_mm)
+    if verdict == "fail" and seen.any():
+        near = reach.query(surface.points, k=1, workers=1, distance_upper_bound=qc.REACH_MM)[0] < qc.REACH_MM
+        part = qc.summarise(
+            res[seen], fdi[seen], qc.coverage(surface.points[near], vertices, config.coverage_mm), config, spacing_mm
+        )
+        gate = config.inlier_mm * qc.threshold_scale(config, spacing_mm)
+        overlap = qc.area_mm2(moved[seen & (res < gate)])
+        log.debug("partial overlap %.0f mm2: %s", overlap, part)
+        if overlap >= qc.MIN_OVERLAP_MM2 and qc.meets(part, config, spacing_mm, "pass"):
+            stats, verdict = part, "review"
+            flags.append(f"partial_overlap:{overlap:.0f}mm2")
     if stats.coverage < config.pass_coverage:
         flags.append(f"low_coverage:{stats.coverage:.2f}")
     return Registration(
@@ -277,7 +298,7 @@ def register_jaw(
             log.debug("%s: %s jaw feature start score %.3f", where, j, score)
     _, j, start, jaw_surface = max(results, key=lambda r: r[0])
     T = _polish(jaw_surface, mesh, sample, config, start)
-    reg = _registration(j, T, mesh, sample, jaw_surface, config, min(cbct.spacing))
+    reg = _registration(j, T, mesh, sample, jaw_surface, config, cbct)
     if jaw_surface is surface and surface.source == "intensity":
         # Fitted against both jaws' crowns (see above): which crowns it found is not checked against the jaw
         # split, so the fit is never passed unseen.

@@ -10,7 +10,7 @@ from scipy.spatial import cKDTree
 
 from toothmcl_data.register.config import RegisterConfig
 from toothmcl_data.register.icp import Target, match
-from toothmcl_data.types import Verdict
+from toothmcl_data.types import Verdict, apply_transform
 
 PLANE_GATE_MM = 1.0
 """Within this distance of the nearest CBCT surface sample the residual is the point-to-plane distance (the
@@ -51,6 +51,33 @@ def coverage(surface: NDArray[np.float64], vertices: NDArray[np.float64], gate_m
     return float(np.mean(d < gate_mm))
 
 
+REACH_MM = 1.5
+"""A CBCT crown sample this close to a registered scan vertex lies where the scan reaches (partial scans)."""
+FOV_MARGIN_MM = 1.0
+"""A registered scan point this far inside the CBCT grid's faces lies where the CBCT sees (small fields of view)."""
+MIN_OVERLAP_MM2 = 200.0
+"""A partial overlap is judged only when its matched points cover at least this area (about two premolar crowns'
+occlusal and side surfaces): below it a fit of a small piece is not told from a slide along the arch."""
+
+
+def in_grid(
+    shape: tuple[int, ...], affine: NDArray[np.float64], points: NDArray[np.float64], margin_mm: float
+) -> NDArray[np.bool_]:
+    """(m,) bool: ``points`` (m, 3) LPS mm at least ``margin_mm`` inside the grid of ``shape`` (I, J, K) with
+    ``affine`` (4, 4) index → LPS (voxel centres 0..shape-1)."""
+    ijk = apply_transform(np.linalg.inv(affine), points)
+    margin = margin_mm / np.linalg.norm(affine[:3, :3], axis=0)
+    return np.all((ijk >= margin) & (ijk <= np.asarray(shape, dtype=np.float64) - 1 - margin), axis=1)
+
+
+def area_mm2(points: NDArray[np.float64]) -> float:
+    """Area (mm²) covered by surface samples ``points`` (m, 3) mm, estimated as the count of 1 mm cells they
+    occupy (a surface crosses about one cell per mm² of area)."""
+    if len(points) == 0:
+        return 0.0
+    return float(len(np.unique(np.floor(points).astype(np.int64), axis=0)))
+
+
 def threshold_scale(config: RegisterConfig, spacing_mm: float) -> float:
     """Factor applied to distance thresholds for a CBCT with ``spacing_mm`` voxels (≥ 1)."""
     return max(1.0, spacing_mm / config.reference_spacing_mm)
@@ -78,23 +105,24 @@ def summarise(
     )
 
 
+def meets(qc: JawQC, config: RegisterConfig, spacing_mm: float, kind: str) -> bool:
+    """Whether ``qc`` holds every ``{kind}_*`` threshold of ``config`` (``kind``: pass or review)."""
+    scale = threshold_scale(config, spacing_mm)
+    c = config
+    return (
+        qc.rms_mm <= getattr(c, f"{kind}_rms_mm") * scale
+        and qc.p95_mm <= getattr(c, f"{kind}_p95_mm") * scale
+        and qc.inlier_fraction >= getattr(c, f"{kind}_inlier_fraction")
+        and qc.coverage >= getattr(c, f"{kind}_coverage")
+    )
+
+
 def verdict(qc: JawQC, config: RegisterConfig, spacing_mm: float) -> Verdict:
     """``pass`` when every pass_* threshold holds, ``review`` when every review_* one does, else ``fail``.
 
     Distance thresholds hold at ``config.reference_spacing_mm`` voxels and grow in proportion for coarser CBCTs
     (``spacing_mm``, the smallest voxel size): the surface cannot be placed better than the voxels allow;
     ``summarise`` scales the inlier gate alike."""
-    scale = threshold_scale(config, spacing_mm)
-
-    def meets(kind: str) -> bool:
-        c = config
-        return (
-            qc.rms_mm <= getattr(c, f"{kind}_rms_mm") * scale
-            and qc.p95_mm <= getattr(c, f"{kind}_p95_mm") * scale
-            and qc.inlier_fraction >= getattr(c, f"{kind}_inlier_fraction")
-            and qc.coverage >= getattr(c, f"{kind}_coverage")
-        )
-
-    if meets("pass"):
+    if meets(qc, config, spacing_mm, "pass"):
         return "pass"
-    return "review" if meets("review") else "fail"
+    return "review" if meets(qc, config, spacing_mm, "review") else "fail"

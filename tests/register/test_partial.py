@@ -1,0 +1,74 @@
+"""Partial overlaps (small CBCT field of view, quadrant scans): a right fit goes to review, never to pass."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.register.conftest import COARSE, centroid_errors_mm
+from toothmcl_data.register import jaw as jaw_module
+from toothmcl_data.register import register_jaw
+from toothmcl_data.register.qc import area_mm2, in_grid
+from toothmcl_data.synth.patient import SyntheticPatient, make_patient
+from toothmcl_data.types import Jaw
+
+
+def test_in_grid_keeps_a_margin() -> None:
+    affine = np.diag([0.5, 0.5, 0.5, 1.0])
+    affine[:3, 3] = [10.0, 0.0, 0.0]
+    pts = np.array([[10.0, 0.0, 0.0], [11.0, 1.0, 1.0], [14.5, 4.5, 4.5], [13.5, 3.5, 3.5]])
+    assert in_grid((10, 10, 10), affine, pts, 1.0).tolist() == [False, True, False, True]
+
+
+def test_area_counts_one_mm_cells() -> None:
+    g = np.stack(np.meshgrid(np.arange(0, 10, 0.25), np.arange(0, 5, 0.25), indexing="ij"), -1).reshape(-1, 2)
+    plane = np.c_[g + 0.1, np.full(len(g), 0.5)]
+    assert area_mm2(plane) == 50.0
+    assert area_mm2(np.zeros((0, 3))) == 0.0
+
+
+@pytest.fixture(scope="module")
+def quadrant_fov() -> SyntheticPatient:
+    return make_patient(COARSE, np.random.default_rng(3), 0, conditions=("fov_quadrant",))
+
+
+@pytest.fixture(scope="module")
+def quadrant_scan() -> SyntheticPatient:
+    return make_patient(COARSE, np.random.default_rng(3), 0, conditions=("ios_quadrant",))
+
+
+def test_small_field_of_view_with_a_full_scan_goes_to_review(quadrant_fov: SyntheticPatient) -> None:
+    p = quadrant_fov
+    jaw: Jaw = p.variety["params"]["fov_quadrant"]["jaw"]
+    r = register_jaw(p.cbct, p.ios[jaw], cbct_labels=p.cbct_labels)
+    both = [f for f in p.variety["pairable"] if f // 10 in ((1, 2) if jaw == "upper" else (3, 4))]
+    assert len(both) >= 2
+    errors = centroid_errors_mm(p, jaw, r.world_from_ios)
+    scan_labels = np.asarray(p.ios[jaw].labels)
+    labels = np.unique(scan_labels[scan_labels > 0]).tolist()
+    assert max(errors[labels.index(f)] for f in both) < 0.3
+    assert r.verdict == "review"
+    assert any(f.startswith("partial_overlap:") for f in r.flags)
+
+
+def test_quadrant_scan_goes_to_review(quadrant_scan: SyntheticPatient) -> None:
+    p = quadrant_scan
+    r = register_jaw(p.cbct, p.ios["upper"], cbct_labels=p.cbct_labels)
+    assert centroid_errors_mm(p, "upper", r.world_from_ios).max() < 0.3
+    assert r.verdict == "review"
+    assert any(f.startswith("partial_overlap:") for f in r.flags)
+
+
+def test_a_wrong_partial_fit_is_not_reviewed(quadrant_scan: SyntheticPatient) -> None:
+    """The quadrant scan moved 8 mm along the arch: its overlap no longer fits, QC fails it."""
+    from toothmcl_data.register.config import RegisterConfig
+    from toothmcl_data.register.surface import cbct_surface
+
+    p = quadrant_scan
+    surface = cbct_surface(p.cbct, p.cbct_labels).jaw("upper")
+    mesh = p.ios["upper"]
+    config = RegisterConfig()
+    sample = jaw_module.crown_sample(mesh, config.ios_points)
+    T = p.world_from_ios["upper"].copy()
+    T[:3, 3] += [8.0, 0.0, 0.0]
+    assert jaw_module._registration("upper", T, mesh, sample, surface, config, p.cbct).verdict == "fail"

@@ -178,7 +178,8 @@ def predict_mesh(
         if probs is None:
             probs = np.zeros((n, out.shape[-1]), dtype=np.float64)
         np.add.at(probs, idx.ravel(), out.reshape(-1, out.shape[-1]))
-    assert probs is not None
+    if probs is None:
+        raise InputError(f"{jaw} scan: no vertices to segment; pass a non-empty mesh")
     labels = classes_to_fdi(probs.argmax(1), jaw).astype(np.int16)
     return labels, instances_from_labels(labels)
 

@@ -47,15 +47,13 @@ def canonical_from_scan(xyz: NDArray[np.floating], normals: NDArray[np.floating]
     up = vectors[:, 0]
     if float(np.asarray(normals, dtype=np.float64).sum(0) @ up) < 0:
         up = -up
-    best: tuple[float, NDArray[np.float64]] | None = None
+    candidates: list[tuple[float, NDArray[np.float64]]] = []
     for axis, other in ((vectors[:, 1], vectors[:, 2]), (vectors[:, 2], vectors[:, 1])):
         along, across = centred @ axis, centred @ other
         front = along > np.median(along)
         gap = float(across[~front].std() - across[front].std())  # > 0: the + end is the narrow one
-        if best is None or abs(gap) > abs(best[0]):
-            best = (gap, axis if gap > 0 else -axis)
-    assert best is not None
-    forward = best[1]
+        candidates.append((gap, axis if gap > 0 else -axis))
+    _, forward = max(candidates, key=lambda c: abs(c[0]))  # the first on a tie, as before
     right = np.cross(forward, up)
     rotation = np.stack([right, forward, up])  # rows: canonical axes in scan coordinates
     out = np.eye(4)

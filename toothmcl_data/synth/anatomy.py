@@ -20,46 +20,13 @@ from numpy.typing import NDArray
 from scipy.spatial.transform import Rotation
 
 from toothmcl_data.fdi import tooth
+from toothmcl_data.synth import dimensions as dims
 from toothmcl_data.synth.config import SynthConfig
 from toothmcl_data.types import JAWS, Affine4x4, Jaw, ToothType, apply_transform
 
 Restoration = Literal["natural", "metal_crown", "implant"]
 
-# Mean tooth sizes (mm) by jaw and position 1..8: mesiodistal width, buccolingual depth, crown height, root length.
-_WIDTH = {
-    "upper": (8.6, 6.6, 7.6, 7.0, 6.6, 10.2, 9.2, 8.6),
-    "lower": (5.3, 5.8, 6.8, 7.0, 7.1, 11.0, 10.4, 10.0),
-}
-_DEPTH = {
-    "upper": (7.0, 6.2, 8.0, 9.0, 9.0, 11.0, 10.8, 10.2),
-    "lower": (5.9, 6.2, 7.6, 7.6, 8.0, 10.3, 10.0, 9.6),
-}
-_HEIGHT = {
-    "upper": (10.2, 8.8, 10.0, 8.2, 7.6, 7.2, 7.0, 6.6),
-    "lower": (8.8, 9.2, 10.4, 8.4, 7.8, 7.6, 7.2, 7.0),
-}
-_ROOT = {
-    "upper": (13.0, 13.0, 17.0, 14.0, 14.0, 12.5, 12.0, 11.0),
-    "lower": (12.5, 14.0, 16.0, 14.0, 14.5, 14.0, 13.0, 11.0),
-}
-# Number of roots by jaw and position.
-_ROOTS = {"upper": (1, 1, 1, 2, 1, 3, 3, 3), "lower": (1, 1, 1, 1, 1, 2, 2, 2)}
-# Crown inclination (degrees, buccal positive) by position.
-_LEAN = (12.0, 10.0, 6.0, 3.0, 2.0, -2.0, -3.0, -4.0)
-# Primary (deciduous) teeth by jaw and position 1..5, same columns; and their inclination.
-_D_WIDTH = {"upper": (6.5, 5.2, 6.8, 7.1, 8.8), "lower": (4.1, 4.6, 5.6, 7.7, 9.7)}
-_D_DEPTH = {"upper": (5.0, 4.6, 6.8, 8.6, 9.8), "lower": (3.8, 4.0, 5.2, 7.1, 8.8)}
-_D_HEIGHT = {"upper": (6.0, 5.6, 6.5, 5.1, 5.6), "lower": (5.0, 5.2, 6.0, 5.8, 5.5)}
-_D_ROOT = {"upper": (10.0, 11.0, 13.0, 10.0, 11.0), "lower": (9.0, 10.0, 11.5, 10.0, 11.0)}
-_D_ROOTS = {"upper": (1, 1, 1, 3, 3), "lower": (1, 1, 1, 2, 2)}
-_D_LEAN = (8.0, 6.0, 4.0, 0.0, -1.0)
 Dentition = Literal["permanent", "mixed", "primary"]
-# Arch slots from the midline: (position, primary?) per dentition stage.
-_SLOTS: dict[str, tuple[tuple[int, bool], ...]] = {
-    "permanent": tuple((p, False) for p in range(1, 9)),
-    "mixed": ((1, False), (2, False), (3, True), (4, True), (5, True), (6, False)),
-    "primary": tuple((p, True) for p in range(1, 6)),
-}
 
 
 @dataclass(frozen=True)
@@ -221,10 +188,10 @@ def draw_anatomy(
         dentition = "primary" if crng.random() < 1 / 3 else "mixed"
         arch_scale = float(crng.uniform(0.80, 0.90))
         params.update(dentition=dentition, arch_scale=arch_scale)
-    slots = _SLOTS[dentition]
-    tall = {jaw: _slot_table(jaw, slots, _HEIGHT, _D_HEIGHT) for jaw in JAWS}
-    upper_h = (float(np.mean(_HEIGHT["upper"])) if dentition == "permanent" else max(tall["upper"])) * scale
-    lower_h = (float(np.mean(_HEIGHT["lower"])) if dentition == "permanent" else max(tall["lower"])) * scale
+    slots = dims.SLOTS[dentition]
+    tall = {jaw: _slot_table(jaw, slots, dims.HEIGHT, dims.D_HEIGHT) for jaw in JAWS}
+    upper_h = (float(np.mean(dims.HEIGHT["upper"])) if dentition == "permanent" else max(tall["upper"])) * scale
+    lower_h = (float(np.mean(dims.HEIGHT["lower"])) if dentition == "permanent" else max(tall["lower"])) * scale
     exponent = rng.uniform(1.7, 2.3)
     upper = Arch(
         "upper",
@@ -266,7 +233,7 @@ def draw_anatomy(
     for arch in (upper, lower):
         jaw = arch.jaw
         sizes = scale * rng.uniform(0.96, 1.04, size=(4, len(slots)))
-        widths = np.asarray(_slot_table(jaw, slots, _WIDTH, _D_WIDTH)) * sizes[0]
+        widths = np.asarray(_slot_table(jaw, slots, dims.WIDTH, dims.D_WIDTH)) * sizes[0]
         right = _arc_positions(arch, widths)
         for quadrant in (1, 2) if jaw == "upper" else (4, 3):
             sign = 1.0 if quadrant in (2, 3) else -1.0  # patient left is +x in LPS
@@ -370,7 +337,7 @@ def _place(
     mesial = -tangent if dx > 0 else tangent
     occlusal = np.array([0.0, 0.0, -1.0 if jaw == "upper" else 1.0])
     # Crown inclination: incisors lean buccally, molars lean slightly lingually; plus small random tilts.
-    lean = (_D_LEAN if primary else _LEAN)[pos - 1] + rng.normal(0, 2.0)
+    lean = (dims.D_LEAN if primary else dims.LEAN)[pos - 1] + rng.normal(0, 2.0)
     tip = rng.normal(0, 2.5)
     spin = rng.normal(0, 3.0)
     shift = rng.normal(0, 0.15, size=2)
@@ -387,11 +354,15 @@ def _place(
     mes = mes - occ * float(mes @ occ)
     mes /= np.linalg.norm(mes)
     cej = np.array([x, y, arch.cej_z]) + shift[0] * tangent + shift[1] * buccal + np.array([0, 0, rng.normal(0, 0.2)])
-    tables = (_D_WIDTH, _D_DEPTH, _D_HEIGHT, _D_ROOT, _D_ROOTS) if primary else (_WIDTH, _DEPTH, _HEIGHT, _ROOT, _ROOTS)
+    tables = (
+        (dims.D_WIDTH, dims.D_DEPTH, dims.D_HEIGHT, dims.D_ROOT, dims.D_ROOTS)
+        if primary
+        else (dims.WIDTH, dims.DEPTH, dims.HEIGHT, dims.ROOT, dims.ROOTS)
+    )
     height = tables[2][jaw][pos - 1] * size[2]
     if level:
         # Keep the crown tip on the occlusal plane: the CEJ moves with the tooth's height.
-        mean_height = float(np.mean(_HEIGHT[jaw])) * float(np.mean(size))
+        mean_height = float(np.mean(dims.HEIGHT[jaw])) * float(np.mean(size))
         cej = cej - occlusal * (height - mean_height)
     return ToothSpec(
         fdi=fdi,

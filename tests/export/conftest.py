@@ -1,0 +1,22 @@
+"""A one-case published store (coarse synthetic patient, ground-truth registrations) for export tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.store.conftest import PROVENANCE, make_record
+from toothmcl_data.store import CaseRecord, publish
+
+
+@pytest.fixture(scope="session")
+def record() -> CaseRecord:
+    return make_record(0, "TM000000000001", variant=1)
+
+
+@pytest.fixture(scope="session")
+def store(tmp_path_factory: pytest.TempPathFactory, record: CaseRecord) -> Path:
+    path = tmp_path_factory.mktemp("export") / "store"
+    publish(path, [record], message="one case", provenance=PROVENANCE, tag="v1")
+    return path

@@ -272,7 +272,10 @@ def read_vtp(path: str | Path) -> VTPData:
         if len(arr) != len(points):
             raise _fail(path, f"point array {name!r} has {len(arr)} tuples, expected {len(points)}")
     field_data: dict[str, str] = {}
-    for elem in root.findall("PolyData/FieldData/DataArray"):
+    # VTK writes numeric field data as <DataArray>, string arrays (e.g. Slicer's SPACE) as <Array>
+    for elem in root.findall("PolyData/FieldData/*"):
+        if elem.tag not in ("DataArray", "Array"):
+            continue
         values = _read_array(elem, layout).ravel()
         if elem.get("type") == "String":
             text = values.astype(np.uint8).tobytes().decode("utf-8", errors="replace")

@@ -14,7 +14,9 @@ process=False)`` returns; what our synthetic drops write) or one per merged vert
 1. ``labels=``: an explicit Teeth3DS JSON sidecar (FDI per vertex, plus instances and jaw);
 2. ``<stem>.json`` beside the mesh, read the same way;
 3. labels inside the file: VTP point/cell arrays named ``Label``/``label``/``Labels``/``labels``, or, when
-   ``scheme="fdi_colors"``, vertex/face colours decoded with the ``fdi_colors`` colour table. Codes inside a
+   ``scheme`` names a colour table (``"fdi_colors"``, ``"teeth3ds_challenge_colors"`` …), face colours — else
+   vertex colours — decoded with that table (a PLY with both keeps both: label palettes are painted per face,
+   vertex colours are often shaded). Codes inside a
    file carry no scheme, so ``scheme=`` is required for label arrays (a :class:`MeshError` says so; we never
    guess Universal vs FDI). Colours are only read as labels when asked: scanners export texture colours too.
 
@@ -42,13 +44,14 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import trimesh
 from numpy.typing import NDArray
 
 from toothmcl_data.errors import InputError, InputNotFoundError, LabelSchemeError, MeshError
-from toothmcl_data.fdi import load_color_table, to_fdi
+from toothmcl_data.fdi import load_color_table, scheme_names, to_fdi
 from toothmcl_data.io.meshlabels import corner_to_vertex, jaw_from_labels, jaw_from_name, vertex_labels_from_faces
 from toothmcl_data.io.teeth3ds import read_teeth3ds_json
 from toothmcl_data.io.vtp import read_vtp
@@ -157,8 +160,21 @@ def read_ply(path: Path) -> MeshFile:
         vc = np.asarray(visual.vertex_colors)[:, :3].astype(np.uint8)
     elif isinstance(visual, trimesh.visual.ColorVisuals) and visual.kind == "face":
         fc = np.asarray(visual.face_colors)[:, :3].astype(np.uint8)
+    faces = np.asarray(tm.faces, dtype=np.int64).reshape(-1, 3)
+    if fc is None:  # trimesh keeps only vertex colours when a PLY has both; label palettes live on the faces
+        fc = _ply_face_colors(tm.metadata.get("_ply_raw", {}), len(faces))
     vertices = np.asarray(tm.vertices, dtype=np.float64).reshape(-1, 3)
-    return MeshFile(vertices, np.asarray(tm.faces, dtype=np.int64).reshape(-1, 3), header, vc, fc)
+    return MeshFile(vertices, faces, header, vc, fc)
+
+
+def _ply_face_colors(raw: dict[str, Any], n_faces: int) -> NDArray[np.uint8] | None:
+    """(m, 3) uint8 face colours of a parsed PLY (trimesh's ``_ply_raw``) with one triangle per face, else None."""
+    data = raw.get("face", {}).get("data") if isinstance(raw, dict) else None
+    names = (data.keys() if isinstance(data, dict) else getattr(getattr(data, "dtype", None), "names", None)) or ()
+    if data is None or not {"red", "green", "blue"} <= set(names):
+        return None
+    rgb = np.stack([np.asarray(data[c]).reshape(-1) for c in ("red", "green", "blue")], axis=1)
+    return rgb.astype(np.uint8) if len(rgb) == n_faces else None
 
 
 def _obj_index(token: str, n: int) -> int:
@@ -267,12 +283,13 @@ def _embedded_labels(
     path: Path, m: MeshFile, scheme: str | None, jaw: Jaw | None
 ) -> tuple[NDArray[np.int16] | None, NDArray[np.int16] | None, str]:
     """(vertex labels, face labels, source) found inside the file itself."""
-    if scheme == "fdi_colors":
+    if scheme is not None and scheme in scheme_names(kind="color_table"):
+        # face colours first: a label palette is painted per face, vertex colours are often shaded or blended
         which, rgb = ("face", m.face_colors) if m.face_colors is not None else ("vertex", m.vertex_colors)
         if rgb is None:
             return None, None, "none"
         try:
-            decoded = np.asarray(load_color_table("fdi_colors").labels_from_colors(rgb), dtype=np.int16)
+            decoded = np.asarray(load_color_table(scheme).labels_from_colors(rgb), dtype=np.int16)
         except LabelSchemeError as err:
             raise LabelSchemeError(f"{path}: {which} colours: {err}") from err
         return (None, decoded, "face_colors") if which == "face" else (decoded, None, "vertex_colors")
@@ -305,7 +322,8 @@ def read_mesh(
 
     path: a ``.stl``/``.ply``/``.obj``/``.vtp`` file (suffix case-insensitive).
     labels: a Teeth3DS JSON sidecar (overrides ``<stem>.json`` and labels inside the file).
-    scheme: numbering of labels stored inside the file (``"universal"``, ``"fdi"`` …, or ``"fdi_colors"``).
+    scheme: numbering of labels stored inside the file (``"universal"``, ``"fdi"`` …, or a colour table such as
+        ``"fdi_colors"``).
     jaw: overrides every other jaw source. frame: name of the vertices' frame (default ``"ios:<stem>"``).
     read_labels: False reads the geometry only (no sidecar, no labels in the file; jaw from ``jaw`` or the name).
     """

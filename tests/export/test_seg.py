@@ -13,6 +13,7 @@ from toothmcl_data.errors import InputError
 from toothmcl_data.export.seg import export_seg, series_from_volume, write_case
 from toothmcl_data.export.toothcodes import tooth_code, tooth_codes
 from toothmcl_data.io.volume import LPS_FROM_RAS
+from tests.export.onecase import record, store  # noqa: F401 (fixtures)
 from toothmcl_data.store import CaseRecord
 from toothmcl_data.types import Volume
 

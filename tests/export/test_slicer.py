@@ -24,6 +24,7 @@ from toothmcl_data.io.vtp import read_vtp
 from toothmcl_data.register.icp import Target
 from toothmcl_data.register.qc import residuals
 from toothmcl_data.register.surface import surface_from_labels
+from tests.export.onecase import record, store  # noqa: F401 (fixtures)
 from toothmcl_data.store import CaseRecord
 from toothmcl_data.types import Mesh, apply_transform
 

@@ -29,7 +29,7 @@ import hashlib
 import json
 import logging
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -349,12 +349,14 @@ def export_seg(
     work: str | Path | None = None,
     cases: Sequence[str] | None = None,
     dry_run: bool = False,
+    progress: Callable[[], object] | None = None,
 ) -> list[SegExport]:
     """Export every case of ``version`` that has a CBCT label map as DICOM-SEG + NIfTI under ``out``.
 
     work: the curation flow's working folder (default ``STORE.work``); its de-identified series are
     referenced where present. cases: only these pseudonyms. Writes ``out/export.json`` (the manifest) last.
     With ``dry_run`` nothing is written and the cases that would be exported are returned with empty paths.
+    ``progress`` is called once per case.
     """
     from toothmcl_data.store import open_version
 
@@ -368,6 +370,8 @@ def export_seg(
     out = Path(out)
     done: list[SegExport] = []
     for pn in wanted:
+        if progress is not None:
+            progress()
         if not rows[pn].get("has_labels") or not rows[pn].get("has_cbct"):
             log.info("case %s has no CBCT label map; skipped", pn)
             continue

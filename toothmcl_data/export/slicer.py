@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import quoteattr
@@ -169,10 +169,12 @@ def export_slicer(
     colors: str = "fdi_colors",
     transform_suffix: str = ".h5",
     dry_run: bool = False,
+    progress: Callable[[], object] | None = None,
 ) -> list[dict[str, Any]]:
     """Write a Slicer folder per case of ``version``: ``cbct.nii.gz``, ``labels.nii.gz`` (when present), per
     jaw ``ios_<jaw>.vtp`` + ``ios_<jaw>_to_cbct<suffix>`` (+ the RAS matrix in ``registration.json``), and one
     ``<colors>.ctbl`` at the top. Returns one entry per case (what was, or with ``dry_run`` would be, written).
+    ``progress`` is called once per case.
     """
     from toothmcl_data.fdi import load_color_table
     from toothmcl_data.store import open_version
@@ -189,6 +191,8 @@ def export_slicer(
     out = Path(out)
     done: list[dict[str, Any]] = []
     for pn in wanted:
+        if progress is not None:
+            progress()
         record = reader.record(pn)
         folder = out / pn
         entry: dict[str, Any] = {"pseudonym": pn, "files": [], "registrations": {}}

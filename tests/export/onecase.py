@@ -1,4 +1,5 @@
-"""A one-case published store (coarse synthetic patient, ground-truth registrations) for export tests."""
+"""A one-case published store (coarse synthetic patient, ground-truth registrations) for the seg and slicer tests
+(imported as fixtures by those test modules; not a conftest, so other export tests stay independent)."""
 
 from __future__ import annotations
 

@@ -341,6 +341,54 @@ def write_case(
     )
 
 
+def write_seg_file(
+    out: Path,
+    labels: Volume,
+    *,
+    series_files: Sequence[Path] | None = None,
+    volume: Volume | None = None,
+    algorithm: str | None = None,
+    version: str = "",
+) -> dict[str, Any]:
+    """Write one SEG file ``out`` for ``labels`` (FDI, (I, J, K), LPS affine) and say what it references.
+
+    series_files: the single-frame DICOM slices the label map was made on (referenced where they are). Without
+    them, ``volume`` (the image itself) is written as a CT series into ``<out stem>_cbct/`` beside ``out`` and
+    referenced. UIDs derive from the label map's and the source's content. Returns facts for a report.
+    """
+    digest = hashlib.sha256(np.ascontiguousarray(labels.array).tobytes() + labels.affine.tobytes()).hexdigest()
+    if series_files:
+        datasets = [pydicom.dcmread(p, stop_before_pixels=True) for p in series_files]
+        if any("ImagePositionPatient" not in ds for ds in datasets):
+            raise InputError(
+                f"{series_files[0]}: a multi-frame (enhanced) DICOM; DICOM-SEG output references single-frame "
+                "slices only — use --format nifti, or convert the series to single-frame files first"
+            )
+        seed, source, folder = digest + str(datasets[0].SeriesInstanceUID), "input-series", Path(series_files[0]).parent
+    else:
+        if volume is None:
+            raise InputError(f"{out}: DICOM-SEG output needs the source series or the image volume")
+        values = np.asarray(volume.array)
+        if not np.issubdtype(values.dtype, np.integer):
+            values = np.clip(np.rint(values), -32768, 32767).astype(np.int16)
+        folder = out.with_name(out.name.removesuffix(".dcm") + "_cbct")
+        seed, source = digest, "rebuilt-series"
+        datasets = series_from_volume(Volume(values, volume.affine), pseudonym="ANONYMOUS", uid_seed=seed)
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        for k, ds in enumerate(datasets):
+            ds.save_as(folder / f"CT{k + 1:05d}.dcm", enforce_file_format=True)
+    seg, table = build_segmentation(datasets, labels, uid_seed=seed, algorithm=algorithm, version=version, where=str(out))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    seg.save_as(out)
+    return {
+        "seg_source": source,
+        "series": str(folder),
+        "series_uid": str(datasets[0].SeriesInstanceUID),
+        "segments": {n: fdi for n, fdi in enumerate(table.fdi, start=1)},
+    }
+
+
 def export_seg(
     store: str | Path,
     version: str,

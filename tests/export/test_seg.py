@@ -9,13 +9,16 @@ import numpy as np
 import pydicom
 import pytest
 
+from tests.export import onecase
 from toothmcl_data.errors import InputError
 from toothmcl_data.export.seg import export_seg, series_from_volume, write_case
 from toothmcl_data.export.toothcodes import tooth_code, tooth_codes
 from toothmcl_data.io.volume import LPS_FROM_RAS
-from tests.export.onecase import record, store  # noqa: F401 (fixtures)
 from toothmcl_data.store import CaseRecord
 from toothmcl_data.types import Volume
+
+record = onecase.record  # fixtures shared by the seg and slicer tests
+store = onecase.store
 
 hd = pytest.importorskip("highdicom", reason="DICOM-SEG export needs highdicom (pip install 'toothmcl[dicomseg]')")
 
@@ -74,11 +77,15 @@ def test_seg_reads_back_equal_to_label_map(tmp_path: Path) -> None:
 
     ds = pydicom.dcmread(result.seg)
     assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.66.4"  # Segmentation Storage
-    assert ds.Modality == "SEG" and ds.SegmentationType == "BINARY"
+    assert ds.Modality == "SEG"
+    assert ds.SegmentationType == "BINARY"
     for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "FrameOfReferenceUID", "PatientID"):
         assert keyword in ds, keyword
-    assert ds.StudyInstanceUID == result.study_uid and ds.PatientID == "TMCASE"
-    refs = {str(item.ReferencedSOPInstanceUID) for s in ds.ReferencedSeriesSequence for item in s.ReferencedInstanceSequence}
+    assert ds.StudyInstanceUID == result.study_uid
+    assert ds.PatientID == "TMCASE"
+    refs = {
+        str(item.ReferencedSOPInstanceUID) for s in ds.ReferencedSeriesSequence for item in s.ReferencedInstanceSequence
+    }
     assert refs == {str(pydicom.dcmread(p).SOPInstanceUID) for p in result.series.iterdir()}
     assert ds.ReferencedSeriesSequence[0].SeriesInstanceUID == result.series_uid
     segments = {int(s.SegmentNumber): s for s in ds.SegmentSequence}
@@ -117,7 +124,9 @@ def test_deidentified_series_is_referenced_when_on_the_grid(tmp_path: Path) -> N
     np.testing.assert_array_equal(got, labels.array)
 
     shifted = Volume(cbct.array, AFFINE + np.array([[0, 0, 0, 0.3], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]))
-    moved = write_case(tmp_path / "out2", "TMCASE", shifted, Volume(labels.array, shifted.affine), uid_seed="x", deidentified=kept)
+    moved = write_case(
+        tmp_path / "out2", "TMCASE", shifted, Volume(labels.array, shifted.affine), uid_seed="x", deidentified=kept
+    )
     assert moved.source == "rebuilt-from-store"  # off the grid by 0.3 mm: not the series of this volume
 
 

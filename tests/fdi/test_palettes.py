@@ -28,11 +28,14 @@ def _scan() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def test_challenge_palette_entries() -> None:
     table = load_color_table(CHALLENGE)
-    assert CHALLENGE in scheme_names(kind="color_table") and CHALLENGE not in scheme_names()
+    assert CHALLENGE in scheme_names(kind="color_table")
+    assert CHALLENGE not in scheme_names()
     assert sorted(table.colors) == [0, *range(11, 19), *range(21, 29), *range(31, 39), *range(41, 49)]
     # the hex values of the challenge script, left/right and upper/lower
-    assert table.colors[16] == (0xFF, 0xAA, 0xAA) and table.colors[26] == (0xAA, 0xAA, 0xFF)
-    assert table.colors[36] == (0x00, 0x55, 0x00) and table.colors[46] == (0xAA, 0x55, 0xFF)
+    assert table.colors[16] == (0xFF, 0xAA, 0xAA)
+    assert table.colors[26] == (0xAA, 0xAA, 0xFF)
+    assert table.colors[36] == (0x00, 0x55, 0x00)
+    assert table.colors[46] == (0xAA, 0x55, 0xFF)
     assert table.aliases == {(102, 102, 102): 0}
 
 

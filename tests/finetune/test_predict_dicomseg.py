@@ -9,14 +9,17 @@ import pydicom
 import pytest
 from typer.testing import CliRunner
 
+from tests.finetune import test_predict
 from tests.finetune.test_evaluate import Threshold
-from tests.finetune.test_predict import THRESHOLD, _cbct_args, _ok, _stub, patient  # noqa: F401 (fixture)
+from tests.finetune.test_predict import THRESHOLD, _cbct_args, _ok, _stub
 from toothmcl_data.export.toothcodes import tooth_code
 from toothmcl_data.io.volume import write_nifti
 from toothmcl_data.synth.dicom import write_series
 from toothmcl_data.synth.identity import draw_identity
 from toothmcl_data.synth.patient import SyntheticPatient
 from toothmcl_models.cli import app
+
+patient = test_predict.patient  # the module-scoped fixture of test_predict
 
 hd = pytest.importorskip("highdicom", reason="DICOM-SEG output needs highdicom (pip install 'toothmcl[dicomseg]')")
 
@@ -36,9 +39,11 @@ def test_dicom_input_is_referenced(patient: SyntheticPatient, tmp_path: Path, mo
     rng = np.random.default_rng(0)
     written = write_series(tmp_path / "study" / "series", patient.cbct, draw_identity(rng, "P1"), rng)
     report = _ok([*_cbct_args(run, tmp_path / "study", tmp_path / "seg.dcm"), "--format", "dicom-seg"])
-    assert report["seg_source"] == "input-series" and report["segments"] == {"1": 11}
+    assert report["seg_source"] == "input-series"
+    assert report["segments"] == {"1": 11}
     ds = pydicom.dcmread(tmp_path / "seg.dcm")
-    assert ds.Modality == "SEG" and ds.StudyInstanceUID == written.uids.study
+    assert ds.Modality == "SEG"
+    assert ds.StudyInstanceUID == written.uids.study
     assert ds.ReferencedSeriesSequence[0].SeriesInstanceUID == written.uids.series
     item = ds.SegmentSequence[0]
     assert (item.SegmentLabel, item.SegmentAlgorithmType) == ("FDI 11 upper right central incisor", "AUTOMATIC")
@@ -55,7 +60,8 @@ def test_nifti_input_gets_a_series_beside_the_seg(
     run = _stub(monkeypatch, tmp_path, "cbct", Threshold(), spacing_mm=1.2, crop_shape=(32, 32, 32))
     source = write_nifti(tmp_path / "scan.nii.gz", patient.cbct)
     report = _ok([*_cbct_args(run, source, tmp_path / "out" / "seg.dcm"), "--format", "dicom-seg"])
-    assert report["seg_source"] == "rebuilt-series" and report["series"] == str(tmp_path / "out" / "seg_cbct")
+    assert report["seg_source"] == "rebuilt-series"
+    assert report["series"] == str(tmp_path / "out" / "seg_cbct")
     frames, _ = _frames(tmp_path / "out" / "seg.dcm", tmp_path / "out" / "seg_cbct")
     np.testing.assert_array_equal(frames, np.where(patient.cbct.array > THRESHOLD, 1, 0))
 
@@ -64,7 +70,8 @@ def test_dicom_seg_needs_a_dcm_name_and_fdi(tmp_path: Path, patient: SyntheticPa
     source = write_nifti(tmp_path / "scan.nii.gz", patient.cbct)
     args = ["predict", "cbct", "--checkpoint", str(tmp_path), "--input", str(source), "--format", "dicom-seg"]
     result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "seg.nii.gz")])
-    assert result.exit_code == 2 and "name it .dcm" in result.output
+    assert result.exit_code == 2
+    assert "name it .dcm" in result.output
     result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "seg.dcm"), "--scheme", "toothfairy2"])
-    assert result.exit_code == 2 and "DICOM-SEG segments are FDI teeth" in result.output
-
+    assert result.exit_code == 2
+    assert "DICOM-SEG segments are FDI teeth" in result.output

@@ -35,7 +35,9 @@ def seg(
     version: Version = "latest",
     work: Annotated[
         Path | None,
-        typer.Option(help="The curation flow's working folder, for its de-identified DICOM series (default STORE.work)."),
+        typer.Option(
+            help="The curation flow's working folder, for its de-identified DICOM series (default STORE.work)."
+        ),
     ] = None,
     case: Cases = None,
     dry_run: DryRun = False,

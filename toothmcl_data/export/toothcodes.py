@@ -22,7 +22,7 @@ TOOTH = Code("38199008", "SCT", "Tooth")
 """Property type for a code with no tooth concept of its own."""
 
 _QUADRANT = {("maxillary", "right"): 1, ("maxillary", "left"): 2, ("mandibular", "left"): 3, ("mandibular", "right"): 4}
-_PERMANENT = ("central incisor", "lateral incisor", "canine", "first premolar", "second premolar")
+_PERMANENT: tuple[str, ...] = ("central incisor", "lateral incisor", "canine", "first premolar", "second premolar")
 _PERMANENT += ("first molar", "second molar", "third molar")
 _DECIDUOUS = ("central incisor", "lateral incisor", "canine", "first molar", "second molar")
 

@@ -66,9 +66,7 @@ class ColorTable:
             if code not in self.colors or len(col) != 3:
                 raise LabelSchemeError(f"{origin}: alias colour {col} reads as {code}, which has no table colour")
         primary = sorted(self.colors)
-        labels = np.array(
-            [*primary, *self.aliases.values(), *([UNKNOWN] * len(self.ambiguous))], dtype=np.int16
-        )
+        labels = np.array([*primary, *self.aliases.values(), *([UNKNOWN] * len(self.ambiguous))], dtype=np.int16)
         colours = [self.colors[c] for c in primary] + list(self.aliases) + list(self.ambiguous)
         rgb = np.array(colours, dtype=np.int64).reshape(-1, 3)
         if rgb.size and (rgb.min() < 0 or rgb.max() > 255):

@@ -26,6 +26,17 @@ hd = pytest.importorskip("highdicom", reason="DICOM-SEG export needs highdicom (
 AFFINE = np.array([[0.0, 0.5, 0.0, 10.0], [0.4, 0.0, 0.0, -5.0], [0.0, 0.0, -0.6, 30.0], [0.0, 0.0, 0.0, 1.0]])
 
 
+REQUIRED_SEG_ATTRIBUTES = (  # Type 1 attributes of the Segmentation IOD's modules (PS3.3 A.51)
+    "SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID",
+    "Modality", "SeriesNumber", "InstanceNumber", "Manufacturer", "ManufacturerModelName", "DeviceSerialNumber",
+    "SoftwareVersions", "ImageType", "ContentLabel", "SegmentationType", "SegmentSequence", "SamplesPerPixel",
+    "PhotometricInterpretation", "Rows", "Columns", "BitsAllocated", "BitsStored", "HighBit", "PixelData",
+    "NumberOfFrames", "SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence", "ContentDate",
+    "ContentTime", "DimensionOrganizationSequence", "DimensionIndexSequence", "ReferencedSeriesSequence",
+    "PatientID",
+)  # fmt: skip
+
+
 def _case() -> tuple[Volume, Volume]:
     rng = np.random.default_rng(0)
     cbct = Volume(rng.integers(-1000, 3000, (7, 5, 4)).astype(np.int16), AFFINE)
@@ -79,8 +90,14 @@ def test_seg_reads_back_equal_to_label_map(tmp_path: Path) -> None:
     assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.66.4"  # Segmentation Storage
     assert ds.Modality == "SEG"
     assert ds.SegmentationType == "BINARY"
-    for keyword in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "FrameOfReferenceUID", "PatientID"):
+    for keyword in REQUIRED_SEG_ATTRIBUTES:
         assert keyword in ds, keyword
+        assert ds[keyword].value not in (None, ""), keyword
+    assert ds.NumberOfFrames == len(ds.PerFrameFunctionalGroupsSequence)
+    series_uids = {str(pydicom.dcmread(p).SOPInstanceUID) for p in result.series.iterdir()}
+    for frame in ds.PerFrameFunctionalGroupsSequence:  # every frame names its source slice in the series
+        source = frame.DerivationImageSequence[0].SourceImageSequence[0]
+        assert str(source.ReferencedSOPInstanceUID) in series_uids
     assert ds.StudyInstanceUID == result.study_uid
     assert ds.PatientID == "TMCASE"
     refs = {

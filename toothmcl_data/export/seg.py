@@ -28,6 +28,7 @@ import hashlib
 import json
 import logging
 import shutil
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -132,7 +133,24 @@ def build_segmentation(
     if not table.fdi:
         raise InputError(f"{where}: the label map holds no tooth; nothing to segment")
     frames = np.stack([table.numbers(labels.array[:, :, k].T) for k in ks])
-    seg = hd.seg.Segmentation(
+    with warnings.catch_warnings():
+        # de-identified series carry the pseudonym as a one-component PatientName, which highdicom flags
+        warnings.filterwarnings("ignore", message=".*unlikely to represent the intended person name")
+        seg = _segmentation(hd, datasets, frames, table, uid_seed=uid_seed, algorithm=algorithm, version=version)
+    return seg, table
+
+
+def _segmentation(
+    hd: Any,
+    datasets: Sequence[Dataset],
+    frames: NDArray[np.uint8],
+    table: SegmentTable,
+    *,
+    uid_seed: str,
+    algorithm: str | None,
+    version: str,
+) -> Any:
+    return hd.seg.Segmentation(
         source_images=list(datasets),
         pixel_array=frames,
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
@@ -149,7 +167,6 @@ def build_segmentation(
         content_description="FDI teeth",
         series_description="FDI teeth",
     )
-    return seg, table
 
 
 @dataclass(frozen=True)

@@ -117,3 +117,19 @@ def test_export_slicer_from_store(tmp_path: Path, store: Path, record: CaseRecor
     for jaw, reg in record.registrations.items():
         np.testing.assert_allclose(read_transform(folder / f"ios_{jaw}_to_cbct.tfm"), reg.world_from_ios, atol=1e-9)
     assert done[0]["pseudonym"] == record.pseudonym
+
+
+def test_model_vtp_reads_in_vtk_as_slicer_does(tmp_path: Path) -> None:
+    """Slicer reads .vtp with VTK's vtkXMLPolyDataReader and takes the coordinate system from field data SPACE."""
+    xml = pytest.importorskip("vtkmodules.vtkIOXML", reason="VTK (pip install vtk) reads the model as Slicer does")
+    from vtkmodules.util.numpy_support import vtk_to_numpy
+
+    mesh = base_patient(0).ios["upper"]
+    reader = xml.vtkXMLPolyDataReader()
+    reader.SetFileName(str(write_model_vtp(tmp_path / "upper.vtp", mesh)))
+    reader.Update()
+    data = reader.GetOutput()
+    np.testing.assert_array_equal(vtk_to_numpy(data.GetPoints().GetData()), mesh.vertices)
+    np.testing.assert_array_equal(vtk_to_numpy(data.GetPolys().GetConnectivityArray()).reshape(-1, 3), mesh.faces)
+    np.testing.assert_array_equal(vtk_to_numpy(data.GetPointData().GetArray("Label")), mesh.labels)
+    assert data.GetFieldData().GetAbstractArray("SPACE").GetValue(0) == "LPS"

@@ -317,6 +317,8 @@ def export_seg(
     """
     from toothmcl_data.store import open_version
 
+    if not dry_run:
+        _hd()  # a missing highdicom fails before anything is written
     reader = open_version(store, version)
     rows = {r["pseudonym"]: r for r in reader.table("cases").to_pylist()}
     wanted = list(cases) if cases else sorted(rows)

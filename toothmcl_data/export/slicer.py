@@ -181,6 +181,8 @@ def export_slicer(
 
     if transform_suffix not in TRANSFORM_SUFFIXES:
         raise InputError(f"--transform-suffix must be one of {TRANSFORM_SUFFIXES}, got {transform_suffix!r}")
+    if not dry_run:
+        _sitk()  # a missing SimpleITK fails before anything is written
     reader = open_version(store, version)
     table = load_color_table(colors)
     known = reader.case_ids()

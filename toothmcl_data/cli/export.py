@@ -1,0 +1,89 @@
+"""``toothmcl-data export``: write a published version in the formats other tools read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from toothmcl_data.cli.output import emit, progress
+
+app = typer.Typer(help="Export a version for other tools (nnU-Net v2, MONAI, Teeth3DS, …).", no_args_is_help=True)
+
+Store = Annotated[str, typer.Argument(help="Dataset store (folder or URL).")]
+Version = Annotated[str, typer.Option("--version", help="'latest', a tag, or a snapshot id.")]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="List what would be written; write nothing.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print the report as JSON.")]
+
+
+def _run(name: str, store: str, version: str, as_json: bool, export: Any, **kwargs: Any) -> None:
+    """Open the version, run ``export(reader, progress=…, **kwargs)`` with a bar per case, print its report."""
+    from toothmcl_data.export.cases import plan_cases
+    from toothmcl_data.store import open_version
+
+    reader = open_version(store, version)
+    with progress(f"exporting {name}", len(plan_cases(reader)), enabled=not as_json) as advance:
+        report = export(reader, progress=advance, **kwargs)
+    title = f"{name} export{' (dry run)' if kwargs.get('dry_run') else ''} → {report.out}"
+    data = report.to_dict()
+    if not as_json:
+        data = {k: v for k, v in data.items() if k not in ("written",)}
+    emit(data, as_json=as_json, title=title)
+
+
+# --- nnU-Net v2, MONAI, Teeth3DS ------------------------------------------------------------------------------
+@app.command("nnunet")
+def nnunet(
+    store: Store,
+    out: Annotated[Path, typer.Option("--out", "-o", help="nnUNet_raw/DatasetNNN_Name (absent or empty).")],
+    version: Version = "latest",
+    preprocessed: Annotated[
+        Path | None,
+        typer.Option("--preprocessed", help="nnUNet_preprocessed folder: also write splits_final.json there."),
+    ] = None,
+    channel_name: Annotated[
+        str, typer.Option("--channel-name", help="channel_names['0']: 'CT' = nnU-Net's CT normalisation.")
+    ] = "CT",
+    dry_run: DryRun = False,
+    as_json: AsJson = False,
+) -> None:
+    """nnU-Net v2 raw dataset: imagesTr/labelsTr (train + val), imagesTs (test), dataset.json, splits_final.json."""
+    from toothmcl_data.export.nnunet import export_nnunet
+
+    _run("nnU-Net", store, version, as_json, export_nnunet, out=out, preprocessed=preprocessed,
+         channel_name=channel_name, dry_run=dry_run)  # fmt: skip
+
+
+@app.command("monai")
+def monai(
+    store: Store,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for datalist.json, images/, labels/.")],
+    version: Version = "latest",
+    labels: Annotated[
+        str, typer.Option("--labels", help="Label files as 'classes' (0..32, fdi_classes) or 'fdi' codes.")
+    ] = "classes",
+    dry_run: DryRun = False,
+    as_json: AsJson = False,
+) -> None:
+    """MONAI datalist (Decathlon layout: training / validation / test from the version's split) + NIfTI files."""
+    from toothmcl_data.export.monai import export_monai
+
+    _run("MONAI", store, version, as_json, export_monai, out=out, values=labels, dry_run=dry_run)
+
+
+@app.command("teeth3ds")
+def teeth3ds(
+    store: Store,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for <case>/<case>_<jaw>.obj + .json.")],
+    version: Version = "latest",
+    dry_run: DryRun = False,
+    as_json: AsJson = False,
+) -> None:
+    """Intraoral scans as Teeth3DS OBJ + per-vertex JSON (vertex order kept) and split files."""
+    from toothmcl_data.export.teeth3ds import export_teeth3ds
+
+    _run("Teeth3DS", store, version, as_json, export_teeth3ds, out=out, dry_run=dry_run)
+
+
+# --- end of the nnU-Net / MONAI / Teeth3DS block --------------------------------------------------------------

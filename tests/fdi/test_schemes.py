@@ -236,7 +236,7 @@ def test_input_types() -> None:
 
 
 def test_unknown_scheme_name() -> None:
-    with pytest.raises(LabelSchemeError, match=r"unknown label scheme 'palmer'.*known schemes: fdi, fdi_classes, perjaw"):
+    with pytest.raises(LabelSchemeError, match=r"unknown label scheme 'palmer'.*known schemes: fdi, fdi_classes, perj"):
         load_scheme("palmer")
     with pytest.raises(LabelSchemeError, match="kind is 'color_table', expected 'label_scheme'"):
         load_scheme("fdi_colors")

@@ -14,9 +14,9 @@ Layout, as nnU-Net's ``documentation/dataset_format.md`` specifies::
 (``documentation/manual_data_splits.md``). nnU-Net trains from ``nnUNet_preprocessed/DatasetNNN_Name/
 splits_final.json``; its experiment planner (nnunetv2 2.8.1, tested) copies the raw folder's file there during
 ``nnUNetv2_plan_and_preprocess``. For releases that do not, ``preprocessed`` writes it there directly. Train
-fold 0 to keep the split. The channel is named ``CT`` so nnU-Net picks its global CT intensity normalisation (dataset-wide
-percentile clip and z-score), the scheme the nnU-Net team used for ToothFairy2 CBCTs; per-image z-scoring
-follows from any other name.
+fold 0 to keep the split. The channel is named ``CT`` so nnU-Net picks its global CT intensity normalisation
+(dataset-wide percentile clip and z-score), the scheme the nnU-Net team used for ToothFairy2 CBCTs; per-image
+z-scoring follows from any other name.
 """
 
 from __future__ import annotations

@@ -15,6 +15,12 @@ Store = Annotated[str, typer.Argument(help="Dataset store (folder or URL).")]
 Version = Annotated[str, typer.Option("--version", help="'latest', a tag, or a snapshot id.")]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="List what would be written; write nothing.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print the report as JSON.")]
+Out = Annotated[Path, typer.Option("--out", "-o", help="Output folder; must be absent or empty.")]
+Preprocessed = Annotated[
+    Path | None, typer.Option("--preprocessed", help="nnUNet_preprocessed folder: also write splits_final.json there.")
+]
+ChannelName = Annotated[str, typer.Option("--channel-name", help="channel_names['0']; 'CT' = nnU-Net's CT norm.")]
+Labels = Annotated[str, typer.Option("--labels", help="Label values: 'classes' (fdi_classes, 0..52) or 'fdi'.")]
 
 
 def _run(name: str, store: str, version: str, as_json: bool, export: Any, **kwargs: Any) -> None:
@@ -36,19 +42,15 @@ def _run(name: str, store: str, version: str, as_json: bool, export: Any, **kwar
 @app.command("nnunet")
 def nnunet(
     store: Store,
-    out: Annotated[Path, typer.Option("--out", "-o", help="nnUNet_raw/DatasetNNN_Name (absent or empty).")],
+    out: Out,
     version: Version = "latest",
-    preprocessed: Annotated[
-        Path | None,
-        typer.Option("--preprocessed", help="nnUNet_preprocessed folder: also write splits_final.json there."),
-    ] = None,
-    channel_name: Annotated[
-        str, typer.Option("--channel-name", help="channel_names['0']: 'CT' = nnU-Net's CT normalisation.")
-    ] = "CT",
+    preprocessed: Preprocessed = None,
+    channel_name: ChannelName = "CT",
     dry_run: DryRun = False,
     as_json: AsJson = False,
 ) -> None:
-    """nnU-Net v2 raw dataset: imagesTr/labelsTr (train + val), imagesTs (test), dataset.json, splits_final.json."""
+    """nnU-Net v2 raw dataset in OUT = nnUNet_raw/DatasetNNN_Name: imagesTr/labelsTr (train + val), imagesTs (test),
+    dataset.json, splits_final.json (the version's split)."""
     from toothmcl_data.export.nnunet import export_nnunet
 
     _run("nnU-Net", store, version, as_json, export_nnunet, out=out, preprocessed=preprocessed,
@@ -58,15 +60,14 @@ def nnunet(
 @app.command("monai")
 def monai(
     store: Store,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for datalist.json, images/, labels/.")],
+    out: Out,
     version: Version = "latest",
-    labels: Annotated[
-        str, typer.Option("--labels", help="Label files as 'classes' (0..32, fdi_classes) or 'fdi' codes.")
-    ] = "classes",
+    labels: Labels = "classes",
     dry_run: DryRun = False,
     as_json: AsJson = False,
 ) -> None:
-    """MONAI datalist (Decathlon layout: training / validation / test from the version's split) + NIfTI files."""
+    """MONAI datalist OUT/datalist.json (Decathlon layout: training / validation / test = the version's split) and
+    OUT/images, OUT/labels NIfTI files."""
     from toothmcl_data.export.monai import export_monai
 
     _run("MONAI", store, version, as_json, export_monai, out=out, values=labels, dry_run=dry_run)
@@ -74,13 +75,9 @@ def monai(
 
 @app.command("teeth3ds")
 def teeth3ds(
-    store: Store,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for <case>/<case>_<jaw>.obj + .json.")],
-    version: Version = "latest",
-    dry_run: DryRun = False,
-    as_json: AsJson = False,
+    store: Store, out: Out, version: Version = "latest", dry_run: DryRun = False, as_json: AsJson = False
 ) -> None:
-    """Intraoral scans as Teeth3DS OBJ + per-vertex JSON (vertex order kept) and split files."""
+    """Intraoral scans as Teeth3DS OUT/<case>/<case>_<jaw>.obj + per-vertex .json (vertex order kept), split files."""
     from toothmcl_data.export.teeth3ds import export_teeth3ds
 
     _run("Teeth3DS", store, version, as_json, export_teeth3ds, out=out, dry_run=dry_run)

@@ -143,3 +143,35 @@ def test_preprocessed_folder_gets_the_split_too(export_store, tmp_path: Path) ->
     export_nnunet(open_version(export_store, "v1"), tmp_path / "raw" / NAME, preprocessed=tmp_path / "pre")
     split = json.loads((tmp_path / "pre" / NAME / "splits_final.json").read_text())
     assert split == [{"train": ["P0001"], "val": ["P0000", "P0004"]}]
+
+
+def test_a_failed_export_leaves_no_folder(export_store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import toothmcl_data.export.nnunet as nnunet
+
+    calls = []
+
+    def failing(reader, pseudonym, path, values="classes"):
+        calls.append(pseudonym)
+        if len(calls) == 2:
+            raise InputError(f"case {pseudonym}: disk full")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+        return False
+
+    monkeypatch.setattr(nnunet, "write_label_map", failing)
+    out = tmp_path / NAME
+    with pytest.raises(InputError, match="disk full"):
+        export_nnunet(open_version(export_store, "v1"), out)
+    assert calls == ["P0000", "P0001"]
+    assert list(tmp_path.iterdir()) == []  # neither the dataset nor its .partial staging folder
+
+
+def test_no_labelled_train_case_is_refused_before_writing(tmp_path: Path) -> None:
+    from tests.store.conftest import PROVENANCE, records
+    from toothmcl_data.store import SplitConfig, publish
+
+    store = tmp_path / "store"
+    publish(store, records(2), message="all test", provenance=PROVENANCE, splits=SplitConfig(fractions=(0, 0, 1)))
+    with pytest.raises(InputError, match="no labelled train case with a CBCT"):
+        export_nnunet(open_version(store), tmp_path / NAME)
+    assert not (tmp_path / NAME).exists()

@@ -8,7 +8,10 @@ in the same split in every format. Cases an export cannot use are *skipped with 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import os
+import shutil
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,6 +68,29 @@ def require_empty_folder(out: Path, what: str) -> None:
             f"{what} output {out} already exists and is not an empty folder; remove it or pass another --out "
             "(exports never mix with files already there)"
         )
+
+
+@contextmanager
+def staged_folder(out: Path, what: str, *, dry_run: bool = False) -> Iterator[Path]:
+    """Yield a hidden sibling folder ``.<name>.partial`` to write into; it becomes ``out`` only when the block
+    succeeds, so a failed export leaves no half-written dataset behind. ``out`` must be absent or empty.
+    With ``dry_run`` nothing is created and ``out`` itself is yielded."""
+    out = Path(out)
+    require_empty_folder(out, what)
+    if dry_run:
+        yield out
+        return
+    stage = out.with_name(f".{out.name}.partial")
+    shutil.rmtree(stage, ignore_errors=True)  # left by an export that was killed
+    stage.mkdir(parents=True)
+    try:
+        yield stage
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    if out.exists():
+        out.rmdir()  # empty, checked above
+    os.replace(stage, out)
 
 
 def write_json(path: Path, doc: Any) -> Path:

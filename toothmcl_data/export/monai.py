@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from toothmcl_data.errors import InputError
-from toothmcl_data.export.cases import ExportCase, ExportReport, plan_cases, require_empty_folder, write_json
+from toothmcl_data.export.cases import ExportCase, ExportReport, plan_cases, staged_folder, write_json
 from toothmcl_data.export.classes import SCHEME, class_name, fdi_of_class, n_classes
 from toothmcl_data.export.nifti import LabelValues, write_image, write_label_map
 from toothmcl_data.export.nnunet import FILE_ENDING
@@ -77,32 +77,33 @@ def export_monai(
     if values not in ("classes", "fdi"):
         raise InputError(f"MONAI export: label values must be 'classes' or 'fdi', got {values!r}")
     out = Path(out)
-    require_empty_folder(out, "MONAI")
-    report = ExportReport("monai", out, reader.id)
-    entries: dict[str, list[dict[str, str]]] = {key: [] for key in DATALIST_KEYS.values()}
-    deciduous = False
-    for case in plan_cases(reader):
-        reason = _usable(case)
-        if reason is not None:
-            report.skipped[case.pseudonym] = reason
-        else:
-            entry = {"image": f"images/{case.pseudonym}{FILE_ENDING}", "case": case.pseudonym}
-            if case.has_labels:
-                entry["label"] = f"labels/{case.pseudonym}{FILE_ENDING}"
-            entries[DATALIST_KEYS[case.split]].append(entry)
-            files = [] if dry_run else [write_image(reader, case.pseudonym, out / entry["image"])]
-            if case.has_labels and not dry_run:
-                files.append(out / entry["label"])
-                deciduous |= write_label_map(reader, case.pseudonym, files[-1], values)
-            report.add(case, files)
-        if progress is not None:
-            progress(1)
-    counts = {"numTraining": len(entries["training"]), "numValidation": len(entries["validation"])}
-    counts["numTest"] = len(entries["test"])
+    with staged_folder(out, "MONAI", dry_run=dry_run) as target:
+        report = ExportReport("monai", target, reader.id)
+        entries: dict[str, list[dict[str, str]]] = {key: [] for key in DATALIST_KEYS.values()}
+        deciduous = False
+        for case in plan_cases(reader):
+            reason = _usable(case)
+            if reason is not None:
+                report.skipped[case.pseudonym] = reason
+            else:
+                entry = {"image": f"images/{case.pseudonym}{FILE_ENDING}", "case": case.pseudonym}
+                if case.has_labels:
+                    entry["label"] = f"labels/{case.pseudonym}{FILE_ENDING}"
+                entries[DATALIST_KEYS[case.split]].append(entry)
+                files = [] if dry_run else [write_image(reader, case.pseudonym, target / entry["image"])]
+                if case.has_labels and not dry_run:
+                    files.append(target / entry["label"])
+                    deciduous |= write_label_map(reader, case.pseudonym, files[-1], values)
+                report.add(case, files)
+            if progress is not None:
+                progress(1)
+        counts = {"numTraining": len(entries["training"]), "numValidation": len(entries["validation"])}
+        counts["numTest"] = len(entries["test"])
+        if not dry_run:
+            doc = {**datalist_header(reader, deciduous, values), **counts, **entries}
+            report.files.append(str(write_json(target / "datalist.json", doc).relative_to(target)))
+    report.out = out
     report.extra.update(counts, n_classes=n_classes(deciduous), label_values=values)
     if not any(entries.values()):
         report.notes.append("no case with a CBCT: the datalist is empty")
-    if not dry_run:
-        doc = {**datalist_header(reader, deciduous, values), **counts, **entries}
-        report.files.append(str(write_json(out / "datalist.json", doc).relative_to(out)))
     return report

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from toothmcl_data.errors import InputError
-from toothmcl_data.export.cases import ExportCase, ExportReport, plan_cases, require_empty_folder, write_json
+from toothmcl_data.export.cases import ExportCase, ExportReport, plan_cases, staged_folder, write_json
 from toothmcl_data.export.classes import SCHEME, class_name, fdi_of_class, n_classes
 from toothmcl_data.export.nifti import write_image, write_label_map
 from toothmcl_data.store.reader import VersionReader
@@ -94,50 +94,53 @@ def export_nnunet(
 ) -> ExportReport:
     """Write the version as the nnU-Net v2 raw dataset ``out`` (named ``DatasetNNN_Name``, empty or absent).
 
+    The folder appears only when every file is written (see :func:`~toothmcl_data.export.cases.staged_folder`).
     preprocessed: the ``nnUNet_preprocessed`` folder; ``splits_final.json`` is also written to
         ``preprocessed/<out's name>/`` so nnU-Net trains on the version's split.
     dry_run: plan and report, write nothing. progress: called with 1 after each case.
     """
     out = Path(out)
     number = dataset_id(out)
-    require_empty_folder(out, "nnU-Net")
-    report = ExportReport("nnunet", out, reader.id, extra={"dataset_id": number})
-    deciduous = False
-    for case in plan_cases(reader):
-        where = _destination(case)
-        if isinstance(where, str):
-            report.skipped[case.pseudonym] = where
-        elif dry_run:
-            report.add(case, [])
-        else:
-            images, labels = where
-            files = [write_image(reader, case.pseudonym, out / images / f"{case.pseudonym}{CHANNEL}{FILE_ENDING}")]
-            if labels is not None:
-                files.append(out / labels / f"{case.pseudonym}{FILE_ENDING}")
-                deciduous |= write_label_map(reader, case.pseudonym, files[-1])
-            report.add(case, files)
-        if progress is not None:
-            progress(1)
-    train, val = report.written["train"], report.written["val"]
-    if not train:
+    cases = plan_cases(reader)
+    planned = {c.pseudonym: _destination(c) for c in cases}
+    if not any(c.split == "train" and not isinstance(planned[c.pseudonym], str) for c in cases):
+        skipped = {p: w for p, w in planned.items() if isinstance(w, str)}
         raise InputError(
             f"store {reader.store} version {reader.id}: no labelled train case with a CBCT, so there is nothing for "
-            f"nnU-Net to train on (skipped: {report.skipped or 'none'})"
+            f"nnU-Net to train on (skipped: {skipped or 'no case at all'})"
         )
+    with staged_folder(out, "nnU-Net", dry_run=dry_run) as target:
+        report = ExportReport("nnunet", target, reader.id, extra={"dataset_id": number})
+        deciduous = False
+        for case in cases:
+            where = planned[case.pseudonym]
+            if isinstance(where, str):
+                report.skipped[case.pseudonym] = where
+            elif dry_run:
+                report.add(case, [])
+            else:
+                images, labels = where
+                image = target / images / f"{case.pseudonym}{CHANNEL}{FILE_ENDING}"
+                files = [write_image(reader, case.pseudonym, image)]
+                if labels is not None:
+                    files.append(target / labels / f"{case.pseudonym}{FILE_ENDING}")
+                    deciduous |= write_label_map(reader, case.pseudonym, files[-1])
+                report.add(case, files)
+            if progress is not None:
+                progress(1)
+        train, val = sorted(report.written["train"]), sorted(report.written["val"])
+        splits = [{"train": train, "val": val}]
+        if not dry_run:
+            report.files.append(str(write_json(target / "splits_final.json", splits).relative_to(target)))
+            doc = dataset_json(reader, len(train) + len(val), deciduous, channel_name)
+            report.files.append(str(write_json(target / "dataset.json", doc).relative_to(target)))  # last
+    report.out = out
     if not val:
         report.notes.append("no val case: splits_final.json has an empty val list; train with fold 'all'")
     else:
         report.notes.append(f"train fold 0 (nnUNetv2_train {number} 3d_fullres 0) to keep the version's split")
-    report.extra["n_classes"] = n_classes(deciduous)
-    report.extra["numTraining"] = len(train) + len(val)
-    if dry_run:
-        return report
-    splits = [{"train": sorted(train), "val": sorted(val)}]
-    report.files.append(str(write_json(out / "splits_final.json", splits).relative_to(out)))
-    if preprocessed is not None:
-        write_json(Path(preprocessed) / out.name / "splits_final.json", splits)
-        report.extra["splits_final"] = str(Path(preprocessed) / out.name / "splits_final.json")
-    doc = dataset_json(reader, len(train) + len(val), deciduous, channel_name)
-    report.files.append(str(write_json(out / "dataset.json", doc).relative_to(out)))  # last: the manifest
+    report.extra.update(n_classes=n_classes(deciduous), numTraining=len(train) + len(val))
+    if preprocessed is not None and not dry_run:
+        report.extra["splits_final"] = str(write_json(Path(preprocessed) / out.name / "splits_final.json", splits))
     log.info("nnU-Net export %s: %d train, %d val, %d test", out, len(train), len(val), len(report.written["test"]))
     return report

@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from toothmcl_data.export.cases import ExportReport, plan_cases, require_empty_folder
+from toothmcl_data.export.cases import ExportReport, plan_cases, staged_folder
 from toothmcl_data.io.meshwrite import write_atomic, write_obj
 from toothmcl_data.io.teeth3ds import write_teeth3ds_json
 from toothmcl_data.store.reader import VersionReader
-from toothmcl_data.types import JAWS
+from toothmcl_data.types import JAWS, Jaw
 
 SPLIT_FILES = {"train": "training", "val": "validation", "test": "testing"}
 
@@ -49,42 +49,47 @@ def export_teeth3ds(
 ) -> ExportReport:
     """Write every intraoral scan of the version as Teeth3DS OBJ + JSON under ``out`` (empty or absent)."""
     out = Path(out)
-    require_empty_folder(out, "Teeth3DS")
-    report = ExportReport("teeth3ds", out, reader.id)
-    listed: dict[tuple[str, str], list[str]] = {}
-    unlabelled = 0
-    for case in plan_cases(reader):
-        if not case.jaws:
-            report.skipped[case.pseudonym] = "no intraoral scan (a CBCT-only case)"
-        else:
-            files: list[Path] = []
-            for jaw in case.jaws:
-                p = case.pseudonym
-                listed.setdefault((case.split, jaw), []).append(f"{p}_{jaw}")
-                if dry_run:
-                    continue
-                mesh = reader.ios(p, jaw)
-                files.append(out / p / f"{p}_{jaw}.obj")
-                files[-1].parent.mkdir(parents=True, exist_ok=True)
-                write_obj(files[-1], mesh.vertices, mesh.faces)
-                if mesh.labels is None:
-                    unlabelled += 1
-                    continue
-                instances = mesh.instances if mesh.instances is not None else instances_from_labels(mesh.labels)
-                files.append(files[-1].with_suffix(".json"))
-                write_teeth3ds_json(
-                    files[-1], id_patient=p, jaw=jaw, labels=mesh.labels, instances=instances, allow_deciduous=True
-                )
-            report.add(case, files)
-        if progress is not None:
-            progress(1)
+    with staged_folder(out, "Teeth3DS", dry_run=dry_run) as target:
+        report = ExportReport("teeth3ds", target, reader.id)
+        listed: dict[tuple[str, str], list[str]] = {}
+        unlabelled = 0
+        for case in plan_cases(reader):
+            if not case.jaws:
+                report.skipped[case.pseudonym] = "no intraoral scan (a CBCT-only case)"
+            else:
+                files: list[Path] = []
+                for jaw in case.jaws:
+                    listed.setdefault((case.split, jaw), []).append(f"{case.pseudonym}_{jaw}")
+                    if not dry_run:
+                        written = _write_scan(reader, case.pseudonym, jaw, target)
+                        unlabelled += len(written) == 1
+                        files.extend(written)
+                report.add(case, files)
+            if progress is not None:
+                progress(1)
+        for split, stem in SPLIT_FILES.items():
+            for jaw in JAWS:
+                lines = listed.get((split, jaw))
+                if lines and not dry_run:
+                    write_atomic(target / f"{stem}_{jaw}.txt", ("\n".join(lines) + "\n").encode("utf-8"))
+                    report.files.append(f"{stem}_{jaw}.txt")
+    report.out = out
     if unlabelled:
         report.notes.append(f"{unlabelled} unlabelled scan(s) written without a label JSON")
-    for split, stem in SPLIT_FILES.items():
-        for jaw in JAWS:
-            lines = listed.get((split, jaw))
-            if lines and not dry_run:
-                path = out / f"{stem}_{jaw}.txt"
-                write_atomic(path, ("\n".join(lines) + "\n").encode("utf-8"))
-                report.files.append(path.name)
     return report
+
+
+def _write_scan(reader: VersionReader, pseudonym: str, jaw: Jaw, folder: Path) -> list[Path]:
+    """Write one jaw's ``<case>_<jaw>.obj`` (+ ``.json`` when labelled) under ``folder/<case>/``."""
+    mesh = reader.ios(pseudonym, jaw)
+    obj = folder / pseudonym / f"{pseudonym}_{jaw}.obj"
+    obj.parent.mkdir(parents=True, exist_ok=True)
+    write_obj(obj, mesh.vertices, mesh.faces)
+    if mesh.labels is None:
+        return [obj]
+    instances = mesh.instances if mesh.instances is not None else instances_from_labels(mesh.labels)
+    sidecar = obj.with_suffix(".json")
+    write_teeth3ds_json(
+        sidecar, id_patient=pseudonym, jaw=jaw, labels=mesh.labels, instances=instances, allow_deciduous=True
+    )
+    return [obj, sidecar]

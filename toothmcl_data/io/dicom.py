@@ -14,15 +14,20 @@ from __future__ import annotations
 
 import io
 import logging
+import math
+import struct
+import zlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pydicom
 from numpy.typing import NDArray
-from pydicom.errors import InvalidDicomError
+from pydicom.errors import BytesLengthException, InvalidDicomError
+from pydicom.valuerep import VR
 
 from toothmcl_data.errors import SeriesError
 from toothmcl_data.types import Volume
@@ -41,6 +46,24 @@ _GAP_TOLERANCE = 0.01
 """Relative tolerance on slice gaps (and on equal pixel spacing) before a series counts as non-uniform."""
 _TILT_TOLERANCE = 1e-3
 """Largest sideways / along-normal ratio of the slice step (≈ 0.06°) before a series counts as tilted."""
+_PYDICOM_ERRORS = (
+    InvalidDicomError,
+    BytesLengthException,
+    OSError,
+    EOFError,
+    ValueError,
+    KeyError,
+    TypeError,
+    AttributeError,
+    IndexError,
+    OverflowError,
+    NotImplementedError,
+    struct.error,
+    zlib.error,
+)
+"""What pydicom raises on a damaged file or value (deflate errors, unknown VRs, bad numbers …); each becomes a
+SeriesError naming the file."""
+_VRS = frozenset(str(v.value) for v in VR)
 
 
 @dataclass(frozen=True, eq=False)
@@ -59,7 +82,8 @@ class _Slice:
 def _rescale(stored: NDArray[np.generic], slope: float, intercept: float) -> NDArray[np.generic]:
     """``stored · slope + intercept``: exact int32 when the stored values are integers (≤ 16 bit) and slope 1
     and an integer intercept (the common CBCT case; no float copy), else float64."""
-    if stored.dtype.kind in "iu" and stored.dtype.itemsize <= 2 and slope == 1.0 and float(intercept).is_integer():
+    integral = float(intercept).is_integer() and abs(intercept) < 2**30
+    if stored.dtype.kind in "iu" and stored.dtype.itemsize <= 2 and slope == 1.0 and integral:
         out = stored.astype(np.int32)
         if intercept:
             out += int(intercept)
@@ -73,22 +97,101 @@ def _read_slices(path: Path, data: bytes | None = None) -> list[_Slice]:
     data: the file's bytes when the caller has read them already (``path`` then only names the file)."""
     try:
         ds = pydicom.dcmread(io.BytesIO(data) if data is not None else path)
-    except (InvalidDicomError, OSError, EOFError, ValueError, KeyError) as err:
+        _check_elements(path, ds)
+    except _PYDICOM_ERRORS as err:
         raise SeriesError(
-            f"cannot read DICOM file {path}: {err}; the file is truncated, empty or not DICOM — "
-            "re-export it or remove it from the series"
+            f"cannot read DICOM file {path}: {type(err).__name__}: {err}; the file is truncated, empty or not "
+            "DICOM — re-export it or remove it from the series"
         ) from err
-    if int(ds.get("NumberOfFrames", 1) or 1) > 1:
+    if _number(path, ds, "NumberOfFrames", 1) > 1:
         return _read_frames(path, ds)
     return [_read_slice(path, ds)]
 
 
+def _check_elements(path: Path, ds: pydicom.Dataset) -> None:
+    """Decode every element once (pydicom decodes lazily): an unknown VR or a value that cannot be decoded is
+    an error now, naming its tag, not later in de-identification."""
+    for elem in ds.iterall():
+        if elem.VR not in _VRS:
+            raise SeriesError(
+                f"DICOM file {path} has element {elem.tag} with VR {str(elem.VR)[:8]!r}, which is not a DICOM "
+                "value representation; the file is corrupt — re-export it"
+            )
+        try:
+            elem.value  # noqa: B018 - the access decodes the value
+        except _PYDICOM_ERRORS as err:
+            raise SeriesError(
+                f"DICOM file {path}: element {elem.tag} ({elem.VR}) cannot be decoded ({type(err).__name__}); "
+                "the file is corrupt — re-export it"
+            ) from err
+
+
+def _number(path: Path, ds: pydicom.Dataset | None, keyword: str, default: float) -> float:
+    """One finite number from ``ds`` (``default`` when absent or empty); SeriesError naming the file otherwise."""
+    value = ds.get(keyword) if ds is not None else None
+    if value is None or value == "":
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError) as err:
+        raise SeriesError(
+            f"DICOM file {path} has {keyword} {str(value)[:40]!r}, expected one number; fix the header or re-export"
+        ) from err
+    if not math.isfinite(number):
+        raise SeriesError(f"DICOM file {path} has {keyword} {number}, expected a finite number; fix the header")
+    return int(number) if keyword == "NumberOfFrames" else number
+
+
+def _numbers(path: Path, ds: pydicom.Dataset, keyword: str, count: int) -> NDArray[np.float64]:
+    """``count`` finite numbers of a multi-valued element (PixelSpacing, ImagePositionPatient …) as float64."""
+    value: Any = ds.get(keyword)
+    values = list(value) if isinstance(value, list | tuple | pydicom.multival.MultiValue) else [value]
+    try:
+        out = np.asarray([float(v) for v in values], dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise SeriesError(
+            f"DICOM file {path} has a non-numeric {keyword}, expected {count} numbers; fix the header or re-export"
+        ) from err
+    if out.shape != (count,) or not np.all(np.isfinite(out)):
+        raise SeriesError(
+            f"DICOM file {path} has {keyword} with {out.size} values {out.tolist()[:6]}, expected {count} finite "
+            "numbers; fix the header or re-export"
+        )
+    return out
+
+
+def _check_pixel_size(path: Path, ds: pydicom.Dataset, frames: int) -> None:
+    """Refuse a declared image size that the stored Pixel Data cannot hold (checked before any decoding)."""
+    rows, cols = _number(path, ds, "Rows", 0), _number(path, ds, "Columns", 0)
+    bits, samples = _number(path, ds, "BitsAllocated", 0), _number(path, ds, "SamplesPerPixel", 1)
+    if rows < 1 or cols < 1 or bits not in (8, 16, 32, 64) or samples not in (1, 3):
+        raise SeriesError(
+            f"DICOM file {path} declares {rows:g}×{cols:g} pixels of {bits:g} bits × {samples:g} samples, expected "
+            "positive sizes, 8/16/32/64 bits and 1 or 3 samples; fix the header or re-export"
+        )
+    syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+    if _compressed(syntax):
+        return  # encapsulated frames: the decoder checks each frame's size against its header
+    declared = int(rows) * int(cols) * int(bits // 8) * int(samples) * max(frames, 1)
+    stored = len(ds.PixelData)
+    if declared > stored:
+        raise SeriesError(
+            f"DICOM file {path} declares {frames} frame(s) of {rows:g}×{cols:g} pixels ({declared} bytes) but its "
+            f"Pixel Data holds {stored} bytes; the file is truncated or its header is wrong — re-export it"
+        )
+
+
+def _compressed(syntax: object) -> bool:
+    return bool(getattr(syntax, "is_transfer_syntax", False) and getattr(syntax, "is_compressed", False))
+
+
 def _pixels(path: Path, ds: pydicom.Dataset) -> NDArray[np.generic]:
+    _check_pixel_size(path, ds, _number(path, ds, "NumberOfFrames", 1))
     try:
         return np.asarray(ds.pixel_array)
-    except (ValueError, AttributeError, NotImplementedError, RuntimeError, TypeError) as err:
+    except (*_PYDICOM_ERRORS, RuntimeError) as err:
         syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
-        compressed = syntax is not None and syntax.is_compressed
+        compressed = _compressed(syntax)
         hint = (
             "if no decoder is installed: `pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg "
             "pylibjpeg-rle`; else the file is truncated — re-export it"
@@ -111,7 +214,7 @@ def _read_frames(path: Path, ds: pydicom.Dataset) -> list[_Slice]:
     """Frames of an enhanced multi-frame image, geometry from the shared / per-frame functional groups."""
     shared = _item(ds, "SharedFunctionalGroupsSequence")
     per_frame = ds.get("PerFrameFunctionalGroupsSequence")
-    frames = int(ds.NumberOfFrames)
+    frames = int(_number(path, ds, "NumberOfFrames", 1))
     if per_frame is None or len(per_frame) != frames:
         raise SeriesError(
             f"multi-frame DICOM file {path} has {frames} frames but no per-frame functional groups with plane "
@@ -135,19 +238,22 @@ def _read_frames(path: Path, ds: pydicom.Dataset) -> list[_Slice]:
                 "in its functional groups; re-export the series"
             )
         transform = find("PixelValueTransformationSequence")
-        slope = float(transform.get("RescaleSlope", 1.0) or 1.0) if transform is not None else 1.0
-        intercept = float(transform.get("RescaleIntercept", 0.0) or 0.0) if transform is not None else 0.0
-        thickness = measures.get("SpacingBetweenSlices") or measures.get("SliceThickness")
+        slope = _number(path, transform, "RescaleSlope", 1.0) or 1.0
+        intercept = _number(path, transform, "RescaleIntercept", 0.0)
+        thickness = _number(path, measures, "SpacingBetweenSlices", 0.0) or _number(
+            path, measures, "SliceThickness", 0.0
+        )
+        spacing = _numbers(path, measures, "PixelSpacing", 2)
         slices.append(
             _Slice(
                 path=path,
                 series_uid=str(ds.get("SeriesInstanceUID", "")),
                 rows=int(ds.Rows),
                 cols=int(ds.Columns),
-                pixel_spacing=(float(measures.PixelSpacing[0]), float(measures.PixelSpacing[1])),
-                orientation=np.asarray([float(v) for v in orientation.ImageOrientationPatient], dtype=np.float64),
-                position=np.asarray([float(v) for v in position.ImagePositionPatient], dtype=np.float64),
-                thickness=float(thickness) if thickness else None,
+                pixel_spacing=(float(spacing[0]), float(spacing[1])),
+                orientation=_numbers(path, orientation, "ImageOrientationPatient", 6),
+                position=_numbers(path, position, "ImagePositionPatient", 3),
+                thickness=thickness or None,
                 pixels=_rescale(stack[n], slope, intercept),
             )
         )
@@ -161,30 +267,32 @@ def _read_slice(path: Path, ds: pydicom.Dataset) -> _Slice:
             f"DICOM file {path} lacks {', '.join(missing)}; expected an image slice with geometry "
             "(the file may be truncated or a non-image object) — re-export it or remove it from the series"
         )
-    spacing = ds.get("PixelSpacing")
-    if spacing is None or len(spacing) != 2 or min(float(s) for s in spacing) <= 0:
+    spacing = _numbers(path, ds, "PixelSpacing", 2) if ds.get("PixelSpacing") is not None else None
+    if spacing is None or spacing.min() <= 0:
         raise SeriesError(
-            f"DICOM file {path} has PixelSpacing {spacing!r}, expected two positive values in mm; "
-            "the series has no usable voxel size — fix the header or re-export"
+            f"DICOM file {path} has PixelSpacing {None if spacing is None else spacing.tolist()}, expected two "
+            "positive values in mm; the series has no usable voxel size — fix the header or re-export"
         )
+    orientation = _numbers(path, ds, "ImageOrientationPatient", 6)
+    position = _numbers(path, ds, "ImagePositionPatient", 3)
+    slope = _number(path, ds, "RescaleSlope", 1.0) or 1.0
+    intercept = _number(path, ds, "RescaleIntercept", 0.0)
+    thickness = _number(path, ds, "SpacingBetweenSlices", 0.0) or _number(path, ds, "SliceThickness", 0.0)
     stored = _pixels(path, ds)
     if stored.shape != (int(ds.Rows), int(ds.Columns)):
         raise SeriesError(
             f"DICOM file {path} holds pixels of shape {stored.shape}, expected one frame of "
             f"({int(ds.Rows)}, {int(ds.Columns)}); multi-frame files are not a slice series"
         )
-    slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
-    intercept = float(ds.get("RescaleIntercept", 0.0) or 0.0)
-    thickness = ds.get("SpacingBetweenSlices") or ds.get("SliceThickness")
     return _Slice(
         path=path,
         series_uid=str(ds.SeriesInstanceUID),
         rows=int(ds.Rows),
         cols=int(ds.Columns),
         pixel_spacing=(float(spacing[0]), float(spacing[1])),
-        orientation=np.asarray([float(v) for v in ds.ImageOrientationPatient], dtype=np.float64),
-        position=np.asarray([float(v) for v in ds.ImagePositionPatient], dtype=np.float64),
-        thickness=float(thickness) if thickness else None,
+        orientation=orientation,
+        position=position,
+        thickness=thickness or None,
         pixels=_rescale(stored, slope, intercept),
     )
 

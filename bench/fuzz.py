@@ -141,7 +141,11 @@ def run_case(root: Path, desc: dict[str, Any], phi: tuple[str, ...], bare: list[
     try:
         deidentify_drop(root / "drop", out, key=KEY, audit=audit)
     except Exception as err:  # the point of the fuzzer: any escape is a crash, recorded with its traceback
-        return result | {"outcome": "crashed", "reason": f"{type(err).__name__}: {err}"[:500], "trace": traceback.format_exc()[-2000:]}
+        return result | {
+            "outcome": "crashed",
+            "reason": f"{type(err).__name__}: {err}"[:500],
+            "trace": traceback.format_exc()[-2000:],
+        }
     rows = pq.read_table(audit / "inventory.parquet").to_pylist()
     row = next((r for r in rows if r["path"] == desc["file"]), None)
     hits = [h for h in scan_tree(out, phi)[0] if h.where != "unreadable"]

@@ -207,8 +207,8 @@ def _cbct(w: _CaseWriter, tmp: Path, ctx: DeidContext) -> tuple[dict[str, Any], 
             t0 = time.perf_counter()
             if unit.kind == "series":
                 (tmp / "cbct").mkdir()
-                for blob in blobs:
-                    write_dicom(tmp / "cbct", blob, ctx)
+                for record, blob in zip(unit.files, blobs, strict=True):
+                    write_dicom(tmp / "cbct", blob, ctx, source=f"DICOM file {source.full(record.path)}")
             else:
                 write_volume(tmp / "cbct.nii.gz", volume)
             w.seconds["deid"] += time.perf_counter() - t0

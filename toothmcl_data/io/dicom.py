@@ -15,8 +15,6 @@ from __future__ import annotations
 import io
 import logging
 import math
-import struct
-import zlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,10 +24,10 @@ from typing import Any
 import numpy as np
 import pydicom
 from numpy.typing import NDArray
-from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.valuerep import VR
 
 from toothmcl_data.errors import SeriesError
+from toothmcl_data.io.discover import DICOM_ERRORS, safe_message
 from toothmcl_data.types import Volume
 
 log = logging.getLogger(__name__)
@@ -46,23 +44,6 @@ _GAP_TOLERANCE = 0.01
 """Relative tolerance on slice gaps (and on equal pixel spacing) before a series counts as non-uniform."""
 _TILT_TOLERANCE = 1e-3
 """Largest sideways / along-normal ratio of the slice step (≈ 0.06°) before a series counts as tilted."""
-_PYDICOM_ERRORS = (
-    InvalidDicomError,
-    BytesLengthException,
-    OSError,
-    EOFError,
-    ValueError,
-    KeyError,
-    TypeError,
-    AttributeError,
-    IndexError,
-    OverflowError,
-    NotImplementedError,
-    struct.error,
-    zlib.error,
-)
-"""What pydicom raises on a damaged file or value (deflate errors, unknown VRs, bad numbers …); each becomes a
-SeriesError naming the file."""
 _VRS = frozenset(str(v.value) for v in VR)
 
 
@@ -98,9 +79,9 @@ def _read_slices(path: Path, data: bytes | None = None) -> list[_Slice]:
     try:
         ds = pydicom.dcmread(io.BytesIO(data) if data is not None else path)
         _check_elements(path, ds)
-    except _PYDICOM_ERRORS as err:
+    except DICOM_ERRORS as err:
         raise SeriesError(
-            f"cannot read DICOM file {path}: {type(err).__name__}: {err}; the file is truncated, empty or not "
+            f"cannot read DICOM file {path}: {safe_message(err)}; the file is truncated, empty or not "
             "DICOM — re-export it or remove it from the series"
         ) from err
     if _number(path, ds, "NumberOfFrames", 1) > 1:
@@ -119,7 +100,7 @@ def _check_elements(path: Path, ds: pydicom.Dataset) -> None:
             )
         try:
             elem.value  # noqa: B018 - the access decodes the value
-        except _PYDICOM_ERRORS as err:
+        except DICOM_ERRORS as err:
             raise SeriesError(
                 f"DICOM file {path}: element {elem.tag} ({elem.VR}) cannot be decoded ({type(err).__name__}); "
                 "the file is corrupt — re-export it"
@@ -135,7 +116,7 @@ def _number(path: Path, ds: pydicom.Dataset | None, keyword: str, default: float
         number = float(value)
     except (TypeError, ValueError) as err:
         raise SeriesError(
-            f"DICOM file {path} has {keyword} {str(value)[:40]!r}, expected one number; fix the header or re-export"
+            f"DICOM file {path} has a {keyword} that is not a number, expected one number; fix the header or re-export"
         ) from err
     if not math.isfinite(number):
         raise SeriesError(f"DICOM file {path} has {keyword} {number}, expected a finite number; fix the header")
@@ -189,7 +170,7 @@ def _pixels(path: Path, ds: pydicom.Dataset) -> NDArray[np.generic]:
     _check_pixel_size(path, ds, _number(path, ds, "NumberOfFrames", 1))
     try:
         return np.asarray(ds.pixel_array)
-    except (*_PYDICOM_ERRORS, RuntimeError) as err:
+    except (*DICOM_ERRORS, RuntimeError) as err:
         syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
         compressed = _compressed(syntax)
         hint = (
@@ -199,7 +180,8 @@ def _pixels(path: Path, ds: pydicom.Dataset) -> NDArray[np.generic]:
             else "the file is truncated or uses an unsupported encoding — re-export it uncompressed"
         )
         raise SeriesError(
-            f"cannot decode pixel data of DICOM file {path}: {err}; {hint} (transfer syntax {syntax or '?'})"
+            f"cannot decode pixel data of DICOM file {path}: {safe_message(err)}; {hint} "
+            f"(transfer syntax {syntax or '?'})"
         ) from err
 
 

@@ -82,7 +82,9 @@ def check_nifti_header(path: Path) -> None:
         raise VolumeError(f"NIfTI file {path} holds {len(head)} header bytes, expected at least 348; re-export it")
     order = next((o for o in "<>" if struct.unpack_from(o + "i", head, 0)[0] in (348, 540)), None)
     if order is None:
-        raise VolumeError(f"NIfTI file {path} has sizeof_hdr {struct.unpack_from('<i', head, 0)[0]}, expected 348 or 540")
+        raise VolumeError(
+            f"NIfTI file {path} has sizeof_hdr {struct.unpack_from('<i', head, 0)[0]}, expected 348 or 540"
+        )
     two = struct.unpack_from(order + "i", head, 0)[0] == 540
     if two and len(head) < 540:
         raise VolumeError(f"NIfTI-2 file {path} holds {len(head)} header bytes, expected 540; re-export it")

@@ -62,11 +62,18 @@ def _grid_mesh() -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int
 
 def _sidecar(identity: Identity, labels: NDArray[np.int16]) -> bytes:
     instances = (labels > 0).astype(int)
-    doc = {"id_patient": identity.patient_id, "jaw": "upper", "labels": labels.tolist(), "instances": instances.tolist()}
+    doc = {
+        "id_patient": identity.patient_id,
+        "jaw": "upper",
+        "labels": labels.tolist(),
+        "instances": instances.tolist(),
+    }
     return json.dumps(doc).encode("utf-8")
 
 
-def _vtp(vertices: NDArray[np.float64], faces: NDArray[np.int64], labels: NDArray[np.int16], mode: str, note: str) -> bytes:
+def _vtp(
+    vertices: NDArray[np.float64], faces: NDArray[np.int64], labels: NDArray[np.int16], mode: str, note: str
+) -> bytes:
     """VTK XML PolyData with a ``Label`` point array and a string field ``note``; ``mode``: ascii, binary
     (inline base64, uncompressed) or appended (raw, zlib-compressed blocks)."""
     arrays = [
@@ -92,14 +99,16 @@ def _vtp(vertices: NDArray[np.float64], faces: NDArray[np.int64], labels: NDArra
             xml[name] = f'<DataArray {attrs} format="appended" offset="{len(appended)}"/>'
             appended += block
     text = np.frombuffer(note.encode("utf-8") + b"\0", dtype=np.uint8)
-    field = f'<DataArray type="String" Name="note" NumberOfTuples="1" format="ascii">{" ".join(map(str, text))}</DataArray>'
+    field = (
+        f'<DataArray type="String" Name="note" NumberOfTuples="1" format="ascii">{" ".join(map(str, text))}</DataArray>'
+    )
     compressor = ' compressor="vtkZLibDataCompressor"' if mode == "appended" else ""
     doc = (
         f'<?xml version="1.0"?>\n<VTKFile type="PolyData" version="1.0" byte_order="LittleEndian" '
         f'header_type="UInt32"{compressor}>\n<PolyData>\n<FieldData>{field}</FieldData>\n'
         f'<Piece NumberOfPoints="{len(vertices)}" NumberOfPolys="{len(faces)}">\n'
         f'<PointData Scalars="Label">{xml["Label"]}</PointData>\n<Points>{xml["Points"]}</Points>\n'
-        f'<Polys>{xml["connectivity"]}{xml["offsets"]}</Polys>\n</Piece>\n</PolyData>\n'
+        f"<Polys>{xml['connectivity']}{xml['offsets']}</Polys>\n</Piece>\n</PolyData>\n"
     ).encode("utf-8")
     if mode == "appended":
         doc += b'<AppendedData encoding="raw">_' + appended + b"</AppendedData>\n"

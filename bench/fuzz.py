@@ -33,6 +33,7 @@ for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(var, "1")
 
 import argparse
+import contextlib
 import json
 import resource
 import selectors
@@ -92,10 +93,9 @@ def build_case(root: Path, seeds: Any, seed: int, index: int) -> dict[str, Any]:
 
 
 def _peak_reset() -> None:
-    try:
+    # Not Linux, or not allowed: the peak then covers the worker's life so far.
+    with contextlib.suppress(OSError):
         Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass  # not Linux, or not allowed: the peak then covers the worker's life so far (reported as such)
 
 
 def _peak_mb() -> float:
@@ -198,16 +198,17 @@ class _Worker:
             text=True,
             bufsize=1,
         )
+        if self.proc.stdout is None or self.proc.stdin is None:
+            raise RuntimeError("the fuzz worker has no pipes")
+        self.stdin, self.stdout = self.proc.stdin, self.proc.stdout
         self.sel = selectors.DefaultSelector()
-        assert self.proc.stdout is not None and self.proc.stdin is not None
-        self.sel.register(self.proc.stdout, selectors.EVENT_READ)
+        self.sel.register(self.stdout, selectors.EVENT_READ)
 
     def ask(self, request: dict[str, Any], timeout: float) -> dict[str, Any] | str:
         """The worker's answer, or ``"hung"`` / ``"died: …"``."""
-        assert self.proc.stdin is not None and self.proc.stdout is not None
         try:
-            self.proc.stdin.write(json.dumps(request) + "\n")
-            self.proc.stdin.flush()
+            self.stdin.write(json.dumps(request) + "\n")
+            self.stdin.flush()
         except BrokenPipeError:
             return f"died: exit {self.proc.wait()}"
         deadline = time.monotonic() + timeout
@@ -215,7 +216,7 @@ class _Worker:
             left = deadline - time.monotonic()
             if left <= 0 or not self.sel.select(left):
                 return "hung"
-            line = self.proc.stdout.readline()
+            line = self.stdout.readline()
             if not line:
                 return f"died: exit {self.proc.wait()}"
             if line.startswith(_MARK):

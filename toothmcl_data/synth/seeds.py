@@ -109,7 +109,7 @@ def _vtp(
         f'<Piece NumberOfPoints="{len(vertices)}" NumberOfPolys="{len(faces)}">\n'
         f'<PointData Scalars="Label">{xml["Label"]}</PointData>\n<Points>{xml["Points"]}</Points>\n'
         f"<Polys>{xml['connectivity']}{xml['offsets']}</Polys>\n</Piece>\n</PolyData>\n"
-    ).encode("utf-8")
+    ).encode()
     if mode == "appended":
         doc += b'<AppendedData encoding="raw">_' + appended + b"</AppendedData>\n"
     return doc + b"</VTKFile>\n"

@@ -31,7 +31,7 @@ PHI = "Zwiebelmeyer"
 """The planted value (a family name that no library writes by itself)."""
 
 
-def _dicom(syntax: str, where: str) -> bytes:
+def _dicom(syntax: pydicom.uid.UID, where: str) -> bytes:
     ds = Dataset()
     ds.PatientName = "ANON"
     ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
@@ -98,7 +98,7 @@ def _vtp() -> bytes:
     ).encode()
 
 
-PLACES: dict[str, Callable[[Path], None]] = {
+PLACES: dict[str, Callable[[Path], object]] = {
     "dicom_nested": lambda d: (d / "a.dcm").write_bytes(_dicom(ExplicitVRLittleEndian, "nested")),
     "dicom_private": lambda d: (d / "b.dcm").write_bytes(_dicom(ExplicitVRLittleEndian, "private")),
     "dicom_deflated": lambda d: (d / "c.dcm").write_bytes(_dicom(DeflatedExplicitVRLittleEndian, "nested")),
@@ -143,7 +143,7 @@ def _truncated_png(d: Path) -> None:
     (d / "cut.png").write_bytes(data[: data.index(b"zTXt") + 10])
 
 
-UNREADABLE: dict[str, tuple[Callable[[Path], None], str, str]] = {
+UNREADABLE: dict[str, tuple[Callable[[Path], object], str, str]] = {
     "broken_link": (lambda d: (d / "gone").symlink_to(d / "nowhere"), "gone", "broken link"),
     "folder_link": (lambda d: (d / "elsewhere").symlink_to("/usr"), "elsewhere", "link to a folder"),
     "fifo": (lambda d: os.mkfifo(d / "pipe"), "pipe", "not a regular file"),
@@ -180,7 +180,9 @@ def test_permission_denied_is_a_finding(tmp_path: Path, monkeypatch: pytest.Monk
 
     monkeypatch.setattr(Path, "read_bytes", deny)
     hits, _ = scan_tree(tmp_path, [PHI])
-    assert [(h.path, h.where, h.value) for h in hits] == [("secret.bin", "unreadable", "cannot be read (Permission denied)")]
+    assert [(h.path, h.where, h.value) for h in hits] == [
+        ("secret.bin", "unreadable", "cannot be read (Permission denied)")
+    ]
 
 
 def test_cli_exits_non_zero_and_names_an_unreadable_file(tmp_path: Path) -> None:

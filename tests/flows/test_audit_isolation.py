@@ -8,7 +8,6 @@ import json
 import logging
 import os
 import stat
-from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 import pyarrow.parquet as pq
@@ -24,7 +23,7 @@ COARSE = SynthConfig(spacing_mm=0.8, ios_resolution_mm=0.6, third_molar_probabil
 
 
 @pytest.fixture(scope="module")
-def build(key_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
+def build(key_file: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("audit-isolation")
     synth = write_drop(base / "synth", patients=2, seed=33, bad_fraction=0.5, config=COARSE)
     log_path = base / "build.log"
@@ -35,13 +34,15 @@ def build(key_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     root.addHandler(handler)
     root.setLevel(logging.DEBUG)
     try:
-        result = run_curate(CurateParams(raw=str(synth.drop), store=str(base / "store"), key_file=str(key_file), tag="v1"))
+        result = run_curate(
+            CurateParams(raw=str(synth.drop), store=str(base / "store"), key_file=str(key_file), tag="v1")
+        )
     finally:
         root.removeHandler(handler)
         root.setLevel(old_level)
         handler.close()
     report = write_report(base / "store", result["version"], base / "report")
-    yield {
+    return {
         "store": base / "store",
         "work_tables": base / "store.work" / "tables",
         "audit": base / "store.audit",

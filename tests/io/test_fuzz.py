@@ -75,4 +75,5 @@ def test_every_mesh_seed_reads_with_its_sidecar(tmp_path: Path, fmt: str) -> Non
     read = read_mesh(tmp_path / f"upper{suffix}")
     assert read.jaw == "upper"
     assert len(read.vertices) == 30
-    assert read.labels is not None and sorted(set(read.labels.tolist())) == [0, 11]
+    assert read.labels is not None
+    assert sorted(set(read.labels.tolist())) == [0, 11]

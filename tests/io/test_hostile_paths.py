@@ -32,7 +32,10 @@ def test_a_clean_drop_lists_its_files_and_inner_links(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("plant", "message"),
     [
-        (lambda d, t: (d / "P1" / "passwd").symlink_to("/etc/passwd"), r"P1/passwd \(a link leaving the drop, to /etc/passwd\)"),
+        (
+            lambda d, t: (d / "P1" / "passwd").symlink_to("/etc/passwd"),
+            r"P1/passwd \(a link leaving the drop, to /etc/passwd\)",
+        ),
         (lambda d, t: (d / "up").symlink_to(t), r"up \(a link leaving the drop, to "),
         (lambda d, t: (d / "P1" / "dangling").symlink_to(d / "nowhere"), r"P1/dangling \(a broken link\)"),
         (lambda d, t: os.mkfifo(d / "P1" / "pipe"), r"P1/pipe \(a pipe or socket, not a regular file\)"),

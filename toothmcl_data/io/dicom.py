@@ -167,7 +167,7 @@ def _compressed(syntax: object) -> bool:
 
 
 def _pixels(path: Path, ds: pydicom.Dataset) -> NDArray[np.generic]:
-    _check_pixel_size(path, ds, _number(path, ds, "NumberOfFrames", 1))
+    _check_pixel_size(path, ds, int(_number(path, ds, "NumberOfFrames", 1)))
     try:
         return np.asarray(ds.pixel_array)
     except (*DICOM_ERRORS, RuntimeError) as err:

@@ -98,7 +98,7 @@ def check_nifti_header(path: Path) -> None:
         raise VolumeError(f"NIfTI file {path} has dimensions {list(shape)}, expected sizes ≥ 1; fix the header")
     if code not in nib.nifti1.data_type_codes.value_set() or code in (0, 2048):
         raise VolumeError(f"NIfTI file {path} has datatype code {code}, which is not a NIfTI voxel type; re-export it")
-    itemsize = np.dtype(nib.nifti1.data_type_codes.dtype[code]).itemsize
+    itemsize = np.dtype(str(nib.nifti1.data_type_codes.dtype[code])).itemsize
     minimum = 544 if two else 352
     if not math.isfinite(offset) or offset < minimum:
         raise VolumeError(

@@ -98,10 +98,9 @@ def _vtp(
             block = np.asarray([1, arr.nbytes, arr.nbytes, len(raw)], dtype="<u4").tobytes() + raw
             xml[name] = f'<DataArray {attrs} format="appended" offset="{len(appended)}"/>'
             appended += block
-    text = np.frombuffer(note.encode("utf-8") + b"\0", dtype=np.uint8)
-    field = (
-        f'<DataArray type="String" Name="note" NumberOfTuples="1" format="ascii">{" ".join(map(str, text))}</DataArray>'
-    )
+    note_bytes = np.frombuffer(note.encode("utf-8") + b"\0", dtype=np.uint8)
+    values = " ".join(map(str, note_bytes))
+    field = f'<DataArray type="String" Name="note" NumberOfTuples="1" format="ascii">{values}</DataArray>'
     compressor = ' compressor="vtkZLibDataCompressor"' if mode == "appended" else ""
     doc = (
         f'<?xml version="1.0"?>\n<VTKFile type="PolyData" version="1.0" byte_order="LittleEndian" '

@@ -28,11 +28,11 @@ def build(key_file: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
     synth = write_drop(base / "synth", patients=2, seed=33, bad_fraction=0.5, config=COARSE)
     log_path = base / "build.log"
     handler = logging.FileHandler(log_path)
-    handler.setLevel(logging.DEBUG)
+    handler.setLevel(logging.INFO)
     root = logging.getLogger()
     old_level = root.level
     root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
+    root.setLevel(logging.INFO)
     try:
         result = run_curate(
             CurateParams(raw=str(synth.drop), store=str(base / "store"), key_file=str(key_file), tag="v1")

@@ -58,7 +58,7 @@ def _parquet(data: bytes) -> bytes:
         table = pq.read_table(io.BytesIO(data))
     except (pa.ArrowException, OSError, ValueError) as err:
         raise UnreadableError(f"Parquet table cannot be read ({type(err).__name__}: {err})") from err
-    return json.dumps(table.to_pylist(), default=str, ensure_ascii=False).encode("utf-8")
+    return json.dumps(table.to_pylist(), default=str, ensure_ascii=False).encode("utf-8", "replace")
 
 
 def _png_text(data: bytes) -> list[bytes]:
@@ -133,10 +133,10 @@ def texts(path: Path, data: bytes) -> Iterable[bytes]:
             if suffix == ".json":
                 raise UnreadableError(f"JSON cannot be parsed ({type(err).__name__})") from err
         else:
-            yield json.dumps(doc, ensure_ascii=False).encode("utf-8")  # \u escapes decoded
+            yield json.dumps(doc, ensure_ascii=False).encode("utf-8", "replace")  # \u escapes decoded
     if suffix in (".html", ".htm", ".xml", ".svg"):
         text = data.decode("utf-8", "replace")
-        yield html.unescape(text).encode("utf-8")
+        yield html.unescape(text).encode("utf-8", "replace")
         for m in _DATA_URI.finditer(data):
             try:
                 blob = base64.b64decode(re.sub(rb"\s+", b"", m.group(1)))

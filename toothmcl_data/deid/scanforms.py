@@ -18,8 +18,10 @@ import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
+from toothmcl_data.errors import InputError
 
-class UnreadableError(Exception):
+
+class UnreadableError(InputError):
     """A file the scanner cannot search completely; the message says why (it becomes an ``unreadable`` hit)."""
 
 

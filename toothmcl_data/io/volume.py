@@ -15,6 +15,7 @@ import math
 import struct
 import zlib
 from pathlib import Path
+from typing import Any, cast
 
 import nibabel as nib
 import numpy as np
@@ -98,7 +99,13 @@ def check_nifti_header(path: Path) -> None:
         raise VolumeError(f"NIfTI file {path} has dimensions {list(shape)}, expected sizes ≥ 1; fix the header")
     if code not in nib.nifti1.data_type_codes.value_set() or code in (0, 2048):
         raise VolumeError(f"NIfTI file {path} has datatype code {code}, which is not a NIfTI voxel type; re-export it")
-    itemsize = np.dtype(str(nib.nifti1.data_type_codes.dtype[code])).itemsize
+    voxel: np.dtype[Any] = np.dtype(cast(Any, nib.nifti1.data_type_codes.dtype[code]))
+    if voxel.kind not in "iuf":
+        raise VolumeError(
+            f"NIfTI file {path} has datatype code {code} ({voxel}), expected scalar integer or float intensities; "
+            "convert it to a grey-value volume"
+        )
+    itemsize = voxel.itemsize
     minimum = 544 if two else 352
     if not math.isfinite(offset) or offset < minimum:
         raise VolumeError(

@@ -14,19 +14,17 @@ from __future__ import annotations
 
 import io
 import logging
-import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pydicom
 from numpy.typing import NDArray
-from pydicom.valuerep import VR
 
 from toothmcl_data.errors import SeriesError
+from toothmcl_data.io.dicomvalues import check_elements, check_pixel_size, is_compressed, number, numbers
 from toothmcl_data.io.discover import DICOM_ERRORS, safe_message
 from toothmcl_data.types import Volume
 
@@ -44,7 +42,6 @@ _GAP_TOLERANCE = 0.01
 """Relative tolerance on slice gaps (and on equal pixel spacing) before a series counts as non-uniform."""
 _TILT_TOLERANCE = 1e-3
 """Largest sideways / along-normal ratio of the slice step (≈ 0.06°) before a series counts as tilted."""
-_VRS = frozenset(str(v.value) for v in VR)
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,101 +75,24 @@ def _read_slices(path: Path, data: bytes | None = None) -> list[_Slice]:
     data: the file's bytes when the caller has read them already (``path`` then only names the file)."""
     try:
         ds = pydicom.dcmread(io.BytesIO(data) if data is not None else path)
-        _check_elements(path, ds)
+        check_elements(path, ds)
     except DICOM_ERRORS as err:
         raise SeriesError(
             f"cannot read DICOM file {path}: {safe_message(err)}; the file is truncated, empty or not "
             "DICOM — re-export it or remove it from the series"
         ) from err
-    if _number(path, ds, "NumberOfFrames", 1) > 1:
+    if number(path, ds, "NumberOfFrames", 1) > 1:
         return _read_frames(path, ds)
     return [_read_slice(path, ds)]
 
 
-def _check_elements(path: Path, ds: pydicom.Dataset) -> None:
-    """Decode every element once (pydicom decodes lazily): an unknown VR or a value that cannot be decoded is
-    an error now, naming its tag, not later in de-identification."""
-    for elem in ds.iterall():
-        if elem.VR not in _VRS:
-            raise SeriesError(
-                f"DICOM file {path} has element {elem.tag} with VR {str(elem.VR)[:8]!r}, which is not a DICOM "
-                "value representation; the file is corrupt — re-export it"
-            )
-        try:
-            elem.value  # noqa: B018 - the access decodes the value
-        except DICOM_ERRORS as err:
-            raise SeriesError(
-                f"DICOM file {path}: element {elem.tag} ({elem.VR}) cannot be decoded ({type(err).__name__}); "
-                "the file is corrupt — re-export it"
-            ) from err
-
-
-def _number(path: Path, ds: pydicom.Dataset | None, keyword: str, default: float) -> float:
-    """One finite number from ``ds`` (``default`` when absent or empty); SeriesError naming the file otherwise."""
-    value = ds.get(keyword) if ds is not None else None
-    if value is None or value == "":
-        return default
-    try:
-        number = float(value)
-    except (TypeError, ValueError) as err:
-        raise SeriesError(
-            f"DICOM file {path} has a {keyword} that is not a number, expected one number; fix the header or re-export"
-        ) from err
-    if not math.isfinite(number):
-        raise SeriesError(f"DICOM file {path} has {keyword} {number}, expected a finite number; fix the header")
-    return int(number) if keyword == "NumberOfFrames" else number
-
-
-def _numbers(path: Path, ds: pydicom.Dataset, keyword: str, count: int) -> NDArray[np.float64]:
-    """``count`` finite numbers of a multi-valued element (PixelSpacing, ImagePositionPatient …) as float64."""
-    value: Any = ds.get(keyword)
-    values = list(value) if isinstance(value, list | tuple | pydicom.multival.MultiValue) else [value]
-    try:
-        out = np.asarray([float(v) for v in values], dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise SeriesError(
-            f"DICOM file {path} has a non-numeric {keyword}, expected {count} numbers; fix the header or re-export"
-        ) from err
-    if out.shape != (count,) or not np.all(np.isfinite(out)):
-        raise SeriesError(
-            f"DICOM file {path} has {keyword} with {out.size} values {out.tolist()[:6]}, expected {count} finite "
-            "numbers; fix the header or re-export"
-        )
-    return out
-
-
-def _check_pixel_size(path: Path, ds: pydicom.Dataset, frames: int) -> None:
-    """Refuse a declared image size that the stored Pixel Data cannot hold (checked before any decoding)."""
-    rows, cols = _number(path, ds, "Rows", 0), _number(path, ds, "Columns", 0)
-    bits, samples = _number(path, ds, "BitsAllocated", 0), _number(path, ds, "SamplesPerPixel", 1)
-    if rows < 1 or cols < 1 or bits not in (8, 16, 32, 64) or samples not in (1, 3):
-        raise SeriesError(
-            f"DICOM file {path} declares {rows:g}×{cols:g} pixels of {bits:g} bits × {samples:g} samples, expected "
-            "positive sizes, 8/16/32/64 bits and 1 or 3 samples; fix the header or re-export"
-        )
-    syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
-    if _compressed(syntax):
-        return  # encapsulated frames: the decoder checks each frame's size against its header
-    declared = int(rows) * int(cols) * int(bits // 8) * int(samples) * max(frames, 1)
-    stored = len(ds.PixelData)
-    if declared > stored:
-        raise SeriesError(
-            f"DICOM file {path} declares {frames} frame(s) of {rows:g}×{cols:g} pixels ({declared} bytes) but its "
-            f"Pixel Data holds {stored} bytes; the file is truncated or its header is wrong — re-export it"
-        )
-
-
-def _compressed(syntax: object) -> bool:
-    return bool(getattr(syntax, "is_transfer_syntax", False) and getattr(syntax, "is_compressed", False))
-
-
 def _pixels(path: Path, ds: pydicom.Dataset) -> NDArray[np.generic]:
-    _check_pixel_size(path, ds, int(_number(path, ds, "NumberOfFrames", 1)))
+    check_pixel_size(path, ds, int(number(path, ds, "NumberOfFrames", 1)))
     try:
         return np.asarray(ds.pixel_array)
     except (*DICOM_ERRORS, RuntimeError) as err:
         syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
-        compressed = _compressed(syntax)
+        compressed = is_compressed(syntax)
         hint = (
             "if no decoder is installed: `pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg "
             "pylibjpeg-rle`; else the file is truncated — re-export it"
@@ -196,7 +116,7 @@ def _read_frames(path: Path, ds: pydicom.Dataset) -> list[_Slice]:
     """Frames of an enhanced multi-frame image, geometry from the shared / per-frame functional groups."""
     shared = _item(ds, "SharedFunctionalGroupsSequence")
     per_frame = ds.get("PerFrameFunctionalGroupsSequence")
-    frames = int(_number(path, ds, "NumberOfFrames", 1))
+    frames = int(number(path, ds, "NumberOfFrames", 1))
     if per_frame is None or len(per_frame) != frames:
         raise SeriesError(
             f"multi-frame DICOM file {path} has {frames} frames but no per-frame functional groups with plane "
@@ -220,12 +140,10 @@ def _read_frames(path: Path, ds: pydicom.Dataset) -> list[_Slice]:
                 "in its functional groups; re-export the series"
             )
         transform = find("PixelValueTransformationSequence")
-        slope = _number(path, transform, "RescaleSlope", 1.0) or 1.0
-        intercept = _number(path, transform, "RescaleIntercept", 0.0)
-        thickness = _number(path, measures, "SpacingBetweenSlices", 0.0) or _number(
-            path, measures, "SliceThickness", 0.0
-        )
-        spacing = _numbers(path, measures, "PixelSpacing", 2)
+        slope = number(path, transform, "RescaleSlope", 1.0) or 1.0
+        intercept = number(path, transform, "RescaleIntercept", 0.0)
+        thickness = number(path, measures, "SpacingBetweenSlices", 0.0) or number(path, measures, "SliceThickness", 0.0)
+        spacing = numbers(path, measures, "PixelSpacing", 2)
         slices.append(
             _Slice(
                 path=path,
@@ -233,8 +151,8 @@ def _read_frames(path: Path, ds: pydicom.Dataset) -> list[_Slice]:
                 rows=int(ds.Rows),
                 cols=int(ds.Columns),
                 pixel_spacing=(float(spacing[0]), float(spacing[1])),
-                orientation=_numbers(path, orientation, "ImageOrientationPatient", 6),
-                position=_numbers(path, position, "ImagePositionPatient", 3),
+                orientation=numbers(path, orientation, "ImageOrientationPatient", 6),
+                position=numbers(path, position, "ImagePositionPatient", 3),
                 thickness=thickness or None,
                 pixels=_rescale(stack[n], slope, intercept),
             )
@@ -249,17 +167,17 @@ def _read_slice(path: Path, ds: pydicom.Dataset) -> _Slice:
             f"DICOM file {path} lacks {', '.join(missing)}; expected an image slice with geometry "
             "(the file may be truncated or a non-image object) — re-export it or remove it from the series"
         )
-    spacing = _numbers(path, ds, "PixelSpacing", 2) if ds.get("PixelSpacing") is not None else None
+    spacing = numbers(path, ds, "PixelSpacing", 2) if ds.get("PixelSpacing") is not None else None
     if spacing is None or spacing.min() <= 0:
         raise SeriesError(
             f"DICOM file {path} has PixelSpacing {None if spacing is None else spacing.tolist()}, expected two "
             "positive values in mm; the series has no usable voxel size — fix the header or re-export"
         )
-    orientation = _numbers(path, ds, "ImageOrientationPatient", 6)
-    position = _numbers(path, ds, "ImagePositionPatient", 3)
-    slope = _number(path, ds, "RescaleSlope", 1.0) or 1.0
-    intercept = _number(path, ds, "RescaleIntercept", 0.0)
-    thickness = _number(path, ds, "SpacingBetweenSlices", 0.0) or _number(path, ds, "SliceThickness", 0.0)
+    orientation = numbers(path, ds, "ImageOrientationPatient", 6)
+    position = numbers(path, ds, "ImagePositionPatient", 3)
+    slope = number(path, ds, "RescaleSlope", 1.0) or 1.0
+    intercept = number(path, ds, "RescaleIntercept", 0.0)
+    thickness = number(path, ds, "SpacingBetweenSlices", 0.0) or number(path, ds, "SliceThickness", 0.0)
     stored = _pixels(path, ds)
     if stored.shape != (int(ds.Rows), int(ds.Columns)):
         raise SeriesError(

@@ -6,8 +6,9 @@ duplicated spans, zeroed or 0xFF spans. Structured ones, per kind:
 
 - **DICOM** (explicit VR little endian seeds; :mod:`toothmcl_data.synth.mutate_dicom`): huge
   Rows/Columns/NumberOfFrames/BitsAllocated, wrong VR bytes, wrong value lengths (odd, huge, undefined),
-  another transfer syntax (compressed, big endian, deflated, unknown), broken sequences (lengths, delimiters), non-ASCII values under a mixed or unknown character set,
-  numbers that are NaN/inf/text in PixelSpacing, ImagePositionPatient, ImageOrientationPatient, Rescale.
+  another transfer syntax (compressed, big endian, deflated, unknown), broken sequences (lengths, delimiters),
+  non-ASCII values under a mixed or unknown character set, numbers that are NaN/inf/text in PixelSpacing,
+  ImagePositionPatient, ImageOrientationPatient, Rescale.
 - **NIfTI**: header fields ``dim`` (rank, huge or negative sizes), ``datatype``/``bitpix``, ``pixdim``,
   ``vox_offset``, ``scl_slope``, qform/sform codes and rows set to NaN/inf/0/huge; a bogus extension.
 - **meshes** (STL/PLY/OBJ/VTP): NaN/inf coordinates, huge or wrong element counts, indices out of range,

@@ -31,7 +31,7 @@ def check_key(key: bytes) -> bytes:
     if len(key) < _MIN_KEY_BYTES:
         raise DeidError(
             f"the pseudonymisation key has {len(key)} bytes, expected at least {_MIN_KEY_BYTES}; "
-            "generate one with `head -c 32 /dev/urandom | base64 > key.txt`"
+            "generate one with `(umask 077; head -c 32 /dev/urandom | base64 > key.txt)`"
         )
     return key
 

@@ -26,6 +26,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
 from flows.steps import STAGES, curate_case, load_records
+from toothmcl_data.deid.audit import private_dir
 from toothmcl_data.deid.pseudonym import key_fingerprint, read_key
 from toothmcl_data.deid.run import finish_drop, load_case_result, plan_files
 from toothmcl_data.io.group import DropPlan
@@ -125,7 +126,7 @@ def curate(params: CurateParams) -> dict[str, Any]:
     logger = get_run_logger()
     work, audit = params.folders()
     work.mkdir(parents=True, exist_ok=True)
-    audit.mkdir(parents=True, exist_ok=True)
+    private_dir(audit)  # 0700: the audit area names originals
     fingerprint = key_fingerprint(_key(params))
     plan = plan_task(params.raw)
     logger.info("drop: %d files, %d cases", len(plan.records), len(plan.cases))

@@ -126,8 +126,8 @@ def read_stl(path: Path) -> MeshFile:
             )
         try:
             corners = np.array(values, dtype=np.float64).reshape(-1, 3, 3)
-        except ValueError as err:
-            raise MeshError(f"{path}: ASCII STL has a non-numeric vertex ({err}); re-export the scan") from err
+        except ValueError as err:  # the message would quote the file's text: it is not repeated
+            raise MeshError(f"{path}: ASCII STL has a non-numeric vertex coordinate; re-export the scan") from err
     else:
         binary = f"84 + 50 × {count} = {84 + 50 * count}" if count >= 0 else "at least 84"
         raise MeshError(
@@ -138,12 +138,47 @@ def read_stl(path: Path) -> MeshFile:
     return MeshFile(vertices, faces, [header] if header else [])
 
 
+_PLY_SIZES = {
+    **dict.fromkeys(("char", "int8", "uchar", "uint8"), 1),
+    **dict.fromkeys(("short", "int16", "ushort", "uint16"), 2),
+    **dict.fromkeys(("int", "int32", "uint", "uint32", "float", "float32"), 4),
+    **dict.fromkeys(("double", "float64"), 8),
+}
+
+
+def _check_ply_header(path: Path, header: str, body: int) -> None:
+    """Refuse element counts the ``body`` bytes after the header cannot hold (before the parser allocates them).
+
+    A binary element needs at least the sizes of its scalar properties plus each list's count field; an ASCII
+    element at least two bytes (a digit and a separator) per property."""
+    lines = [line.split() for line in header.splitlines()]
+    binary = any(w[:2] in (["format", "binary_little_endian"], ["format", "binary_big_endian"]) for w in lines)
+    needed, count, per = 0, 0, 0
+    for words in [*lines, ["element", "end", "0"]]:
+        if words[:1] == ["element"]:
+            needed += count * per
+            if len(words) != 3 or not words[2].isdigit():
+                raise MeshError(f"{path}: PLY header line 'element …' has no valid count; re-export the scan")
+            count, per = int(words[2]), 0
+        elif words[:1] == ["property"]:
+            types = words[2:4] if words[1:2] == ["list"] else words[1:2]
+            if not types or any(t not in _PLY_SIZES for t in types):
+                raise MeshError(f"{path}: PLY property of unknown type {types}; expected one of {sorted(_PLY_SIZES)}")
+            per += _PLY_SIZES[types[0]] if binary else 2
+    if needed > body:
+        raise MeshError(
+            f"{path}: PLY header declares elements of at least {needed} bytes but {body} bytes follow the header; "
+            "the file is truncated or its counts are wrong — re-export it"
+        )
+
+
 def read_ply(path: Path) -> MeshFile:
     """Binary or ASCII PLY → :class:`MeshFile`, with vertex or face colours when present."""
     data = path.read_bytes()
     end = data.find(b"end_header")
     if not data.startswith(b"ply") or end < 0:
         raise MeshError(f"{path}: not a PLY (expected 'ply' … 'end_header' header); re-export the scan")
+    _check_ply_header(path, data[:end].decode("ascii", errors="replace"), len(data) - end - len("end_header\n"))
     header = []
     for line in data[:end].decode("ascii", errors="replace").splitlines():
         keyword, _, rest = line.strip().partition(" ")
@@ -179,6 +214,8 @@ def _ply_face_colors(raw: dict[str, Any], n_faces: int) -> NDArray[np.uint8] | N
 
 def _obj_index(token: str, n: int) -> int:
     i = int(token.split("/", 1)[0])
+    if abs(i) > 2**62:
+        raise ValueError("a face index beyond any mesh size")
     return i - 1 if i > 0 else n + i  # OBJ is 1-based; negative indices count back from the last vertex
 
 
@@ -195,7 +232,10 @@ def read_obj(path: Path) -> MeshFile:
             if line.startswith("v "):
                 values = [float(x) for x in line.split()[1:]]
                 if len(values) not in (3, 4, 6, 7):
-                    raise ValueError(f"{len(values)} numbers on a 'v' line, expected x y z [w | r g b [a]]")
+                    raise MeshError(
+                        f"{path}:{number}: {len(values)} numbers on a 'v' line, expected x y z [w | r g b [a]]; "
+                        "fix or re-export the scan"
+                    )
                 vertices.append(values[:3])
                 if len(values) >= 6:
                     colors.append(values[3:6])
@@ -206,8 +246,12 @@ def read_obj(path: Path) -> MeshFile:
                 header.append(line[1:].strip())
             elif line.split(" ", 1)[0] in ("o", "g", "mtllib", "usemtl"):
                 header.append(line)
-        except ValueError as err:
-            raise MeshError(f"{path}:{number}: cannot parse {line[:60]!r} ({err}); fix or re-export") from err
+        except MeshError:
+            raise
+        except ValueError as err:  # the line and the token are not quoted: they may hold header text
+            what = "a 'v' line (expected 3, 4, 6 or 7 numbers)" if line.startswith("v ") else "an 'f' line (expected "
+            what += "" if line.startswith("v ") else "integer vertex indices)"
+            raise MeshError(f"{path}:{number}: cannot parse {what}; fix or re-export the scan") from err
     vc = None
     if colors and len(colors) == len(vertices):
         c = np.asarray(colors, dtype=np.float64)

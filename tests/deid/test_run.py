@@ -37,7 +37,9 @@ def clean_plan(tmp_path_factory: pytest.TempPathFactory) -> DropPlan:
 def test_drop_summary_progress_and_tables(clean_plan: DropPlan, tmp_path: Path) -> None:
     calls: list[tuple[int, int]] = []
     out = tmp_path / "deid"
-    summary = deidentify_drop(clean_plan.source.root, out, key=KEY, plan=clean_plan, progress=lambda d, t: calls.append((d, t)))
+    summary = deidentify_drop(
+        clean_plan.source.root, out, key=KEY, plan=clean_plan, progress=lambda d, t: calls.append((d, t))
+    )
     assert calls == [(1, 2), (2, 2)]
     assert summary.audit == default_audit(out) == tmp_path / "deid-audit"
     assert summary.cases == 2
@@ -49,7 +51,9 @@ def test_drop_summary_progress_and_tables(clean_plan: DropPlan, tmp_path: Path) 
     assert pq.read_table(out / "tables" / "cases.parquet").column("pseudonym").to_pylist() == names
     with (summary.audit / "pseudonyms.csv").open(newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert {r["patient"]: r["pseudonym"] for r in rows} == {c.patient: pseudonym(KEY, c.patient) for c in clean_plan.cases}
+    assert {r["patient"]: r["pseudonym"] for r in rows} == {
+        c.patient: pseudonym(KEY, c.patient) for c in clean_plan.cases
+    }
     assert all(r["written"] == "True" for r in rows)
 
 

@@ -55,7 +55,7 @@ def test_round_trip_restores_identical_tensors_optimiser_and_rng(tmp_path: Path)
 
 
 def test_a_checkpoint_of_another_config_is_refused(tmp_path: Path) -> None:
-    net, opt = _trained(0)
+    net, _ = _trained(0)
     save_checkpoint(tmp_path, 1, training_state({"task": "cbct"}, module=net))
     before = net[0].weight.detach().clone()
     other, _ = _trained(1)

@@ -34,7 +34,7 @@ MODEL = tiny().model
 def test_cbct_classes_round_trip_every_permanent_tooth() -> None:
     labels = torch.tensor([[0, *PERMANENT_FDI, 51, -1, 150]])
     classes = fdi_to_classes(labels, cbct_class_table())
-    assert classes[0, : 33].tolist() == list(range(33))
+    assert classes[0, :33].tolist() == list(range(33))
     assert classes[0, 33:].tolist() == [-100, -100, -100]  # deciduous, unknown, out of range: ignored
     np.testing.assert_array_equal(classes_to_fdi(classes[0, :33]), [0, *PERMANENT_FDI])
     assert CBCT_CLASSES[1] == 11
@@ -96,7 +96,11 @@ def test_build_is_seeded_and_leaves_the_global_generator_alone() -> None:
 
 def test_pretrained_loading_needs_the_asked_for_encoder(tmp_path: Path) -> None:
     ios_net = build_segmenter("ios", MODEL.cbct, MODEL.ios, seed=1)
-    weights = {f"model.ios_encoders.{jaw}.{k}": v for jaw in ("upper", "lower") for k, v in ios_net.encoders[jaw].state_dict().items()}
+    weights = {
+        f"model.ios_encoders.{jaw}.{k}": v
+        for jaw in ("upper", "lower")
+        for k, v in ios_net.encoders[jaw].state_dict().items()
+    }
     save_checkpoint(tmp_path / "ios-only", 1, {"module": weights, "config": {}})
     fresh = build_segmenter("ios", MODEL.cbct, MODEL.ios, seed=2)
     loaded = load_pretrained(fresh, tmp_path / "ios-only")

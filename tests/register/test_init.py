@@ -70,7 +70,9 @@ def test_centroid_start_and_polish_find_a_patients_pose(
     mesh = coarse_patient.ios["lower"]
     surface = labelled_surface.jaw("lower")
     crowns = np.flatnonzero(mesh.labels > 0)[::3]
-    found = centroid_start(centroids(mesh.vertices[crowns], mesh.labels[crowns]), centroids(surface.points, surface.fdi))
+    found = centroid_start(
+        centroids(mesh.vertices[crowns], mesh.labels[crowns]), centroids(surface.points, surface.fdi)
+    )
     assert found is not None
     start, agreeing = found
     assert len(agreeing) == len(np.unique(mesh.labels[mesh.labels > 0]))

@@ -75,7 +75,7 @@ def test_verdict_thresholds_and_their_scaling() -> None:
 
 def test_coverage_counts_surface_samples_with_a_vertex_near() -> None:
     surface = np.c_[np.arange(10.0), np.zeros(10), np.zeros(10)]
-    vertices = surface[:4] + [0.0, 0.3, 0.0]
+    vertices = surface[:4] + np.array([0.0, 0.3, 0.0])
     assert coverage(surface, vertices, 0.5) == pytest.approx(0.4)
     assert coverage(surface, vertices, 0.2) == 0.0
     assert coverage(surface, vertices[:0], 0.5) == 0.0

@@ -109,7 +109,9 @@ def _cyan_to_outline_px(path: Path) -> np.ndarray:
 
 def test_pair_montage_points_on_the_surface_lie_on_the_outline(tmp_path: Path) -> None:
     z = np.linspace(5.0, 13.5, 30)
-    on_faces = np.concatenate([np.c_[np.full(30, 4.5), np.full(30, 10.0), z], np.c_[np.full(30, 14.5), np.full(30, 10.0), z]])
+    on_faces = np.concatenate(
+        [np.c_[np.full(30, 4.5), np.full(30, 10.0), z], np.c_[np.full(30, 14.5), np.full(30, 10.0), z]]
+    )
     off_slice = np.c_[np.full(10, 9.5), np.full(10, 13.0), np.linspace(6, 12, 10)]  # 1.5 mm from the slice
     d = _cyan_to_outline_px(pair_montage_png([_cube_view(np.r_[on_faces, off_slice])], tmp_path / "on.png", columns=1))
     assert len(d) > 15

@@ -27,8 +27,11 @@ def test_a_changed_case_with_as_many_pairs_keeps_its_slots(store: Path) -> None:
     new_crop = changed.pairs[0].cbct_crop.copy()
     new_crop[0, 0, 0] += 5
     changed = CaseRecord(
-        changed.case, changed.registrations, [replace(changed.pairs[0], cbct_crop=new_crop), *changed.pairs[1:]],
-        changed.teeth, changed.attributes,
+        changed.case,
+        changed.registrations,
+        [replace(changed.pairs[0], cbct_crop=new_crop), *changed.pairs[1:]],
+        changed.teeth,
+        changed.attributes,
     )
     info = publish(store, [make_record(0, "P0000", 1), changed, make_record(2, "P0002", 3)], message="change 1")
     assert (info.stats["cases_written"], info.stats["cases_unchanged"]) == (1, 2)
@@ -50,13 +53,17 @@ def test_a_full_rewrite_drops_every_base_case(store: Path) -> None:
     assert len(list_versions(store)) == 2
 
 
+def _write_then_fail(store: Path) -> None:
+    with Writer(store) as w:
+        w.write_case(make_record(1, "P0001"))
+        raise RuntimeError("boom")
+
+
 def test_one_commit_per_writer_and_an_error_leaves_no_version(store: Path) -> None:
     publish(store, records(1), message="1", provenance=PROVENANCE)
     versions = len(list_versions(store))
     with pytest.raises(RuntimeError, match="boom"):
-        with Writer(store) as w:
-            w.write_case(make_record(1, "P0001"))
-            raise RuntimeError("boom")
+        _write_then_fail(store)
     assert len(list_versions(store)) == versions
     assert open_version(store).case_ids() == ["P0000"]
     w = Writer(store)
@@ -104,7 +111,7 @@ def test_pairs_of_one_case_must_share_a_shape(store: Path) -> None:
 
 
 def test_stratifying_by_a_missing_column_is_refused(store: Path) -> None:
-    with pytest.raises(StoreError, match="stratified by 'scanner'.*add it to CaseRecord.attributes"):
+    with pytest.raises(StoreError, match=r"stratified by 'scanner'.*add it to CaseRecord\.attributes"):
         publish(store, records(2), message="x", splits=SplitConfig(stratify_by="scanner"))
     info = publish(store, records(2), message="x", splits=SplitConfig(stratify_by="site"))
     assert info.n_cases == 2

@@ -44,7 +44,9 @@ def test_canonical_frame_is_a_rotation_that_centres_the_scan(stream_store: Path)
     assert np.linalg.det(T[:3, :3]) == pytest.approx(1.0)
     np.testing.assert_allclose(apply_transform(T, mesh.vertices).mean(0), 0.0, atol=1e-9)
     points = field(dataset[0], "points").numpy()
-    np.testing.assert_allclose(points[:, :3], apply_transform(T, mesh.vertices[field(dataset[0], "vertex_index")]), atol=1e-4)
+    np.testing.assert_allclose(
+        points[:, :3], apply_transform(T, mesh.vertices[field(dataset[0], "vertex_index")]), atol=1e-4
+    )
 
 
 def test_augmentation_moves_points_rigidly(stream_store: Path) -> None:

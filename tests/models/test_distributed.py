@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 
@@ -17,7 +19,7 @@ def test_single_process_setup(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_to_device_moves_nested_tensors_and_keeps_the_rest() -> None:
-    batch = {"cbct": torch.ones(2), "ios": {"upper": torch.zeros(3)}, "case": ["A", "B"], "n": 3}
+    batch: dict[str, Any] = {"cbct": torch.ones(2), "ios": {"upper": torch.zeros(3)}, "case": ["A", "B"], "n": 3}
     moved = to_device(batch, torch.device("cpu"))
     assert torch.equal(moved["cbct"], batch["cbct"])
     assert torch.equal(moved["ios"]["upper"], batch["ios"]["upper"])

@@ -63,6 +63,7 @@ def test_cbct_segmenter_shape_prior_and_intensity_clip() -> None:
     assert same.shape == (1, len(CBCT_CLASSES), 64, 32, 32)
     assert torch.equal(same, clipped)
     head = [m for m in net.net.out.modules() if isinstance(m, torch.nn.Conv3d)][-1]
+    assert head.bias is not None
     assert head.bias[0].item() == BACKGROUND_BIAS
     assert head.bias[1:].abs().max().item() == 0.0
     with pytest.raises(InputError, match="multiples of 32"):
@@ -96,6 +97,7 @@ def test_build_is_seeded_and_leaves_the_global_generator_alone() -> None:
 
 def test_pretrained_loading_needs_the_asked_for_encoder(tmp_path: Path) -> None:
     ios_net = build_segmenter("ios", MODEL.cbct, MODEL.ios, seed=1)
+    assert isinstance(ios_net, IOSSegmenter)
     weights = {
         f"model.ios_encoders.{jaw}.{k}": v
         for jaw in ("upper", "lower")
@@ -103,6 +105,7 @@ def test_pretrained_loading_needs_the_asked_for_encoder(tmp_path: Path) -> None:
     }
     save_checkpoint(tmp_path / "ios-only", 1, {"module": weights, "config": {}})
     fresh = build_segmenter("ios", MODEL.cbct, MODEL.ios, seed=2)
+    assert isinstance(fresh, IOSSegmenter)
     loaded = load_pretrained(fresh, tmp_path / "ios-only")
     assert len(loaded) == len(weights)
     for jaw in ("upper", "lower"):

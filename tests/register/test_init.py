@@ -68,6 +68,7 @@ def test_centroid_start_and_polish_find_a_patients_pose(
 ) -> None:
     """From the scanner's arbitrary pose: tooth centroids give a start within ~1 mm, the polish lands on the truth."""
     mesh = coarse_patient.ios["lower"]
+    assert mesh.labels is not None
     surface = labelled_surface.jaw("lower")
     crowns = np.flatnonzero(mesh.labels > 0)[::3]
     found = centroid_start(

@@ -83,6 +83,7 @@ def test_coverage_counts_surface_samples_with_a_vertex_near() -> None:
 
 def _jaw_qc(patient: SyntheticPatient, surface: ToothSurface, world_from_ios: np.ndarray) -> JawQC:
     mesh = patient.ios["upper"]
+    assert mesh.labels is not None
     crowns = np.flatnonzero(mesh.labels > 0)[::4]
     normals = trimesh.Trimesh(mesh.vertices, mesh.faces, process=False).vertex_normals[crowns]
     target = Target.of(surface.points, surface.normals)

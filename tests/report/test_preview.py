@@ -36,6 +36,7 @@ def test_mesh_png_renders_the_arch(patient: SyntheticPatient, tmp_path: Path) ->
 
 def test_occlusal_frame_looks_at_the_crowns(patient: SyntheticPatient) -> None:
     mesh = patient.ios["upper"]
+    assert mesh.labels is not None
     frame = occlusal_frame(mesh)
     np.testing.assert_allclose(frame @ frame.T, np.eye(3), atol=1e-9)
     v = mesh.vertices @ frame[2]

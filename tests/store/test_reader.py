@@ -64,8 +64,10 @@ def test_table_bytes_are_the_parquet_of_the_table(two: tuple[Path, list[CaseReco
 def test_lazy_volume_access_reads_the_written_voxels(two: tuple[Path, list[CaseRecord]]) -> None:
     store, recs = two
     reader = open_version(store)
+    assert recs[1].case.cbct is not None
     cbct = recs[1].case.cbct.array
     lazy = reader.cbct_array("P0001")
+    assert lazy is not None
     assert lazy.shape == cbct.shape
     np.testing.assert_array_equal(lazy[10:20, 5:9, 30:41], cbct[10:20, 5:9, 30:41])
     blocks = reader.volume_blocks("P0001", "cbct_labels")

@@ -3,6 +3,8 @@ columns that would name an identity refused."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pyarrow as pa
 import pytest
 
@@ -17,7 +19,7 @@ from toothmcl_data.store.tables import (
     version_hash,
 )
 
-ROWS = [
+ROWS: list[dict[str, Any]] = [
     {"pseudonym": "P2", "fdi": 11, "index": 0, "slot": 8, "flags": []},
     {"pseudonym": "P1", "fdi": 21, "index": 1, "slot": 1, "flags": ["metal"]},
     {"pseudonym": "P1", "fdi": 11, "index": 0, "slot": 0, "flags": []},

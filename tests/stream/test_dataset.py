@@ -89,6 +89,8 @@ def test_case_sample_on_the_volume_grid_is_the_stored_block(stream_store: Path) 
     sample = dataset[1]
     case = field(sample, "case")
     volume, labels = version.cbct(case), version.cbct_labels(case)
+    assert volume is not None
+    assert labels is not None
     world_from_crop = field(sample, "world_from_crop").numpy()
     lo = apply_transform(np.linalg.inv(volume.affine), world_from_crop[:3, 3][None])[0]
     np.testing.assert_allclose(lo, np.rint(lo), atol=1e-6)  # snapped onto the volume's voxels
@@ -111,6 +113,7 @@ def test_case_points_are_registered_vertices_with_their_labels(stream_store: Pat
     case = field(sample, "case")
     for jaw in ("upper", "lower"):
         mesh = version.ios(case, jaw)
+        assert mesh.labels is not None
         T = version.registration(case, jaw).world_from_ios
         world = apply_transform(T, mesh.vertices)
         points = field(sample, "ios")[jaw].numpy()

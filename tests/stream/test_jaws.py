@@ -25,6 +25,7 @@ def test_points_are_the_vertices_they_name(stream_store: Path, frame: str) -> No
     case, jaw = field(sample, "case"), field(sample, "jaw")
     assert (case, jaw) == dataset.samples[3]
     mesh = version.ios(case, jaw)
+    assert mesh.labels is not None
     index = field(sample, "vertex_index").numpy()
     assert len(np.unique(index)) == 500  # without replacement: the scan has more vertices
     T = version.registration(case, jaw).world_from_ios if frame == "world" else np.eye(4)

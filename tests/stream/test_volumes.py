@@ -29,6 +29,7 @@ def test_label_crop_is_the_label_map_at_the_nearest_voxel(stream_store: Path) ->
     for index in range(len(dataset)):
         sample = dataset[index]
         labels = version.cbct_labels(field(sample, "case"))
+        assert labels is not None
         world_from_crop = field(sample, "world_from_crop").numpy()
         np.testing.assert_allclose(world_from_crop[:3, :3], np.eye(3) * 0.9)
         src = apply_transform(np.linalg.inv(labels.affine) @ world_from_crop, _grid(SHAPE))
@@ -48,6 +49,7 @@ def test_background_crops_lie_in_the_volume_and_draws_repeat(stream_store: Path)
     b = VolumeDataset(stream_store, split=None, config=config, foreground_probability=0.0)
     version = open_version(stream_store)
     volume = version.cbct(field(a[0], "case"))
+    assert volume is not None
     centre = apply_transform(field(a[0], "world_from_crop").numpy(), ((np.array(SHAPE) - 1) / 2)[None])
     ijk = apply_transform(np.linalg.inv(volume.affine), centre)[0]
     assert np.all((ijk >= -1e-6) & (ijk <= np.array(volume.shape) - 1 + 1e-6))

@@ -10,13 +10,11 @@ from toothmcl_data.pair.consistency import against_anatomy, against_cbct, jaw_fi
 
 def _upper_arch() -> dict[int, np.ndarray]:
     """Crown centroids of an upper arch in LPS mm: right teeth (quadrant 1) at −x, going back (+y) from the
-    incisors."""
-    out = {}
-    for quadrant, sign in ((1, -1.0), (2, 1.0)):
-        for position in range(1, 8):
-            x = sign * (4.0 + 4.2 * (position - 1))
-            out[quadrant * 10 + position] = np.array([x, 0.02 * x * x, 0.0])
-    return out
+    incisors along a parabola."""
+    x = 4.0 + 4.2 * np.arange(7)
+    right = {10 + p: np.array([-x[p - 1], 0.02 * x[p - 1] ** 2, 0.0]) for p in range(1, 8)}
+    left = {f + 10: c * [-1.0, 1.0, 1.0] for f, c in right.items()}
+    return right | left
 
 
 def test_labels_from_the_cbct_name_each_kind_of_disagreement() -> None:

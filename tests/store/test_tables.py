@@ -9,15 +9,7 @@ import pyarrow as pa
 import pytest
 
 from toothmcl_data.errors import StoreError
-from toothmcl_data.store.tables import (
-    check_columns,
-    content_hash,
-    filter_rows,
-    parquet_bytes,
-    read_parquet,
-    to_arrow,
-    version_hash,
-)
+from toothmcl_data.store import tables
 
 ROWS: list[dict[str, Any]] = [
     {"pseudonym": "P2", "fdi": 11, "index": 0, "slot": 8, "flags": []},
@@ -27,35 +19,37 @@ ROWS: list[dict[str, Any]] = [
 
 
 def test_rows_are_sorted_by_key_and_bytes_do_not_depend_on_row_order() -> None:
-    table = to_arrow("pairs", ROWS)
+    table = tables.to_arrow("pairs", ROWS)
     assert list(zip(table.column("pseudonym").to_pylist(), table.column("fdi").to_pylist(), strict=True)) == [
         ("P1", 11),
         ("P1", 21),
         ("P2", 11),
     ]
-    assert parquet_bytes(table) == parquet_bytes(to_arrow("pairs", ROWS[::-1]))
-    assert read_parquet(parquet_bytes(table)).equals(table)
-    assert to_arrow("pairs", []).num_rows == 0
+    assert tables.parquet_bytes(table) == tables.parquet_bytes(tables.to_arrow("pairs", ROWS[::-1]))
+    assert tables.read_parquet(tables.parquet_bytes(table)).equals(table)
+    assert tables.to_arrow("pairs", []).num_rows == 0
 
 
 def test_content_hash_ignores_layout_columns_only() -> None:
-    table = to_arrow("pairs", ROWS)
-    moved = to_arrow("pairs", [{**r, "slot": r["slot"] + 16} for r in ROWS])
-    changed = to_arrow("pairs", [{**r, "fdi": 12} if r["pseudonym"] == "P2" else r for r in ROWS])
-    assert content_hash("pairs", table) == content_hash("pairs", moved)  # slots are where, not what
-    assert content_hash("pairs", table) != content_hash("pairs", changed)
-    assert content_hash("teeth", table) != content_hash("teeth", moved)  # only the pairs table's slot is layout
+    table = tables.to_arrow("pairs", ROWS)
+    moved = tables.to_arrow("pairs", [{**r, "slot": r["slot"] + 16} for r in ROWS])
+    changed = tables.to_arrow("pairs", [{**r, "fdi": 12} if r["pseudonym"] == "P2" else r for r in ROWS])
+    assert tables.content_hash("pairs", table) == tables.content_hash("pairs", moved)  # slots are where, not what
+    assert tables.content_hash("pairs", table) != tables.content_hash("pairs", changed)
+    assert tables.content_hash("teeth", table) != tables.content_hash(
+        "teeth", moved
+    )  # only the pairs table's slot is layout
     a, b = {"cases": "1" * 64, "pairs": "2" * 64}, {"pairs": "2" * 64, "cases": "1" * 64}
-    assert version_hash(a) == version_hash(b)
-    assert version_hash(a) != version_hash({**a, "pairs": "3" * 64})
+    assert tables.version_hash(a) == tables.version_hash(b)
+    assert tables.version_hash(a) != tables.version_hash({**a, "pairs": "3" * 64})
 
 
 def test_filter_rows_and_refusals() -> None:
-    table = to_arrow("pairs", ROWS)
-    assert [r["fdi"] for r in filter_rows(table, "P1")] == [11, 21]
-    assert filter_rows(table, "P9") == []
+    table = tables.to_arrow("pairs", ROWS)
+    assert [r["fdi"] for r in tables.filter_rows(table, "P1")] == [11, 21]
+    assert tables.filter_rows(table, "P9") == []
     with pytest.raises(StoreError, match=r"column\(s\) \['patient_name'\], which name an original path"):
-        check_columns("cases", [{"pseudonym": "P1", "Patient_Name": "x"}], "store s")
+        tables.check_columns("cases", [{"pseudonym": "P1", "Patient_Name": "x"}], "store s")
     with pytest.raises(StoreError, match="inconsistent column types"):
-        to_arrow("teeth", [{"pseudonym": "P1", "fdi": 11}, {"pseudonym": "P2", "fdi": "eleven"}])
+        tables.to_arrow("teeth", [{"pseudonym": "P1", "fdi": 11}, {"pseudonym": "P2", "fdi": "eleven"}])
     assert isinstance(table, pa.Table)

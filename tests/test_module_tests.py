@@ -29,7 +29,6 @@ WITHOUT_OWN_TESTS = {
     "toothmcl_data.store.casewrite",
     "toothmcl_data.synth.dimensions",
     "toothmcl_data.synth.preview",
-    "toothmcl_data.synth.variety",
 }
 """Modules known to have no test of their own; shrink this set, never grow it."""
 

@@ -8,7 +8,7 @@ from importlib.metadata import entry_points
 import typer
 
 from toothmcl_data import __version__
-from toothmcl_data.cli import deid, evaluate, export, imports, inspect, labels, register, report, synth, version
+from toothmcl_data.cli import deid, evaluate, export, imports, inspect, labels, query, register, report, synth, version
 from toothmcl_data.cli.output import errors
 from toothmcl_data.errors import ToothmclError
 
@@ -33,6 +33,7 @@ for _entry in entry_points(group="toothmcl_data.commands"):
     app.command(_entry.name)(_entry.load())
 app.add_typer(imports.app, name="import")
 app.add_typer(export.app, name="export")
+app.command("query")(query.query)
 
 
 def _version(value: bool) -> None:

@@ -19,6 +19,7 @@ WITHOUT_OWN_TESTS = {
     "toothmcl_data.cli.inspect",
     "toothmcl_data.cli.labels",
     "toothmcl_data.cli.output",
+    "toothmcl_data.cli.query",
     "toothmcl_data.cli.register",
     "toothmcl_data.cli.report",
     "toothmcl_data.cli.synth",

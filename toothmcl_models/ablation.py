@@ -30,6 +30,7 @@ import csv
 import json
 import logging
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -181,6 +182,19 @@ def finetune_config(
     )
 
 
+def _clock() -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process and its finished children: user + system, all threads)."""
+    child = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.perf_counter(), time.process_time() + child.ru_utime + child.ru_stime
+
+
+def _add(timings: dict[str, float], name: str, start: tuple[float, float]) -> None:
+    """Add the wall and CPU seconds since ``start`` to ``timings[name + '_s']`` and ``[name + '_cpu_s']``."""
+    wall, cpu = _clock()
+    timings[f"{name}_s"] = timings.get(f"{name}_s", 0.0) + wall - start[0]
+    timings[f"{name}_cpu_s"] = timings.get(f"{name}_cpu_s", 0.0) + cpu - start[1]
+
+
 def seen_order(run: Path) -> list[tuple[str, str, str, str]]:
     """(step, epoch, index, case) of every sample the run trained on, in order (``seen-rank0.csv``)."""
     with (run / "seen-rank0.csv").open() as fh:
@@ -275,14 +289,14 @@ def _train_pair(
         run = paths["out"] / "runs" / f"{task}-k{k}-seed{seed}-{init}"
         if run.exists():
             shutil.rmtree(run)
-        t = time.perf_counter()
+        start = _clock()
         finetune(str(paths["down"]), "latest", cfg, run, init=paths["ckpt"] if init == "pretrained" else None)
-        seconds[f"{task}_train_s"] = seconds.get(f"{task}_train_s", 0.0) + time.perf_counter() - t
+        _add(seconds, f"{task}_train", start)
         orders[init] = seen_order(run)
-        t = time.perf_counter()
+        start = _clock()
         for row in score_units(task, run, paths["down"], paths["test"], seed):
             rows.append({"task": task, "k": k, "seed": seed, "init": init, **row})
-        seconds[f"{task}_score_s"] = seconds.get(f"{task}_score_s", 0.0) + time.perf_counter() - t
+        _add(seconds, f"{task}_score", start)
         if not config.keep_checkpoints:
             shutil.rmtree(run / "checkpoints", ignore_errors=True)
     if orders["pretrained"] != orders["scratch"]:
@@ -295,15 +309,16 @@ def run_ablation(config: AblationConfig, out: Path) -> dict[str, Any]:
     if config.threads:
         torch.set_num_threads(config.threads)
     out.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+    t0 = _clock()
     pre_store, down, labelled, test = build_stores(config, out)
-    timings: dict[str, float] = {"stores_s": time.perf_counter() - t0}
+    _add(timings, "stores", t0)
     pre = pretrain_config(config)
-    t = time.perf_counter()
+    start = _clock()
     if (out / "pretrain").exists():
         shutil.rmtree(out / "pretrain")
     pre_result = pretrain(str(pre_store), "latest", pre, out / "pretrain")
-    timings["pretrain_s"] = time.perf_counter() - t
+    _add(timings, "pretrain", start)
     paths = {"out": out, "down": down, "labelled": labelled, "test": test, "ckpt": out / "pretrain" / "checkpoints"}
     rows: list[dict[str, Any]] = []
     for k in config.ks:
@@ -314,14 +329,19 @@ def run_ablation(config: AblationConfig, out: Path) -> dict[str, Any]:
                 for name, value in seconds.items():
                     timings[name] = timings.get(name, 0.0) + value
                 log.info("k=%d seed=%d %s done", k, seed, task)
-    timings["total_s"] = time.perf_counter() - t0
+    _add(timings, "total", t0)
     runs = len(config.ks) * len(config.seeds) * len(INITS)
     per_step = {
-        "pretrain_s_per_step": timings["pretrain_s"] / config.pretrain_steps,
-        "cbct_s_per_step": timings["cbct_train_s"] / (runs * config.cbct_steps),
-        "ios_s_per_step": timings["ios_train_s"] / (runs * config.ios_steps),
-        "cbct_score_s_per_run": timings["cbct_score_s"] / runs,
-        "ios_score_s_per_run": timings["ios_score_s"] / runs,
+        f"{name}{kind}": timings[f"{phase}{kind}"] / count
+        for kind in ("_s", "_cpu_s")
+        for name, phase, count in (
+            ("pretrain_per_step", "pretrain", config.pretrain_steps),
+            ("cbct_per_step", "cbct_train", runs * config.cbct_steps),
+            ("ios_per_step", "ios_train", runs * config.ios_steps),
+            ("cbct_score_per_run", "cbct_score", runs),
+            ("ios_score_per_run", "ios_score", runs),
+            ("stores_per_patient", "stores", config.pretrain_patients + max(config.ks) + config.test_patients),
+        )
     }
     report = {
         "config": asdict(config),
@@ -340,15 +360,19 @@ def run_ablation(config: AblationConfig, out: Path) -> dict[str, Any]:
     return report
 
 
-def estimate_minutes(config: AblationConfig, measured: dict[str, float], stores_s: float) -> float:
-    """Wall minutes of ``config`` from measured seconds per step / per scoring (``report['measured']``) and the
-    store building time: stores + pretraining steps × s + runs × (steps × s + scoring) per modality."""
+def estimate_minutes(config: AblationConfig, measured: dict[str, float], kind: str = "_s") -> float:
+    """Minutes ``config`` takes at the rates of ``measured`` (``report['measured']``): patients × store seconds per
+    patient + pretraining steps × s/step + runs × (steps × s/step + scoring s/run) per modality. ``kind``: ``_s``
+    (wall seconds, as loaded as the machine was) or ``_cpu_s`` (CPU seconds: what one idle core would take)."""
     runs = len(config.ks) * len(config.seeds) * len(INITS)
+    patients = config.pretrain_patients + max(config.ks) + config.test_patients
+    names = ("stores_per_patient", "pretrain_per_step", "cbct_per_step", "ios_per_step", "cbct_score_per_run")
+    m = {name: measured[f"{name}{kind}"] for name in (*names, "ios_score_per_run")}
     seconds = (
-        stores_s
-        + config.pretrain_steps * measured["pretrain_s_per_step"]
-        + runs * (config.cbct_steps * measured["cbct_s_per_step"] + measured["cbct_score_s_per_run"])
-        + runs * (config.ios_steps * measured["ios_s_per_step"] + measured["ios_score_s_per_run"])
+        patients * m["stores_per_patient"]
+        + config.pretrain_steps * m["pretrain_per_step"]
+        + runs * (config.cbct_steps * m["cbct_per_step"] + m["cbct_score_per_run"])
+        + runs * (config.ios_steps * m["ios_per_step"] + m["ios_score_per_run"])
     )
     return seconds / 60.0
 
@@ -400,12 +424,14 @@ def format_report(report: dict[str, Any]) -> str:
     lines.append(
         f"\n{len(c['seeds'])} seeds, {c['pretrain_patients']} pretraining patients "
         f"({'curated' if c['curated'] else 'ground-truth records'}), {len(report['test_cases'])} test patients; "
-        f"steps: pretraining {c['pretrain_steps']}, CBCT {c['cbct_steps']}, IOS {c['ios_steps']}; wall: stores "
-        f"{t['stores_s']:.0f} s, pretraining {t['pretrain_s']:.0f} s, total {t['total_s'] / 60:.1f} min; per step: "
-        f"pretraining {m['pretrain_s_per_step']:.2f} s, CBCT {m['cbct_s_per_step']:.2f} s, IOS "
-        f"{m['ios_s_per_step']:.2f} s; scoring per run CBCT {m['cbct_score_s_per_run']:.1f} s, IOS "
-        f"{m['ios_score_s_per_run']:.1f} s; the CPU preset at these rates: "
-        f"{estimate_minutes(CPU, m, t['stores_s'] * CPU.pretrain_patients / max(c['pretrain_patients'], 1)):.0f} min"
+        f"steps: pretraining {c['pretrain_steps']}, CBCT {c['cbct_steps']}, IOS {c['ios_steps']}; wall (CPU) seconds: "
+        f"stores {t['stores_s']:.0f} ({t['stores_cpu_s']:.0f}), pretraining {t['pretrain_s']:.0f} "
+        f"({t['pretrain_cpu_s']:.0f}), total {t['total_s']:.0f} ({t['total_cpu_s']:.0f}); per step wall (CPU): "
+        f"pretraining {m['pretrain_per_step_s']:.2f} ({m['pretrain_per_step_cpu_s']:.2f}) s, CBCT "
+        f"{m['cbct_per_step_s']:.2f} ({m['cbct_per_step_cpu_s']:.2f}) s, IOS {m['ios_per_step_s']:.2f} "
+        f"({m['ios_per_step_cpu_s']:.2f}) s; scoring per run CBCT {m['cbct_score_per_run_s']:.1f} s, IOS "
+        f"{m['ios_score_per_run_s']:.1f} s. The default CPU preset at these rates: {estimate_minutes(CPU, m):.0f} "
+        f"min wall as loaded, {estimate_minutes(CPU, m, '_cpu_s'):.0f} min of CPU time"
     )
     return "\n".join(lines)
 

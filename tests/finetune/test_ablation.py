@@ -4,6 +4,7 @@ fine-tuning see the identical samples in the identical order and pretraining nev
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -93,4 +94,7 @@ def test_tiny_ablation_runs_with_identical_data_order_and_disjoint_cohorts(tmp_p
         assert metric in report["rows"][0] or metric in report["rows"][-1]
     assert (tmp_path / "ablation.png").stat().st_size > 10_000
     assert "| 1 |" in format_report(report)
-    assert estimate_minutes(config, report["measured"], 0.0) > 0
+    assert estimate_minutes(config, report["measured"], "_cpu_s") > 0
+    assert estimate_minutes(replace(config, ios_steps=6), report["measured"]) > estimate_minutes(
+        config, report["measured"]
+    )

@@ -47,9 +47,17 @@ def _overfit_config(task: str, case: str, steps: int, **data: object) -> Finetun
 
 
 def test_cbct_finetuning_overfits_one_patient(seg_store: Path, tmp_path: Path) -> None:
-    """The whole-volume sliding-window prediction of the training patient finds its teeth (foreground Dice ≥ 0.9)."""
-    base = _overfit_config("cbct", "P0000", 200, crop_shape=(64, 32, 32), spacing_mm=1.2, batch_size=1)
-    config = replace(base, segment=replace(base.segment, foreground_probability=0.7))  # the whole volume is scored
+    """The whole-volume sliding-window prediction of the training patient finds its teeth (foreground Dice ≥ 0.9).
+
+    70 steps of one 64×32×32 crop at the native 1.2 mm (the smallest crop SwinUNETR's deepest instance norm takes)
+    at lr 6e-3 with the label-blind "any tooth" Dice weighted 3: measured 0.913 (200 steps at the preset's weights
+    took 130 s; 60 steps at weight 3 gave 0.896, 80 at weight 1 0.913)."""
+    base = _overfit_config("cbct", "P0000", 70, crop_shape=(64, 32, 32), spacing_mm=1.2, batch_size=1)
+    config = replace(
+        base,
+        segment=replace(base.segment, foreground_probability=0.7, foreground_weight=3.0),  # the whole volume is scored
+        optim=replace(base.optim, lr=0.006),
+    )
     finetune(str(seg_store), "latest", config, tmp_path / "run")
     net, _ = load_finetuned(tmp_path / "run")
     assert isinstance(net, CBCTSegmenter)
@@ -60,6 +68,8 @@ def test_cbct_finetuning_overfits_one_patient(seg_store: Path, tmp_path: Path) -
     pred = predict_volume(net, cbct, spacing_mm=1.2, roi=(64, 32, 32))  # the native grid: 1.6 mm caps it at 0.84
     dice = foreground_dice(pred.array, labels.array)
     assert dice >= 0.90, dice
+    # the bar is not met by a blob near the teeth: the same prediction against labels 2 voxels (2.4 mm) off scores low
+    assert foreground_dice(pred.array, np.roll(labels.array, 2, axis=0)) < 0.75
 
 
 def test_ios_finetuning_overfits_one_jaw_scan(seg_store: Path, tmp_path: Path) -> None:

@@ -60,6 +60,11 @@ log = logging.getLogger(__name__)
 INITS = ("pretrained", "scratch")
 HEADLINE = {"cbct": "tooth_dice", "ios": "miou"}
 """The metric of each modality the CI is reported for (issue 13: CBCT per-tooth Dice, IOS mIoU)."""
+OTHERS = {
+    "cbct": ("foreground_dice", "tooth_dice", "identification_rate", "detection_rate"),
+    "ios": ("tsa", "tir", "tla", "miou"),
+}
+"""Every metric of each modality, averaged over seeds and test units in the summary (``all_metrics``)."""
 
 
 @dataclass(frozen=True)
@@ -249,25 +254,20 @@ def paired_differences(rows: list[dict[str, Any]], task: str, k: int, metric: st
 
 
 def summarise(rows: list[dict[str, Any]], config: AblationConfig) -> dict[str, Any]:
-    """Per task and k: mean ± std over seeds of each init's mean over test units, and the paired difference of
-    the headline metric with its bootstrap CI."""
+    """Per task and k: mean ± std over seeds of each init's mean over test units of the headline metric, the mean
+    of every metric, and the paired difference of the headline metric with its bootstrap CI."""
     out: dict[str, Any] = {}
     for task, metric in HEADLINE.items():
         per_k: dict[str, Any] = {}
         for k in config.ks:
             entry: dict[str, Any] = {}
             for init in INITS:
-                per_seed = [
-                    float(
-                        np.nanmean(
-                            [r[metric] for r in rows if (r["task"], r["k"], r["init"], r["seed"]) == (task, k, init, s)]
-                        )
-                    )
-                    for s in config.seeds
-                ]
+                mine = [r for r in rows if (r["task"], r["k"], r["init"]) == (task, k, init)]
+                per_seed = [float(np.nanmean([r[metric] for r in mine if r["seed"] == s])) for s in config.seeds]
                 entry[init] = {
                     "mean": float(np.mean(per_seed)),
                     "std": float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else 0.0,
+                    "all_metrics": {m: float(np.nanmean([r[m] for r in mine])) for m in OTHERS[task]},
                 }
             diffs = paired_differences(rows, task, k, metric)
             mean, low, high = bootstrap_ci(diffs, n=config.bootstrap, seed=k)

@@ -57,7 +57,7 @@ from toothmcl_models.runconfig import DataConfig, PretrainConfig
 from toothmcl_models.schedule import adamw_warmup_cosine
 from toothmcl_models.segconfig import FinetuneConfig
 from toothmcl_models.segmentation import build_segmenter
-from toothmcl_models.trainloop import autocast_context, uses_grad_scaler
+from toothmcl_models.trainloop import autocast_context, optimiser_step, uses_grad_scaler
 
 TASKS = ("pretrain", "cbct", "ios")
 
@@ -179,12 +179,7 @@ def bench_task(
         with autocast_context(optim, device):
             total, _ = ddp(batch)
         scaler.scale(total).backward()
-        if optim.grad_clip:
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(trainable, optim.grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
-        scheduler.step()
+        optimiser_step(optimizer, scheduler, scaler, trainable, optim.grad_clip)
         _sync(device)
         if i >= warmup:
             times.append(time.perf_counter() - start)

@@ -346,6 +346,7 @@ def run_ablation(config: AblationConfig, out: Path) -> dict[str, Any]:
     report = {
         "config": asdict(config),
         "pretrain_store": str(pre_store),
+        "pretrain_cases": open_version(pre_store).table("cases").num_rows,
         "labelled_pool": labelled,
         "test_cases": test,
         "pretrain_final": {k: v for k, v in pre_result.items() if isinstance(v, int | float)},
@@ -422,8 +423,9 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     c, t, m = report["config"], report["timings_s"], report["measured"]
     lines.append(
-        f"\n{len(c['seeds'])} seeds, {c['pretrain_patients']} pretraining patients "
-        f"({'curated' if c['curated'] else 'ground-truth records'}), {len(report['test_cases'])} test patients; "
+        f"\n{len(c['seeds'])} seeds, {report['pretrain_cases']} of {c['pretrain_patients']} pretraining patients "
+        f"{'published by the curation flow' if c['curated'] else '(ground-truth records)'}, "
+        f"{len(report['test_cases'])} test patients; "
         f"steps: pretraining {c['pretrain_steps']}, CBCT {c['cbct_steps']}, IOS {c['ios_steps']}; wall (CPU) seconds: "
         f"stores {t['stores_s']:.0f} ({t['stores_cpu_s']:.0f}), pretraining {t['pretrain_s']:.0f} "
         f"({t['pretrain_cpu_s']:.0f}), total {t['total_s']:.0f} ({t['total_cpu_s']:.0f}); per step wall (CPU): "

@@ -81,7 +81,7 @@ def test_tiny_ablation_runs_with_identical_data_order_and_disjoint_cohorts(tmp_p
         assert len(pretrained) == 3 * (1 if task == "cbct" else 2)  # steps × batch
         assert {case for *_, case in pretrained} == {"L000"}
     pretraining_cases = set(open_version(tmp_path / "pretrain-store").table("cases").column("pseudonym").to_pylist())
-    assert len(pretraining_cases) == 4
+    assert len(pretraining_cases) == report["pretrain_cases"] == 4
     assert not pretraining_cases & {"L000", "T000"}
     units = {(r["task"], r["init"], r["unit"]) for r in report["rows"]}
     assert units == {(t, i, u) for i in ("pretrained", "scratch") for t, u in

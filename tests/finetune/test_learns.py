@@ -49,14 +49,16 @@ def _overfit_config(task: str, case: str, steps: int, **data: object) -> Finetun
 def test_cbct_finetuning_overfits_one_patient(seg_store: Path, tmp_path: Path) -> None:
     """The whole-volume sliding-window prediction of the training patient finds its teeth (foreground Dice ≥ 0.9).
 
-    70 steps of one 64×32×32 crop at the native 1.2 mm (the smallest crop SwinUNETR's deepest instance norm takes)
-    at lr 6e-3 with the label-blind "any tooth" Dice weighted 3: measured 0.913 (200 steps at the preset's weights
-    took 130 s; 60 steps at weight 3 gave 0.896, 80 at weight 1 0.913)."""
-    base = _overfit_config("cbct", "P0000", 70, crop_shape=(64, 32, 32), spacing_mm=1.2, batch_size=1)
+    55 steps of one 64×32×32 crop at the native 1.2 mm (the smallest crop whose deepest SwinUNETR feature map
+    instance norm accepts) at a constant lr 6e-3 after 5 warm-up steps (no decay: overfitting wants the full rate
+    to the end), "any tooth" Dice weighted 3. Measured 0.927 in 45 s of CPU time (one thread); with the preset's
+    cosine decay 55-60 steps gave 0.84-0.90 and 70-80 steps 0.913; the old 200 steps took 130 s. Trained on labels
+    shifted by 2 voxels, the same recipe scores 0.475 against the true labels (0.920 against the shifted ones)."""
+    base = _overfit_config("cbct", "P0000", 55, crop_shape=(64, 32, 32), spacing_mm=1.2, batch_size=1)
     config = replace(
         base,
         segment=replace(base.segment, foreground_probability=0.7, foreground_weight=3.0),  # the whole volume is scored
-        optim=replace(base.optim, lr=0.006),
+        optim=replace(base.optim, lr=0.006, min_lr_ratio=1.0),
     )
     finetune(str(seg_store), "latest", config, tmp_path / "run")
     net, _ = load_finetuned(tmp_path / "run")

@@ -3,7 +3,7 @@
     python -m toothmcl_models.ablation [--ks 1,2,4,8] [--seeds 3] [--out DIR] [--json] [--no-curated] \
         [--pretrain-steps N] [--cbct-steps N] [--ios-steps N]
 
-1. Three disjoint cohorts (``toothmcl_data.synth.cohorts``): ``pretrain_patients`` paired patients (≥ 4 × the
+1. Three disjoint cohorts (``toothmcl_data.cohorts``): ``pretrain_patients`` paired patients (≥ 4 × the
    largest k), a labelled pool of ``max(ks)`` and ``test_patients`` held-out ones. The pretraining cohort goes
    through the curation flow as users' data does (``write_cohort_drop`` + ``toothmcl-data build``: de-
    identification, registration, CBCT tooth identities transferred from the IOS labels) into its own store, so
@@ -29,11 +29,8 @@ import argparse
 import csv
 import json
 import logging
-import os
 import resource
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -43,10 +40,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from toothmcl_data.cohorts import build_cohort_stores
 from toothmcl_data.errors import ConfigError
 from toothmcl_data.store import open_version
-from toothmcl_data.synth.cohorts import publish_cohort_records, publish_cohorts, write_cohort_drop
-from toothmcl_data.synth.config import SynthConfig
 from toothmcl_data.types import JAWS
 from toothmcl_models.evaluate import score_cbct_cases, score_ios_cases
 from toothmcl_models.finetune import finetune, load_finetuned
@@ -122,43 +118,19 @@ class AblationConfig:
 CPU = AblationConfig()
 
 
-def synth_config(config: AblationConfig) -> SynthConfig:
-    return SynthConfig(spacing_mm=config.synth_spacing_mm, ios_resolution_mm=config.ios_resolution_mm)
-
-
-def curated_store(config: AblationConfig, out: Path) -> Path:
-    """The pretraining cohort as a raw drop, curated into ``out/pretrain-store`` by ``toothmcl-data build``."""
-    drop = write_cohort_drop(out / "pretrain-drop", synth_config(config), config.data_seed, config.pretrain_patients)
-    key = out / "pretrain-key.txt"
-    key.write_text(os.urandom(32).hex())
-    store = out / "pretrain-store"
-    cli = Path(sys.executable).parent / "toothmcl-data"
-    env = {
-        **os.environ,
-        "PREFECT_HOME": str(out / "prefect"),
-        "DO_NOT_TRACK": "1",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_LOGGING_LEVEL": "WARNING",
-        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
-    }
-    args = [str(cli), "build", str(drop), "--store", str(store), "--key-file", str(key), "--tag", "pretrain"]
-    done = subprocess.run([*args, "--no-figures", "--json"], env=env, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise ConfigError(f"curating the pretraining cohort failed ({' '.join(args)}):\n{done.stderr[-2000:]}")
-    return store
-
-
 def build_stores(config: AblationConfig, out: Path) -> tuple[Path, Path, list[str], list[str]]:
     """(pretraining store, downstream store, labelled pool, test pseudonyms); the stores share no patient."""
-    synth = synth_config(config)
-    if config.curated:
-        pre = curated_store(config, out)
-    else:
-        pre = out / "pretrain-store"
-        publish_cohort_records(pre, synth, config.data_seed, {"pretrain": config.pretrain_patients}, "pretraining")
-    down = out / "downstream-store"
-    names = publish_cohorts(down, synth, config.data_seed, max(config.ks), config.test_patients)
-    return pre, down, names["labelled"], names["test"]
+    stores = build_cohort_stores(
+        out,
+        config.data_seed,
+        spacing_mm=config.synth_spacing_mm,
+        ios_resolution_mm=config.ios_resolution_mm,
+        pretrain=config.pretrain_patients,
+        labelled=max(config.ks),
+        test=config.test_patients,
+        curated=config.curated,
+    )
+    return stores.pretrain, stores.downstream, stores.labelled, stores.test
 
 
 def pretrain_config(config: AblationConfig) -> PretrainConfig:

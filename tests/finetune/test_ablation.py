@@ -98,3 +98,14 @@ def test_tiny_ablation_runs_with_identical_data_order_and_disjoint_cohorts(tmp_p
     assert estimate_minutes(replace(config, ios_steps=6), report["measured"]) > estimate_minutes(
         config, report["measured"]
     )
+
+
+def test_cohort_seed_streams_are_disjoint_and_labelled_pools_nest() -> None:
+    from toothmcl_data.cohorts import cohort_names, cohort_seeds
+
+    assert cohort_seeds(0, "labelled", 8)[:4] == cohort_seeds(0, "labelled", 4)
+    pretraining = {tuple(s) for s in cohort_seeds(0, "pretrain", 32)}
+    assert not pretraining & {tuple(s) for s in cohort_seeds(0, "labelled", 8) + cohort_seeds(0, "test", 3)}
+    assert cohort_names("test", 2) == ["T000", "T001"]
+    with pytest.raises(ConfigError, match="unknown cohort role"):
+        cohort_seeds(0, "validation", 1)

@@ -9,12 +9,19 @@ is independent of the others' sizes, and a labelled pool of 8 starts with the po
   ``L000…`` and ``T000…``;
 - :func:`write_cohort_drop`: a cohort as a raw clinical drop (DICOM/NIfTI + STL/PLY/OBJ, planted PHI) for the
   curation flow (``toothmcl-data build``), the path users' data takes;
-- :func:`publish_cohort_records`: the same cohort as ground-truth records instead (no curation).
+- :func:`publish_cohort_records`: the same cohort as ground-truth records instead (no curation);
+- :func:`build_cohort_stores`: what the pretraining ablation (``toothmcl_models.ablation``) needs: the pretraining
+  cohort curated by ``toothmcl-data build`` (run as a subprocess, the flow is a Prefect plugin this package never
+  imports) or as records, and the labelled + test store.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from toothmcl_data.errors import ConfigError
@@ -77,3 +84,60 @@ def _drop_seed(seed: int) -> int:
     """``write_drop`` draws patient ``i`` from ``default_rng([s, i])``: a drop seed that no other cohort uses (the
     other cohorts draw from three-entry seed lists, so they cannot coincide with these two-entry ones)."""
     return seed * 1000 + ROLE_STREAMS["pretrain"]
+
+
+@dataclass(frozen=True)
+class CohortStores:
+    """The stores of a pretraining experiment; ``pretrain`` shares no patient with ``downstream``."""
+
+    pretrain: Path
+    downstream: Path
+    labelled: list[str]
+    test: list[str]
+
+
+def curate(drop: Path, store: Path, work: Path, tag: str) -> Path:
+    """Run the curation flow (``toothmcl-data build``, beside this Python) on ``drop`` into ``store`` with a fresh
+    pseudonymisation key and a private Prefect home under ``work``; raises :class:`ConfigError` with its stderr."""
+    work.mkdir(parents=True, exist_ok=True)
+    key = work / "key.txt"
+    key.write_text(os.urandom(32).hex())
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(work / "prefect"),
+        "DO_NOT_TRACK": "1",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+    }
+    cli = Path(sys.executable).parent / "toothmcl-data"
+    args = [str(cli), "build", str(drop), "--store", str(store), "--key-file", str(key), "--tag", tag]
+    done = subprocess.run([*args, "--no-figures", "--json"], env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise ConfigError(f"curation failed ({' '.join(args)}); its stderr ends:\n{done.stderr[-2000:]}")
+    return store
+
+
+def build_cohort_stores(
+    out: Path,
+    seed: int,
+    *,
+    spacing_mm: float,
+    ios_resolution_mm: float,
+    pretrain: int,
+    labelled: int,
+    test: int,
+    curated: bool = True,
+) -> CohortStores:
+    """``out/pretrain-store`` (the pretraining cohort: curated from a raw drop, or ground-truth records) and
+    ``out/downstream-store`` (the labelled pool and the test patients, ground-truth label maps); every patient
+    drawn with ``spacing_mm`` CBCT voxels and ``ios_resolution_mm`` scan sampling."""
+    synth = SynthConfig(spacing_mm=spacing_mm, ios_resolution_mm=ios_resolution_mm)
+    store = out / "pretrain-store"
+    if curated:
+        drop = write_cohort_drop(out / "pretrain-drop", synth, seed, pretrain)
+        curate(drop, store, out / "pretrain-curation", "pretrain")
+    else:
+        publish_cohort_records(store, synth, seed, {"pretrain": pretrain}, "pretraining")
+    names = publish_cohorts(out / "downstream-store", synth, seed, labelled, test)
+    return CohortStores(store, out / "downstream-store", names["labelled"], names["test"])

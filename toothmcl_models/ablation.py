@@ -295,6 +295,7 @@ def run_ablation(config: AblationConfig, out: Path) -> dict[str, Any]:
     start = _clock()
     if (out / "pretrain").exists():
         shutil.rmtree(out / "pretrain")
+    (out / "rows.jsonl").unlink(missing_ok=True)
     pre_result = pretrain(str(pre_store), "latest", pre, out / "pretrain")
     _add(timings, "pretrain", start)
     paths = {"out": out, "down": down, "labelled": labelled, "test": test, "ckpt": out / "pretrain" / "checkpoints"}
@@ -304,6 +305,8 @@ def run_ablation(config: AblationConfig, out: Path) -> dict[str, Any]:
             for task in ("cbct", "ios"):
                 got, seconds = _train_pair(task, k, seed, config, pre, paths)
                 rows += got
+                with (out / "rows.jsonl").open("a") as partial:  # what a run cut short still leaves
+                    partial.writelines(json.dumps(row, default=float) + "\n" for row in got)
                 for name, value in seconds.items():
                     timings[name] = timings.get(name, 0.0) + value
                 log.info("k=%d seed=%d %s done", k, seed, task)

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from toothmcl_data.deid.audit import write_private
 from toothmcl_data.errors import ConfigError
 from toothmcl_data.store import publish
 from toothmcl_data.synth.config import SynthConfig
@@ -101,7 +102,7 @@ def curate(drop: Path, store: Path, work: Path, tag: str) -> Path:
     pseudonymisation key and a private Prefect home under ``work``; raises :class:`ConfigError` with its stderr."""
     work.mkdir(parents=True, exist_ok=True)
     key = work / "key.txt"
-    key.write_text(os.urandom(32).hex())
+    write_private(key, os.urandom(32).hex().encode())  # the build refuses a key file others can read
     env = {
         **os.environ,
         "PREFECT_HOME": str(work / "prefect"),

@@ -176,6 +176,10 @@ def _iso_surface(
     return world, n_world
 
 
+TOOTH_HEADROOM = 1.3
+"""Label path: when metal took the tooth/neighbour split (its level above the teeth's upper quartile), the shell
+intensities are clipped this many times the teeth's upper quartile above the neighbourhood's median and split
+again (enamel stays below the clip)."""
 DARK_TAIL = 0.4
 """A split of the air class that keeps less than this fraction below it has cut off dark metal streaks (measured:
 0.27 with 2-3x streaks; 0.55 without metal, where it separates air from soft tissue)."""
@@ -249,7 +253,17 @@ def surface_from_labels(cbct: Volume, labels: Volume, *, profile_mm: float = 1.2
     image = np.asarray(cbct.array[box], dtype=np.float32)
     lab, teeth = lab[box], teeth[box]
     near = _morph(teeth, grow)
-    level = _split(image[near & ~_morph(teeth, grow, erode=True)], "tooth/neighbour level", where)
+    shell = image[near & ~_morph(teeth, grow, erode=True)]
+    level = _split(shell, "tooth/neighbour level", where)
+    quartile = float(np.percentile(image[teeth], 75))
+    if level > quartile:
+        # Metal crowns (a few percent of the tooth voxels, far above enamel) took the split for themselves and
+        # left the natural crowns below the level: split again with what lies well above the teeth's upper
+        # quartile (enamel or dentin unless most crowns are metal) clipped, measured from the neighbourhood's
+        # median so that any intensity scale works. Measured: 6 metal crowns of 29 teeth at 0.4 mm left crown
+        # points on 2 of the 23 natural crowns without this, on all 23 with it.
+        ref = float(np.median(image[near & ~teeth]))
+        level = _split(np.minimum(shell, ref + TOOTH_HEADROOM * (quartile - ref)), "tooth/neighbour level", where)
     pts, nrm, inner, outer = _crowns(image, affine, near, level, profile_mm, where, dark_tail=True)
     # Each point bounds the tooth just inside it: the first label met 0.5–2 voxels inwards.
     fdi = np.zeros(len(pts), dtype=np.int16)

@@ -42,6 +42,11 @@ beside it by more than this many times the typical crown's contrast (enamel ≈ 
 titanium ≈ 1.7, crown metal ≈ 2.2 in the synthetic scanner); such points are crowns, kept out of the tooth/bone
 split, which they would otherwise take for themselves."""
 
+METAL_REACH = 3.0
+"""Intensity path: the CBCT holds metal when its 99.9th percentile lies more than this many times the gap between
+the two lower class splits above the tooth split (measured at 0.4 mm: 1.2-1.4 without metal, 2.2 on a Hounsfield
+scale without metal, 3.4-4.5 with metal crowns or implants)."""
+
 
 @dataclass(frozen=True, eq=False)
 class ToothSurface:
@@ -195,6 +200,23 @@ def _split(values: NDArray[np.float32], what: str, where: str) -> float:
     return float(threshold_otsu(values.astype(np.float64)))
 
 
+SOFT_TISSUE_GAP = 0.15
+"""The low class of outer plateaus holds air and soft tissue (a small field of view ending at the cusp tips has
+little air) when an Otsu split of it leaves halves whose medians lie this fraction of the way from the lower one
+to the rough tooth level apart (measured at 0.4 mm: air ≈ 0, soft tissue ≈ 300, level ≈ 1400 → 0.21; noise
+alone splits into halves ~1.6 σ apart)."""
+
+
+def _two_classes(low: NDArray[np.float32], level: float) -> bool:
+    """Whether outer plateaus ``low`` (n,) form two classes (air and soft tissue) below the rough ``level``."""
+    cut = float(threshold_otsu(low.astype(np.float64)))
+    a, b = low[low < cut], low[low >= cut]
+    if a.size < 10 or b.size < 10:
+        return False
+    lo = float(np.median(a))
+    return float(np.median(b)) - lo > SOFT_TISSUE_GAP * (level - lo)
+
+
 def _crowns(
     image: NDArray[np.float32],
     affine: NDArray[np.float64],
@@ -203,11 +225,13 @@ def _crowns(
     profile_mm: float,
     where: str,
     dark_tail: bool = False,
+    streaks: bool = False,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float32], NDArray[np.float32]]:
     """Crown points in ``band`` whose outside is air: refined points (n, 3) LPS mm, outward normals (n, 3),
     inner and outer plateaus (n,) float32. ``dark_tail``: guard the air split against metal's dark streaks
-    (label-map path only: without a label map the band holds bone and soft tissue, and the guard fired on
-    default patients at 0.8 mm, moving points off the crowns)."""
+    (the label-map path, and the intensity path when the CBCT holds metal: without a label map the band holds
+    bone and soft tissue, and the guard fired on default patients at 0.8 mm, moving points off the crowns).
+    ``streaks`` (intensity path, metal in the CBCT): also drop surfaces facing a dark streak (``_air_floor``)."""
     pts, nrm = _iso_surface(image, affine, level, band)
     # Only surfaces with something darker than the rough level outside can face air (drops bone-bound roots).
     probe = apply_transform(np.linalg.inv(affine), pts + nrm * profile_mm)
@@ -219,7 +243,14 @@ def _crowns(
     air = _split(outer[ok], "air level beside the crowns", where)
     # Air beside the crowns is the low class; a second split guards against soft tissue in the low class.
     low = outer[ok & (outer < air)]
-    if low.size > 50 and float(np.percentile(low, 95) - np.percentile(low, 5)) > 0.25 * (level - float(low.min())):
+    if streaks and low.size > 50:
+        floor, air = _air_window(low, air)
+        keep = ok & (outer > floor) & (outer < air)
+        return pts[keep], nrm[keep], inner[keep], outer[keep]
+    if low.size > 50 and (
+        float(np.percentile(low, 95) - np.percentile(low, 5)) > 0.25 * (level - float(low.min()))
+        or _two_classes(low, level)
+    ):
         second = _split(low, "air level beside the crowns", where)
         if dark_tail and np.mean(low < second) < DARK_TAIL:
             # The split cut off a dark tail (metal's dark streaks below air), not soft tissue above air: split
@@ -230,6 +261,29 @@ def _crowns(
         air = min(air, second)
     keep = ok & (outer < air)
     return pts[keep], nrm[keep], inner[keep], outer[keep]
+
+
+def _air_window(low: NDArray[np.float32], air: float) -> tuple[float, float]:
+    """The outer plateaus taken for air when metal streaks spread the air beside the crowns: (floor, ceiling).
+
+    low: (n,) outer plateaus below the first split ``air`` (air, soft tissue, dark streaks; values at the
+    scanner's floor left out). The air peak is the histogram's mode; the ceiling splits what lies above it (air |
+    soft tissue), the floor mirrors the ceiling about the peak. Below the floor a surface faces a dark streak,
+    where air and streak-darkened soft tissue look alike (measured at 0.4 mm with 2-3x streaks: 24-30 % of the
+    intensity-path crown points lay > 0.5 mm off the crowns, nearly all of them with outer plateaus far below
+    air)."""
+    base = float(low.min())
+    body = low[low > base + 0.01 * (air - base)]
+    if body.size < 50:
+        return -np.inf, air
+    hist, edges = np.histogram(body, bins=40)
+    i = int(np.argmax(hist))
+    peak = 0.5 * float(edges[i] + edges[i + 1])
+    above = body[body >= peak]
+    ceiling = air
+    if above.size >= 10 and float(above.max() - above.min()) > 1e-3:
+        ceiling = min(air, float(threshold_otsu(above.astype(np.float64))))
+    return peak - (ceiling - peak), ceiling
 
 
 def surface_from_labels(cbct: Volume, labels: Volume, *, profile_mm: float = 1.2, where: str = "CBCT") -> ToothSurface:
@@ -308,13 +362,15 @@ def surface_from_intensity(cbct: Volume, *, profile_mm: float = 1.2, where: str 
         box, first = _box(bright, grow + int(np.ceil(profile_mm / spacing)) + 2)
         image, bright, affine = image[box], bright[box], _shifted(cbct.affine, first)
     band = _morph(bright, grow)
-    pts, nrm, inner, outer = _crowns(image, affine, band, level, profile_mm, where)
+    # Metal (far above the tooth class) casts dark streaks below air: then guard the air split (see _crowns).
+    metal = float(np.percentile(sample, 99.9)) - level > METAL_REACH * (level - float(splits[0]))
+    pts, nrm, inner, outer = _crowns(image, affine, band, level, profile_mm, where, dark_tail=metal, streaks=metal)
     # Air-facing bright surfaces are crowns (enamel, metal) or bone (nasal floor, bone edges): split them. Metal
     # is a crown but would take the split for itself when it is more than a few percent of the points (one metal
     # crown of 28 teeth is ~7%): the split is made without metal-like points, which are kept as crowns. The
     # typical crown contrast is the upper quartile of the inner plateaus (crowns, unless bone makes up most).
     air = float(np.median(outer))
-    metal = inner - air > METAL_CONTRAST * (float(np.percentile(inner, 75)) - air)
+    metal = inner - air > METAL_CONTRAST * (float(np.median(inner)) - air)
     rest = inner[~metal]
     tooth = _split(np.minimum(rest, np.percentile(rest, 95)), "tooth level", where)
     lo, hi = inner[inner <= tooth], inner[inner > tooth]

@@ -263,26 +263,50 @@ def _crowns(
     return pts[keep], nrm[keep], inner[keep], outer[keep]
 
 
+AIR_PEAK = 0.3
+"""A histogram peak of the outer plateaus is prominent when at least this fraction of the highest one."""
+AIR_RISE = 1.5
+"""... and rises this many times above the lowest bin below it."""
+AIR_WIDTHS = 3.0
+"""The air window reaches at most this many of the air peak's lower half widths above the peak."""
+
+
 def _air_window(low: NDArray[np.float32], air: float) -> tuple[float, float]:
     """The outer plateaus taken for air when metal streaks spread the air beside the crowns: (floor, ceiling).
 
-    low: (n,) outer plateaus below the first split ``air`` (air, soft tissue, dark streaks; values at the
-    scanner's floor left out). The air peak is the histogram's mode; the ceiling splits what lies above it (air |
-    soft tissue), the floor mirrors the ceiling about the peak. Below the floor a surface faces a dark streak,
+    low: (n,) outer plateaus below the first split ``air`` (air, soft tissue, dark streaks; the lowest tenth of
+    their range, where streaks pile up at the scanner's floor, left out). The air peak is the lowest prominent histogram peak; the ceiling splits what lies above it (air |
+    soft tissue; at most ``AIR_WIDTHS`` half widths of the peak above it), the floor mirrors the ceiling about
+    the peak. Below the floor a surface faces a dark streak,
     where air and streak-darkened soft tissue look alike (measured at 0.4 mm with 2-3x streaks: 24-30 % of the
     intensity-path crown points lay > 0.5 mm off the crowns, nearly all of them with outer plateaus far below
     air)."""
     base = float(low.min())
-    body = low[low > base + 0.01 * (air - base)]
+    body = low[low > base + 0.1 * (air - base)]
     if body.size < 50:
         return -np.inf, air
     hist, edges = np.histogram(body, bins=40)
-    i = int(np.argmax(hist))
+    kernel = np.ones(3)
+    smooth = np.convolve(hist, kernel, mode="same") / np.convolve(np.ones(len(hist)), kernel, mode="same")
+    # Air is the lowest prominent peak (soft tissue beside the crowns can outnumber it): a local maximum at least
+    # AIR_PEAK of the highest bin that rises AIR_RISE times above the lowest bin below it (streak tails are flat).
+    below = np.minimum.accumulate(np.concatenate([[np.inf], smooth[:-1]]))
+    padded = np.concatenate([[np.inf], smooth, [-np.inf]])
+    tops = np.flatnonzero(
+        (smooth >= padded[:-2]) & (smooth >= padded[2:]) & (smooth >= AIR_PEAK * smooth.max()) & (smooth >= AIR_RISE * below)
+    )
+    if tops.size == 0:
+        return -np.inf, air
+    i = int(tops[0])
     peak = 0.5 * float(edges[i] + edges[i + 1])
     above = body[body >= peak]
     ceiling = air
     if above.size >= 10 and float(above.max() - above.min()) > 1e-3:
         ceiling = min(air, float(threshold_otsu(above.astype(np.float64))))
+    # Air's own spread: the half width of the peak on its lower side (soft tissue lies on the upper one).
+    half = np.flatnonzero(smooth[:i] < 0.5 * smooth[i])
+    width = float(edges[1] - edges[0]) * (i - (int(half[-1]) if half.size else 0))
+    ceiling = min(ceiling, peak + AIR_WIDTHS * width)
     return peak - (ceiling - peak), ceiling
 
 

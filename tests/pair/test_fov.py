@@ -81,7 +81,8 @@ def test_a_quadrant_fov_pairs_only_its_teeth(seed: int, quadrant: int, pairable:
             assert rows[fdi]["flags"] == ["cut_by_fov"], (fdi, rows[fdi])
     mirror = {1: 2, 2: 1, 3: 4, 4: 3}[quadrant]
     far = [f for f in truth["outside"] if f in rows and f // 10 == mirror]  # the same jaw's other side
-    assert far and all(rows[f]["flags"] == ["outside_fov"] and not rows[f]["in_cbct"] for f in far)
+    assert far
+    assert all(rows[f]["flags"] == ["outside_fov"] and not rows[f]["in_cbct"] for f in far)
     # Left/right in LPS world: the patient's left is +x; a left quadrant lies left of every right-side tooth.
     left = quadrant in (2, 3)
     x_paired = [rows[f]["centroid_ios_mm"][0] for f in paired]

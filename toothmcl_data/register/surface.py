@@ -28,6 +28,7 @@ from skimage.filters import threshold_otsu
 from skimage.measure import marching_cubes
 
 from toothmcl_data.errors import RegistrationError
+from toothmcl_data.register import air_classes
 from toothmcl_data.register.split import jaw_split, up_axis
 from toothmcl_data.types import Jaw, Volume, apply_transform
 
@@ -200,23 +201,6 @@ def _split(values: NDArray[np.float32], what: str, where: str) -> float:
     return float(threshold_otsu(values.astype(np.float64)))
 
 
-SOFT_TISSUE_GAP = 0.15
-"""The low class of outer plateaus holds air and soft tissue (a small field of view ending at the cusp tips has
-little air) when an Otsu split of it leaves halves whose medians lie this fraction of the way from the lower one
-to the rough tooth level apart (measured at 0.4 mm: air ≈ 0, soft tissue ≈ 300, level ≈ 1400 → 0.21; noise
-alone splits into halves ~1.6 σ apart)."""
-
-
-def _two_classes(low: NDArray[np.float32], level: float) -> bool:
-    """Whether outer plateaus ``low`` (n,) form two classes (air and soft tissue) below the rough ``level``."""
-    cut = float(threshold_otsu(low.astype(np.float64)))
-    a, b = low[low < cut], low[low >= cut]
-    if a.size < 10 or b.size < 10:
-        return False
-    lo = float(np.median(a))
-    return float(np.median(b)) - lo > SOFT_TISSUE_GAP * (level - lo)
-
-
 def _crowns(
     image: NDArray[np.float32],
     affine: NDArray[np.float64],
@@ -229,9 +213,10 @@ def _crowns(
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float32], NDArray[np.float32]]:
     """Crown points in ``band`` whose outside is air: refined points (n, 3) LPS mm, outward normals (n, 3),
     inner and outer plateaus (n,) float32. ``dark_tail``: guard the air split against metal's dark streaks
-    (the label-map path, and the intensity path when the CBCT holds metal: without a label map the band holds
-    bone and soft tissue, and the guard fired on default patients at 0.8 mm, moving points off the crowns).
-    ``streaks`` (intensity path, metal in the CBCT): also drop surfaces facing a dark streak (``_air_floor``)."""
+    (label-map path only: without a label map the band holds bone and soft tissue, and the guard fired on
+    default patients at 0.8 mm, moving points off the crowns). ``streaks`` (intensity path, metal in the CBCT):
+    air is a window about the air peak instead (``air_classes.air_window``), which also drops surfaces facing a
+    dark streak."""
     pts, nrm = _iso_surface(image, affine, level, band)
     # Only surfaces with something darker than the rough level outside can face air (drops bone-bound roots).
     probe = apply_transform(np.linalg.inv(affine), pts + nrm * profile_mm)
@@ -244,12 +229,12 @@ def _crowns(
     # Air beside the crowns is the low class; a second split guards against soft tissue in the low class.
     low = outer[ok & (outer < air)]
     if streaks and low.size > 50:
-        floor, air = _air_window(low, air)
+        floor, air = air_classes.air_window(low, air)
         keep = ok & (outer > floor) & (outer < air)
         return pts[keep], nrm[keep], inner[keep], outer[keep]
     if low.size > 50 and (
         float(np.percentile(low, 95) - np.percentile(low, 5)) > 0.25 * (level - float(low.min()))
-        or _two_classes(low, level)
+        or air_classes.two_classes(low, level)
     ):
         second = _split(low, "air level beside the crowns", where)
         if dark_tail and np.mean(low < second) < DARK_TAIL:
@@ -261,53 +246,6 @@ def _crowns(
         air = min(air, second)
     keep = ok & (outer < air)
     return pts[keep], nrm[keep], inner[keep], outer[keep]
-
-
-AIR_PEAK = 0.3
-"""A histogram peak of the outer plateaus is prominent when at least this fraction of the highest one."""
-AIR_RISE = 1.5
-"""... and rises this many times above the lowest bin below it."""
-AIR_WIDTHS = 3.0
-"""The air window reaches at most this many of the air peak's lower half widths above the peak."""
-
-
-def _air_window(low: NDArray[np.float32], air: float) -> tuple[float, float]:
-    """The outer plateaus taken for air when metal streaks spread the air beside the crowns: (floor, ceiling).
-
-    low: (n,) outer plateaus below the first split ``air`` (air, soft tissue, dark streaks; the lowest tenth of
-    their range, where streaks pile up at the scanner's floor, left out). The air peak is the lowest prominent histogram peak; the ceiling splits what lies above it (air |
-    soft tissue; at most ``AIR_WIDTHS`` half widths of the peak above it), the floor mirrors the ceiling about
-    the peak. Below the floor a surface faces a dark streak,
-    where air and streak-darkened soft tissue look alike (measured at 0.4 mm with 2-3x streaks: 24-30 % of the
-    intensity-path crown points lay > 0.5 mm off the crowns, nearly all of them with outer plateaus far below
-    air)."""
-    base = float(low.min())
-    body = low[low > base + 0.1 * (air - base)]
-    if body.size < 50:
-        return -np.inf, air
-    hist, edges = np.histogram(body, bins=40)
-    kernel = np.ones(3)
-    smooth = np.convolve(hist, kernel, mode="same") / np.convolve(np.ones(len(hist)), kernel, mode="same")
-    # Air is the lowest prominent peak (soft tissue beside the crowns can outnumber it): a local maximum at least
-    # AIR_PEAK of the highest bin that rises AIR_RISE times above the lowest bin below it (streak tails are flat).
-    below = np.minimum.accumulate(np.concatenate([[np.inf], smooth[:-1]]))
-    padded = np.concatenate([[np.inf], smooth, [-np.inf]])
-    tops = np.flatnonzero(
-        (smooth >= padded[:-2]) & (smooth >= padded[2:]) & (smooth >= AIR_PEAK * smooth.max()) & (smooth >= AIR_RISE * below)
-    )
-    if tops.size == 0:
-        return -np.inf, air
-    i = int(tops[0])
-    peak = 0.5 * float(edges[i] + edges[i + 1])
-    above = body[body >= peak]
-    ceiling = air
-    if above.size >= 10 and float(above.max() - above.min()) > 1e-3:
-        ceiling = min(air, float(threshold_otsu(above.astype(np.float64))))
-    # Air's own spread: the half width of the peak on its lower side (soft tissue lies on the upper one).
-    half = np.flatnonzero(smooth[:i] < 0.5 * smooth[i])
-    width = float(edges[1] - edges[0]) * (i - (int(half[-1]) if half.size else 0))
-    ceiling = min(ceiling, peak + AIR_WIDTHS * width)
-    return peak - (ceiling - peak), ceiling
 
 
 def surface_from_labels(cbct: Volume, labels: Volume, *, profile_mm: float = 1.2, where: str = "CBCT") -> ToothSurface:
@@ -386,13 +324,14 @@ def surface_from_intensity(cbct: Volume, *, profile_mm: float = 1.2, where: str 
         box, first = _box(bright, grow + int(np.ceil(profile_mm / spacing)) + 2)
         image, bright, affine = image[box], bright[box], _shifted(cbct.affine, first)
     band = _morph(bright, grow)
-    # Metal (far above the tooth class) casts dark streaks below air: then guard the air split (see _crowns).
-    metal = float(np.percentile(sample, 99.9)) - level > METAL_REACH * (level - float(splits[0]))
-    pts, nrm, inner, outer = _crowns(image, affine, band, level, profile_mm, where, dark_tail=metal, streaks=metal)
+    # Metal (far above the tooth class) casts dark streaks below air: then air is a window (see _crowns).
+    has_metal = float(np.percentile(sample, 99.9)) - level > METAL_REACH * (level - float(splits[0]))
+    pts, nrm, inner, outer = _crowns(image, affine, band, level, profile_mm, where, streaks=has_metal)
     # Air-facing bright surfaces are crowns (enamel, metal) or bone (nasal floor, bone edges): split them. Metal
     # is a crown but would take the split for itself when it is more than a few percent of the points (one metal
     # crown of 28 teeth is ~7%): the split is made without metal-like points, which are kept as crowns. The
-    # typical crown contrast is the upper quartile of the inner plateaus (crowns, unless bone makes up most).
+    # typical crown contrast is the median inner plateau (the upper quartile was metal itself with 5-6 metal
+    # crowns at 0.4 mm, which kept the natural crowns out; an enamel point taken for metal stays a crown).
     air = float(np.median(outer))
     metal = inner - air > METAL_CONTRAST * (float(np.median(inner)) - air)
     rest = inner[~metal]

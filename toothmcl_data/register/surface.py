@@ -325,15 +325,15 @@ def surface_from_intensity(cbct: Volume, *, profile_mm: float = 1.2, where: str 
         image, bright, affine = image[box], bright[box], _shifted(cbct.affine, first)
     band = _morph(bright, grow)
     # Metal (far above the tooth class) casts dark streaks below air: then air is a window (see _crowns).
-    has_metal = float(np.percentile(sample, 99.9)) - level > METAL_REACH * (level - float(splits[0]))
+    metal_floor = level + METAL_REACH * (level - float(splits[0]))
+    has_metal = float(np.percentile(sample, 99.9)) > metal_floor
     pts, nrm, inner, outer = _crowns(image, affine, band, level, profile_mm, where, streaks=has_metal)
     # Air-facing bright surfaces are crowns (enamel, metal) or bone (nasal floor, bone edges): split them. Metal
     # is a crown but would take the split for itself when it is more than a few percent of the points (one metal
     # crown of 28 teeth is ~7%): the split is made without metal-like points, which are kept as crowns. The
-    # typical crown contrast is the median inner plateau (the upper quartile was metal itself with 5-6 metal
-    # crowns at 0.4 mm, which kept the natural crowns out; an enamel point taken for metal stays a crown).
+    # typical crown contrast is the upper quartile of the inner plateaus (crowns, unless bone makes up most).
     air = float(np.median(outer))
-    metal = inner - air > METAL_CONTRAST * (float(np.median(inner)) - air)
+    metal = inner - air > METAL_CONTRAST * (float(np.percentile(inner, 75)) - air)
     rest = inner[~metal]
     tooth = _split(np.minimum(rest, np.percentile(rest, 95)), "tooth level", where)
     lo, hi = inner[inner <= tooth], inner[inner > tooth]

@@ -117,8 +117,8 @@ class PairConfig:
     (voxel centres ± half a voxel); a tooth with such vertices is cut by the field of view (``cut_by_fov``), one
     with all of them beyond it lies outside (``outside_fov``); neither is paired. On synthetic patients, whose
     ground truth judges crowns on 0.5 mm samples, crowns it calls inside reached up to 0.17 mm past the grid
-    (true registration, 0.4 and 0.8 mm voxels) and cut ones 0.6 mm or more, but for 2 of 157 at 0.8 mm
-    (0.11, 0.29 mm): the truth's own sampling blurs the last 0.25 mm."""
+    (true registration, 0.4 and 0.8 mm voxels) and cut ones 0.6 mm or more, except 4 at 0.8 mm (0.11-0.29 mm;
+    the three below 0.2 mm are paired): the truth's own sampling blurs the last 0.25 mm."""
 
     def __post_init__(self) -> None:
         if len(self.crop_mm) != 3 or any(not c > 0 for c in self.crop_mm):

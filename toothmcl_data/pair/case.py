@@ -52,6 +52,7 @@ class _Jaw:
     normals: NDArray[np.float64]
     labels: NDArray[np.int16]
     bright: NDArray[np.bool_]
+    beyond_mm: NDArray[np.float64]
     findings: dict[int, list[str]]
     flags: list[str]
 
@@ -87,7 +88,8 @@ def _register_view(
         flags.append("no_labels")
     if reg.verdict == "fail":
         flags.append("registration_fail")
-    return _Jaw(jaw, reg, v, n, labels, bright, findings, flags)
+    beyond = teeth.beyond_grid_mm(cbct, v)
+    return _Jaw(jaw, reg, v, n, labels, bright, beyond, findings, flags)
 
 
 def _row(case: Case, fdi: int, **values: Any) -> dict[str, Any]:
@@ -154,12 +156,22 @@ def _tooth(
     in_cbct = centre_cbct is not None
     if view is not None and case.cbct_labels is None and in_ios:
         in_cbct = float(np.mean(view.bright[sel])) >= 0.5
+    # The CBCT's field of view, judged on the registered crown: a crown partly beyond the grid is cut (its crop
+    # would miss part of what the scan shows), one wholly beyond it is not in the CBCT at all.
+    fov = ""
+    if view is not None and n_ios:
+        beyond = view.beyond_mm[sel] > config.fov_tolerance_mm
+        fov = "outside_fov" if beyond.all() else "cut_by_fov" if beyond.any() else ""
+    if fov == "outside_fov" and centre_cbct is None:
+        in_cbct = False
     residual = None if view is None else view.registration.per_tooth_mm.get(fdi)
     centroid_ios = view.vertices[sel].mean(axis=0) if view is not None and n_ios else None
     if view is not None:
         flags += view.findings.get(fdi, [])
         flags += [f for f in view.flags if f in ("registration_fail", "mirror")]
-    if in_ios and not in_cbct:
+    if fov:
+        flags.append(fov)
+    elif in_ios and not in_cbct:
         flags.append("not_in_cbct")
     if in_cbct and not in_ios:
         flags.append("not_in_ios")
@@ -202,8 +214,13 @@ def pair_case(
     """Tooth pairs, tooth table rows and label-transfer coverage of one registered case.
 
     registrations: per jaw, ``world_from_ios`` of ``case.ios[jaw]`` into the CBCT's LPS world. A tooth is
-    paired only when it is in both modalities, its registration did not fail and no consistency finding
-    (swap, mirror, jaw mix-up, side, order) touches it. surface: the CBCT crown surface if already extracted.
+    paired only when it is in both modalities, its registered crown lies wholly inside the CBCT's field of view,
+    its registration did not fail and no consistency finding (swap, mirror, jaw mix-up, side, order) touches it.
+    Each row's ``flags`` say why a tooth is not paired: ``outside_fov`` (its registered crown lies wholly beyond
+    the CBCT grid), ``cut_by_fov`` (partly: the grid's edge cuts the crown, ``PairConfig.fov_tolerance_mm``),
+    ``not_in_cbct`` (inside the grid but no CBCT tooth there), ``not_in_ios``, ``registration_fail``, ``mirror``
+    and the consistency findings. Deciduous teeth pair under their own FDI codes (51–85) like permanent ones.
+    surface: the CBCT crown surface if already extracted.
     """
     config = config or PairConfig()
     if case.cbct is None:

@@ -56,6 +56,18 @@ def resample(
     return np.asarray(np.rint(out).reshape(shape), dtype=np.int16)
 
 
+def beyond_grid_mm(volume: Volume, points: NDArray[np.float64]) -> NDArray[np.float64]:
+    """(n,) how far (mm) each of ``points`` (n, 3) LPS mm lies beyond the region ``volume``'s voxels cover (voxel
+    centres ± half a voxel along each grid axis); ≤ 0 inside. Measured along the grid axes (index space × the
+    voxel size), so any affine works."""
+    if len(points) == 0:
+        return np.zeros(0, dtype=np.float64)
+    ijk = volume.index_from_world(points)
+    last = np.asarray(volume.shape, dtype=np.float64) - 0.5
+    out = np.maximum(-0.5 - ijk, ijk - last) * np.asarray(volume.spacing, dtype=np.float64)
+    return np.asarray(out.max(axis=1), dtype=np.float64)
+
+
 def label_boxes(labels: Volume) -> dict[int, tuple[NDArray[np.float64], NDArray[np.float64]]]:
     """Per FDI tooth in the label map: the centre of its bounding box and its extent, both (3,) LPS mm."""
     lab = np.asarray(labels.array)

@@ -191,9 +191,11 @@ def _registration(
     IOS crown samples onto the CBCT crowns, or (unlabelled scan) CBCT crown samples onto the scan surface.
 
     A fit that fails on the whole of both is judged again on their overlap alone (a small field of view, a
-    quadrant scan): the scan points the CBCT grid sees, or the CBCT crown samples the scan reaches, and the CBCT
+    quadrant scan, crowns the CBCT does not show under metal streaks): the scan points the CBCT grid sees that
+    have a CBCT crown surface within ``qc.REACH_MM``, or the CBCT crown samples the scan reaches, and the CBCT
     crowns within reach of the scan. When that overlap covers ``qc.MIN_OVERLAP_MM2`` and meets every *pass*
-    threshold, the jaw goes to ``review`` (flag ``partial_overlap``), never to ``pass``."""
+    threshold (every *review* one from ``qc.WIDE_OVERLAP_MM2`` on), the jaw goes to ``review`` (flag
+    ``partial_overlap``), never to ``pass``."""
     spacing_mm = min(cbct.spacing)
     vertices = apply_transform(T, mesh.vertices)
     reach = cKDTree(vertices, balanced_tree=False, compact_nodes=False)
@@ -202,7 +204,7 @@ def _registration(
         moved = apply_transform(T, sample.points)
         res, _ = qc.residuals(target, moved, sample.normals @ T[:3, :3].T, config.normal_agreement)
         fdi = sample.fdi
-        seen = qc.in_grid(cbct.shape, cbct.affine, moved, qc.FOV_MARGIN_MM)
+        seen = qc.in_grid(cbct.shape, cbct.affine, moved, qc.FOV_MARGIN_MM) & (res < qc.REACH_MM)
     else:
         target = Target.of(vertices, vertex_normals(mesh) @ T[:3, :3].T)
         pick = fps_indices(surface.points, config.ios_points)
@@ -226,7 +228,8 @@ def _registration(
         gate = config.inlier_mm * qc.threshold_scale(config, spacing_mm)
         overlap = qc.area_mm2(moved[seen & (res < gate)])
         log.debug("partial overlap %.0f mm2: %s", overlap, part)
-        if overlap >= qc.MIN_OVERLAP_MM2 and qc.meets(part, config, spacing_mm, "pass"):
+        tier = "review" if overlap >= qc.WIDE_OVERLAP_MM2 else "pass"
+        if overlap >= qc.MIN_OVERLAP_MM2 and qc.meets(part, config, spacing_mm, tier):
             stats, verdict = part, "review"
             flags.append(f"partial_overlap:{overlap:.0f}mm2")
     if stats.coverage < config.pass_coverage:

@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 
 from tests.io.test_dicom import _slice
 from toothmcl_data.deid.run import deidentify_drop, plan_files
-from toothmcl_data.io.inventory import Fate, quarantine_rows, redact
 from toothmcl_data.io.discover import FileRecord
+from toothmcl_data.io.inventory import Fate, quarantine_rows, redact
 
 KEY = b"a-test-key-that-is-long-enough-for-hmac-0123456789"
 TILT = (1.0, 0.0, 0.0, 0.0, 0.984808, 0.173648)  # 10° about x
@@ -36,7 +36,8 @@ def test_two_bad_series_with_the_same_file_names_are_two_rows_naming_their_own_f
     _series(drop / "P2" / "CT", "Beta^Bob", [0.0, 0.5, 0.5, 1.0])  # two files at one position
     plan = plan_files(drop)
     summary = deidentify_drop(drop, tmp_path / "out", key=KEY, plan=plan)
-    assert summary.fates == {"quarantined": 12} and summary.cases == 0
+    assert summary.fates == {"quarantined": 12}
+    assert summary.cases == 0
 
     rows = pq.read_table(tmp_path / "out" / "tables" / "quarantine.parquet").to_pylist()
     assert len(rows) == 3  # one per series, not one per slice
@@ -48,7 +49,8 @@ def test_two_bad_series_with_the_same_file_names_are_two_rows_naming_their_own_f
     for folder, own in by_folder.items():
         (row,) = [r for r in rows if set(r["files"]) == own]
         named = set(re.findall(r"sha256:([0-9a-f]{12})", row["reason"]))
-        assert named and named <= {h[:12] for h in own}, (folder, row["reason"])  # never the other series' file
+        assert named, row["reason"]
+        assert named <= {h[:12] for h in own}, (folder, row["reason"])  # never a file of the other series
         assert "IM000" not in row["reason"]
     assert any("non-uniform slice spacing" in r["reason"] for r in rows)
     assert any("gantry tilt" in r["reason"] for r in rows)

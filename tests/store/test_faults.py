@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +28,12 @@ ROOT = Path(__file__).resolve().parents[2]
 def _intact(store: Path, version: Any) -> None:
     latest = open_version(store, "latest")
     assert (latest.id, latest.content_hash) == (version.id, version.content_hash)
-    assert [v.id for v in list_versions(store)][0] == version.id
+    assert next(v.id for v in list_versions(store)) == version.id
     assert verify_version(store).ok
 
 
 @pytest.fixture
-def disk_full_after(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+def disk_full_after(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Every IcechunkStore.set after the first ``budget[0]`` raises ENOSPC (set ``budget[0]`` in the test)."""
     budget = [10**9]
     real = IcechunkStore.set
@@ -46,7 +45,7 @@ def disk_full_after(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
         await real(self, key, value)
 
     monkeypatch.setattr(IcechunkStore, "set", failing_set)
-    yield budget
+    return budget
 
 
 @pytest.mark.parametrize("writes", [0, 5, 40])
@@ -62,8 +61,10 @@ def test_disk_full_during_publish_is_a_clear_error_and_the_previous_version_stay
     _intact(store, v1)
     assert not store_lock_path(store) or not _locked(store)  # the failed publisher let go of the store
     v2 = publish(store, records(3, start=2), message="3 more", provenance=PROVENANCE)  # space is back
-    assert v2.id != v1.id and sorted(open_version(store, v2.id).case_ids()) == ["P0002", "P0003", "P0004"]
-    assert verify_version(store, "v1").ok and verify_version(store).ok
+    assert v2.id != v1.id
+    assert sorted(open_version(store, v2.id).case_ids()) == ["P0002", "P0003", "P0004"]
+    assert verify_version(store, "v1").ok
+    assert verify_version(store).ok
 
 
 def _locked(store: Path) -> bool:
@@ -78,6 +79,15 @@ def _locked(store: Path) -> bool:
             return True
         fcntl.flock(fh, fcntl.LOCK_UN)
     return False
+
+
+def _fill(path: Path) -> None:
+    """Write zeros into ``path`` until the disk refuses (raises that OSError)."""
+    block = b"\0" * (1 << 16)
+    with path.open("wb") as fh:
+        while True:
+            fh.write(block)
+            fh.flush()
 
 
 def _mount_tmpfs(where: Path, size: str) -> bool:
@@ -97,14 +107,9 @@ def test_a_really_full_disk_during_publish(tmp_path: Path) -> None:
         store = disk / "store"
         v1 = publish(store, records(1), message="1 case", provenance=PROVENANCE, tag="v1")
         filler = disk / "filler"
-        with filler.open("wb") as fh:  # take every free byte
-            block = b"\0" * (1 << 16)
-            try:
-                while True:
-                    fh.write(block)
-                    fh.flush()
-            except OSError as err:
-                assert err.errno == errno.ENOSPC
+        with pytest.raises(OSError, match="No space left") as full:
+            _fill(filler)
+        assert full.value.errno == errno.ENOSPC
         with pytest.raises(StoreError, match=r"publish aborted.*latest version is unchanged") as caught:
             publish(store, records(3, start=1), message="3 more", provenance=PROVENANCE)
         assert "space" in str(caught.value)
@@ -113,7 +118,8 @@ def test_a_really_full_disk_during_publish(tmp_path: Path) -> None:
         gc_store(store, grace_seconds=0)  # the partial writes go; v1 stays whole
         _intact(store, v1)
         publish(store, records(3, start=1), message="3 more", provenance=PROVENANCE)
-        assert verify_version(store, "v1").ok and verify_version(store).ok
+        assert verify_version(store, "v1").ok
+        assert verify_version(store).ok
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)
 
@@ -128,18 +134,22 @@ def test_a_second_publisher_waits_for_the_first(tmp_path: Path) -> None:
         )
         thread.start()
         time.sleep(1.0)
-        assert not done and thread.is_alive()  # blocked on the lock, nothing committed
+        assert not done
+        assert thread.is_alive()
         assert len(list_versions(store)) == 1  # only the first version
     thread.join(timeout=120)
-    assert done and sorted(open_version(store, "latest").case_ids()) == ["P0000", "P0001"]
+    assert done
+    assert sorted(open_version(store, "latest").case_ids()) == ["P0000", "P0001"]
 
 
 def test_lock_timeout_names_the_holder(tmp_path: Path) -> None:
     path = tmp_path / "x.lock"
-    with exclusive(path, "first"):
-        with pytest.raises(StoreError, match=rf"second: still locked by pid {os.getpid()} .*{path}"):
-            with exclusive(path, "second", timeout=0.3):
-                pass
+    with (
+        exclusive(path, "first"),
+        pytest.raises(StoreError, match=rf"second: still locked by pid {os.getpid()} .*{path}"),
+        exclusive(path, "second", timeout=0.3),
+    ):
+        pass
     with exclusive(path, "third", timeout=0.3):  # released with its holder
         pass
 
@@ -173,7 +183,8 @@ def test_two_publishers_at_once_serialise_and_never_mix(tmp_path: Path) -> None:
         for start, n in ((10, 2), (20, 3))
     ]
     for proc in procs:
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
     for proc in procs:  # go at the same moment
         assert proc.stdin is not None
         proc.stdin.write("go\n")
@@ -189,7 +200,8 @@ def test_two_publishers_at_once_serialise_and_never_mix(tmp_path: Path) -> None:
         assert reader.content_hash == content_hash
         assert verify_version(store, vid).ok
     history = [v.id for v in list_versions(store)]
-    assert set(history[:2]) == set(published) and len(history) == 3  # one line: the first version, then the two
+    assert set(history[:2]) == set(published)
+    assert len(history) == 3
 
 
 def test_card_counts_quarantined_units_cases_and_files(tmp_path: Path) -> None:

@@ -41,7 +41,7 @@ def deidentify_dicom_bytes(data: bytes, ctx: DeidContext) -> tuple[str, bytes]:
     """
     try:
         sop, out = deidentify_part10(data, ctx)
-    except UnsupportedError as err:
+    except UnsupportedError as err:  # handled: the pydicom path de-identifies it instead (tested equal)
         log.debug("byte-level de-identification not applicable (%s); using pydicom", err)
         sop, out = deidentify_with_pydicom(data, ctx)
     if not sop.startswith("2.25."):

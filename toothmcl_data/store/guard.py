@@ -100,4 +100,3 @@ def write_error(store: str | Path, err: BaseException) -> StoreError:
         f"unchanged. {fix.capitalize()}, then run `toothmcl-data version gc {store}` to drop the partial "
         "writes and publish again"
     )
-

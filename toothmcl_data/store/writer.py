@@ -129,7 +129,7 @@ class Writer:
     def _root_meta(self) -> dict[str, Any]:
         try:
             root = zarr.open_group(self._zstore, mode="r")
-        except (FileNotFoundError, KeyError, zarr.errors.GroupNotFoundError):
+        except (FileNotFoundError, KeyError, zarr.errors.GroupNotFoundError):  # handled: a new store has no root yet
             return {}
         meta = root.attrs.get(META_KEY)
         return dict(meta) if isinstance(meta, Mapping) else {}

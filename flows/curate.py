@@ -123,10 +123,10 @@ def _quarantine(work: Path, summaries: list[dict[str, Any]]) -> list[dict[str, A
 def _nothing_to_publish(params: CurateParams, n_cases: int, quarantine: list[dict[str, Any]]) -> InputError:
     work, audit = params.folders()
     files = sum(int(r["n_files"]) for r in quarantine)
-    reasons = "; ".join(sorted({str(r["reason"]) for r in quarantine})[:3])
+    reasons = min((str(r["reason"]) for r in quarantine), default="")
     return InputError(
         f"build {params.raw}: no case can be published — {n_cases} cases found, {len(quarantine)} input units "
-        f"({files} files) quarantined, e.g. {reasons or 'no medical files found'}. No version was published. "
+        f"({files} files) quarantined (e.g. {reasons or 'no medical files found'}). No version was published. "
         f"Reasons per unit: {work / 'tables' / 'quarantine.parquet'} (paths: {audit / 'inventory.parquet'}); "
         "fix or replace those inputs and run again"
     )

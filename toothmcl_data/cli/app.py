@@ -6,6 +6,7 @@ import sys
 from importlib.metadata import entry_points
 
 import typer
+from rich.markup import escape
 
 from toothmcl_data import __version__
 from toothmcl_data.cli import deid, evaluate, imports, inspect, labels, register, report, synth, version
@@ -52,5 +53,5 @@ def main() -> None:
     try:
         app()
     except ToothmclError as err:
-        errors.print(f"[red]error:[/red] {err}", markup=True, highlight=False)
+        errors.print(f"[red]error:[/red] {escape(str(err))}", markup=True, highlight=False)
         sys.exit(2)

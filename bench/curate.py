@@ -253,6 +253,7 @@ def main() -> None:
     root.mkdir(parents=True, exist_ok=True)
     key_file = root / "key.txt"
     key_file.write_text(secrets.token_hex(32) + "\n")
+    key_file.chmod(0o600)  # read_key refuses a key file others can read
     key = key_file.read_text().strip().encode()
     try:
         n_synth = max([a.patients, *rss_sizes])

@@ -3,7 +3,7 @@
     python bench/finetune.py --seed 0 --json [--modality cbct|ios] [--out DIR] [--cbct-steps N] [--ios-steps N]
 
 Draws ``--train`` training, one validation and ``--test`` test synthetic patients from ``--seed`` (disjoint),
-publishes them to one store (``toothmcl_models.ablation.synth_record``), fine-tunes from scratch with the CPU
+publishes them to one store (``toothmcl_data.synth.record.synth_record``), fine-tunes from scratch with the CPU
 presets (``configs/finetune_{cbct,ios}_cpu.yaml``, their comments say why each setting) and scores the test
 patients:
 
@@ -39,8 +39,8 @@ from scipy.spatial.transform import Rotation
 from toothmcl_data.store import open_version, publish
 from toothmcl_data.synth.config import SynthConfig
 from toothmcl_data.synth.patient import make_patient
+from toothmcl_data.synth.record import synth_record
 from toothmcl_data.types import JAWS, Mesh, apply_transform
-from toothmcl_models.ablation import synth_record
 from toothmcl_models.evaluate import score_cbct_cases, score_ios_cases
 from toothmcl_models.finetune import finetune, load_finetuned
 from toothmcl_models.segconfig import FinetuneConfig

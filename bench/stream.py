@@ -34,7 +34,7 @@ from toothmcl_data.store import open_version, publish
 from toothmcl_data.stream.dataset import CaseDataset, StreamConfig
 from toothmcl_data.synth.config import SynthConfig
 from toothmcl_data.synth.patient import make_patient
-from toothmcl_models.ablation import synth_record
+from toothmcl_data.synth.record import synth_record
 
 CROP = (256, 256, 64)
 

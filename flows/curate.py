@@ -26,6 +26,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
 from flows.steps import STAGES, curate_case, load_records
+from toothmcl_data.deid.audit import private_dir
 from toothmcl_data.deid.pseudonym import key_fingerprint, read_key
 from toothmcl_data.deid.run import finish_drop, load_case_result, plan_files
 from toothmcl_data.errors import DependencyError, InputError
@@ -162,7 +163,7 @@ def curate(params: CurateParams) -> dict[str, Any]:
     """Curate the drop ``params.raw`` into a new version of ``params.store``."""
     work, audit = params.folders()
     work.mkdir(parents=True, exist_ok=True)
-    audit.mkdir(parents=True, exist_ok=True)
+    private_dir(audit)  # 0700: the audit area names originals
     # One build per working folder at a time (its tables are per run): a second build waits for the first.
     with exclusive(work / ".build.lock", f"working folder {work}: another build"):
         return _curate(params, work, audit)

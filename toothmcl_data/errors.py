@@ -20,6 +20,10 @@ class InputNotFoundError(ToothmclError, FileNotFoundError):
     """A path or URL given as input does not exist."""
 
 
+class UnsafeInputError(InputError):
+    """A drop holds an entry that must not be read: a path leaving the drop (``..``, absolute, a link), a device."""
+
+
 class SeriesError(InputError):
     """A DICOM series cannot be assembled into a volume (missing slices, mixed geometry …)."""
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 
@@ -79,7 +79,9 @@ def cbct(
             "--input", "-i", help="CBCT: NIfTI (.nii/.nii.gz), MHA, NRRD, or a folder holding one DICOM series."
         ),
     ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Label map to write: .nii.gz or .nii.")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Label map to write: .nii.gz or .nii (--format dicom-seg: .dcm).")
+    ],
     scheme: Annotated[
         str | None, typer.Option(help="Codes written: fdi or toothfairy2 (default: the run's output scheme).")
     ] = None,
@@ -87,6 +89,14 @@ def cbct(
     device: Device = "auto",
     dry_run: DryRun = False,
     as_json: AsJson = False,
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="nifti (label map) or dicom-seg (a DICOM Segmentation referencing the input series; needs the "
+            "dicomseg extra).",
+        ),
+    ] = "nifti",
 ) -> None:
     """Segment the teeth of one CBCT: an int16 FDI label map (0 = background) on the input's own grid.
 
@@ -94,11 +104,24 @@ def cbct(
     DICOM series gives the RAS affine of its LPS geometry (as dcm2niix writes it), so the map overlays the
     scan in nibabel, ITK-SNAP and 3D Slicer. Inference: sliding window (the training crop, Gaussian blending)
     on the run's voxel spacing, classes resampled (nearest) back onto the input's grid.
+
+    `--format dicom-seg` writes a DICOM Segmentation instead (one segment per FDI tooth, SNOMED CT coded) that
+    references the input's DICOM slices, for PACS viewers; a NIfTI input is first written as a CT series into
+    `<out stem>_cbct/` beside it.
     """
     with _clear_errors():
         from toothmcl_models.predict import predict_cbct
 
-        result = predict_cbct(checkpoint, source, out, scheme=scheme, overlap=overlap, device=device, dry_run=dry_run)
+        result = predict_cbct(
+            checkpoint,
+            source,
+            out,
+            scheme=scheme,
+            overlap=overlap,
+            device=device,
+            dry_run=dry_run,
+            fmt=cast(Any, fmt),
+        )
     _report(result.to_dict(), as_json=as_json)
 
 

@@ -40,6 +40,9 @@ from toothmcl_models.segmentation import CBCTSegmenter, IOSSegmenter
 log = logging.getLogger(__name__)
 
 Task = Literal["cbct", "ios"]
+OutputFormat = Literal["nifti", "dicom-seg"]
+OUTPUT_FORMATS: tuple[OutputFormat, ...] = ("nifti", "dicom-seg")
+"""``predict cbct`` outputs: an FDI label map NIfTI, or a DICOM Segmentation referencing the input series."""
 CBCT_INPUTS = "a CBCT volume (NIfTI .nii/.nii.gz, MetaImage .mha, NRRD) or a folder holding one DICOM series"
 IOS_INPUTS = "one jaw scan mesh (.stl, .ply, .obj or .vtp)"
 MESH_SUFFIXES = (".stl", ".ply", ".obj", ".vtp")
@@ -65,6 +68,18 @@ def _is_dicom(path: Path) -> bool:
         return fh.read(132)[128:132] == b"DICM"
 
 
+def dicom_slices(path: Path) -> list[Path]:
+    """The DICOM files under folder ``path`` (recursively, by content; ``DICOMDIR`` skipped), sorted by path."""
+    files = sorted(p for p in path.rglob("*") if p.is_file() and p.name.upper() != "DICOMDIR")
+    slices = [p for p in files if _is_dicom(p)]
+    if not slices:
+        raise InputError(
+            f"{path}: folder holds no DICOM file ({len(files)} other file(s)); `predict cbct` expects "
+            f"{CBCT_INPUTS} — pass the series folder, or the NIfTI file itself"
+        )
+    return slices
+
+
 def read_cbct_input(path: Path) -> Volume:
     """The CBCT at ``path`` → :class:`Volume` ((I, J, K) scanner values, LPS affine mm).
 
@@ -78,14 +93,7 @@ def read_cbct_input(path: Path) -> Volume:
     if path.is_dir():
         from toothmcl_data.io.dicom import read_series
 
-        files = sorted(p for p in path.rglob("*") if p.is_file() and p.name.upper() != "DICOMDIR")
-        slices = [p for p in files if _is_dicom(p)]
-        if not slices:
-            raise InputError(
-                f"{path}: folder holds no DICOM file ({len(files)} other file(s)); `predict cbct` expects "
-                f"{CBCT_INPUTS} — pass the series folder, or the NIfTI file itself"
-            )
-        return read_series(slices)
+        return read_series(dicom_slices(path))
     kind, fmt = _kind(path)
     if kind == "volume":
         from toothmcl_data.io.volume import read_volume
@@ -209,11 +217,17 @@ def _device(device: str) -> torch.device:
     return resolved
 
 
-def check_output(out: Path, task: Task) -> Path:
-    """Refuse an output name of the wrong type before any work: ``.nii.gz``/``.nii`` (cbct), ``.json`` (ios)."""
+def check_output(out: Path, task: Task, fmt: OutputFormat = "nifti") -> Path:
+    """Refuse an output name of the wrong type before any work: ``.nii.gz``/``.nii`` (cbct), ``.dcm`` (cbct as
+    DICOM-SEG), ``.json`` (ios)."""
     out = Path(out)
     name = out.name.lower()
-    if task == "cbct" and not name.endswith(NIFTI_SUFFIXES):
+    if fmt not in OUTPUT_FORMATS:
+        raise InputError(f"--format {fmt!r}: expected one of {', '.join(OUTPUT_FORMATS)}")
+    if task == "cbct" and fmt == "dicom-seg":
+        if not name.endswith(".dcm"):
+            raise InputError(f"--out {out}: --format dicom-seg writes one DICOM file; name it .dcm (e.g. seg.dcm)")
+    elif task == "cbct" and not name.endswith(NIFTI_SUFFIXES):
         raise InputError(f"--out {out}: expected a NIfTI file name ending .nii.gz or .nii (e.g. seg.nii.gz)")
     if task == "ios" and not name.endswith(".json"):
         raise InputError(f"--out {out}: expected a Teeth3DS JSON file name ending .json (e.g. labels.json)")
@@ -258,16 +272,23 @@ def predict_cbct(
     overlap: float = 0.25,
     device: str = "auto",
     dry_run: bool = False,
+    fmt: OutputFormat = "nifti",
 ) -> Prediction:
     """Segment the CBCT ``source`` (see :func:`read_cbct_input`) with the CBCT fine-tuning ``checkpoint`` and
     write the label map to ``out`` (NIfTI, int16, the input's shape and affine; codes of ``scheme``: ``fdi``
     or ``toothfairy2``, default the run's ``segment.output_scheme``). ``dry_run``: check and read everything,
-    predict and write nothing."""
-    out = check_output(out, "cbct")
+    predict and write nothing.
+
+    ``fmt="dicom-seg"``: ``out`` is a DICOM Segmentation (:func:`toothmcl_data.export.seg.write_seg_file`, one
+    segment per FDI tooth with its SNOMED CT code, AUTOMATIC by "toothmcl") that references the input's DICOM
+    slices; a NIfTI/MHA/NRRD input is first written as a CT series into ``<out stem>_cbct/``."""
+    out = check_output(out, "cbct", fmt)
     if not 0.0 <= overlap < 1.0:
         raise InputError(f"--overlap {overlap}: expected a fraction in [0, 1) of the window (e.g. 0.25)")
     if scheme not in (None, "fdi", "toothfairy2"):
         raise InputError(f"--scheme {scheme!r}: expected fdi or toothfairy2")
+    if fmt == "dicom-seg" and scheme not in (None, "fdi"):
+        raise InputError(f"--scheme {scheme}: DICOM-SEG segments are FDI teeth (SNOMED CT coded); drop --scheme")
     volume = read_cbct_input(source)
     net, config = load_segmenter(checkpoint, "cbct")
     where = _device(device)
@@ -276,8 +297,9 @@ def predict_cbct(
         "spacing_mm": [round(s, 4) for s in volume.spacing],
         "model_spacing_mm": config.data.spacing_mm,
         "window": list(config.data.crop_shape),
-        "scheme": scheme or config.segment.output_scheme,
+        "scheme": "fdi" if fmt == "dicom-seg" else scheme or config.segment.output_scheme,
         "device": str(where),
+        "format": fmt,
     }
     if dry_run:
         return Prediction("cbct", Path(source), None, facts)
@@ -293,7 +315,15 @@ def predict_cbct(
     pred = Volume(np.ascontiguousarray(padded.array[1:-1, 1:-1, 1:-1]), volume.affine.copy())
     facts["predict_seconds"] = round(time.perf_counter() - start, 2)
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_prediction_nifti(out, pred, scheme=facts["scheme"])
+    if fmt == "dicom-seg":
+        from toothmcl_data import __version__
+        from toothmcl_data.export.seg import write_seg_file
+
+        source = Path(source)
+        files = dicom_slices(source) if source.is_dir() else [source] if _is_dicom(source) else None
+        facts |= write_seg_file(out, pred, series_files=files, volume=volume, algorithm="toothmcl", version=__version__)
+    else:
+        write_prediction_nifti(out, pred, scheme=facts["scheme"])
     teeth, counts = np.unique(pred.array[pred.array > 0], return_counts=True)
     facts["teeth"] = {int(t): int(n) for t, n in zip(teeth, counts, strict=True)}
     return Prediction("cbct", Path(source), out, facts)

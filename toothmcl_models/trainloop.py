@@ -90,6 +90,23 @@ def _epochs(dataset: Dataset[Any], sampler: ResumableSampler, data: DataConfig) 
             dataset.set_epoch(sampler.state.epoch)
 
 
+def optimiser_step(
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    scaler: torch.amp.GradScaler,
+    params: list[nn.Parameter],
+    grad_clip: float,
+) -> None:
+    """After backward: unscale and clip the global gradient norm (when ``grad_clip``), step the optimiser through
+    the scaler, update the scaler, step the schedule (``bench/gpu.py`` times exactly this)."""
+    if grad_clip:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    scheduler.step()
+
+
 def _scalar(value: Any) -> float:
     return float(value.detach()) if isinstance(value, Tensor) else float(value)
 
@@ -187,12 +204,7 @@ def train_loop(
                 sampler.advance(len(batch["case"]) * world)
                 for key, value in {"loss": total, **parts}.items():
                     sums[key] = sums.get(key, 0.0) + _scalar(value) / optim.accumulate
-            if optim.grad_clip:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(params, optim.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
+            optimiser_step(optimizer, scheduler, scaler, params, optim.grad_clip)
             step += 1
             last = {"step": step, "epoch": epoch, "lr": scheduler.get_last_lr()[0], **mean_across_ranks(sums, world)}
             if evaluate is not None and ((run.eval_every and step % run.eval_every == 0) or step == stop):

@@ -18,7 +18,7 @@ from toothmcl_data.io.case import load_case
 
 EXPECTED: dict[str, tuple[str, str]] = {
     # fault kind → (fate of the planted paths, pattern the published reason must match)
-    "truncated_dicom": ("quarantined", r"cannot decode pixel data of DICOM file sha256:[0-9a-f]{12}"),
+    "truncated_dicom": ("quarantined", r"DICOM file sha256:[0-9a-f]{12} declares 1 frame\(s\) of \d+×\d+ pixels"),
     "mixed_series": ("quarantined", r"localizer series of 3 files \(ImageType LOCALIZER\)"),
     "nonuniform_spacing": ("quarantined", r"non-uniform slice spacing .* sha256:[0-9a-f]{12}"),
     "zero_byte_file": ("quarantined", r"sha256:[0-9a-f]{12}: empty file \(0 bytes\)"),

@@ -44,6 +44,7 @@ def test_load_phi_formats(tmp_path: Path) -> None:
 def test_cli_run_dry_run_and_scan(faulty_run: DeidRun, tmp_path: Path) -> None:
     key = tmp_path / "key"
     key.write_bytes(KEY)
+    key.chmod(0o600)
     drop = str(faulty_run.drop.drop)
     dry = runner.invoke(
         app, ["deid", "run", drop, "--out", str(tmp_path / "o"), "--key-file", str(key), "--dry-run", "--json"]

@@ -49,6 +49,7 @@ def test_shift_date(value: str, days: int, expected: str) -> None:
 
 def test_read_key(tmp_path: Path) -> None:
     (tmp_path / "k").write_bytes(b"  0123456789abcdefXYZ\n")
+    (tmp_path / "k").chmod(0o600)
     assert read_key(key_file=tmp_path / "k") == b"0123456789abcdefXYZ"
     assert read_key(key_env="K", environ={"K": "0123456789abcdef!"}) == b"0123456789abcdef!"
     assert key_fingerprint(KEY) != key_fingerprint(OTHER)

@@ -25,7 +25,7 @@ from toothmcl_data.fdi import (
 from toothmcl_data.fdi.colors import ColorTable
 from toothmcl_data.types import Jaw
 
-SCHEMES = ["fdi", "perjaw17", "teeth3ds", "toothfairy2", "universal"]
+SCHEMES = ["fdi", "fdi_classes", "perjaw17", "teeth3ds", "toothfairy2", "universal"]
 CASES: list[tuple[str, Jaw | None]] = [("perjaw17", "upper"), ("perjaw17", "lower")]
 CASES += [(n, None) for n in SCHEMES if n != "perjaw17"]
 
@@ -135,7 +135,7 @@ def test_bad_jaw_value() -> None:
             [1, 2, 3],
             [
                 "not codes of label scheme 'teeth3ds': 1, 2, 3.",
-                "pass scheme='perjaw17' or scheme='toothfairy2' or scheme='universal'",
+                "pass scheme='fdi_classes' or scheme='perjaw17' or scheme='toothfairy2' or scheme='universal'",
             ],
         ),
         (
@@ -236,7 +236,7 @@ def test_input_types() -> None:
 
 
 def test_unknown_scheme_name() -> None:
-    with pytest.raises(LabelSchemeError, match=r"unknown label scheme 'palmer'.*known schemes: fdi, perjaw"):
+    with pytest.raises(LabelSchemeError, match=r"unknown label scheme 'palmer'.*known schemes: fdi, fdi_classes, perj"):
         load_scheme("palmer")
     with pytest.raises(LabelSchemeError, match="kind is 'color_table', expected 'label_scheme'"):
         load_scheme("fdi_colors")

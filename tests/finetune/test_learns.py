@@ -47,9 +47,19 @@ def _overfit_config(task: str, case: str, steps: int, **data: object) -> Finetun
 
 
 def test_cbct_finetuning_overfits_one_patient(seg_store: Path, tmp_path: Path) -> None:
-    """The whole-volume sliding-window prediction of the training patient finds its teeth (foreground Dice ≥ 0.9)."""
-    base = _overfit_config("cbct", "P0000", 200, crop_shape=(64, 32, 32), spacing_mm=1.2, batch_size=1)
-    config = replace(base, segment=replace(base.segment, foreground_probability=0.7))  # the whole volume is scored
+    """The whole-volume sliding-window prediction of the training patient finds its teeth (foreground Dice ≥ 0.9).
+
+    55 steps of one 64×32×32 crop at the native 1.2 mm (the smallest crop whose deepest SwinUNETR feature map
+    instance norm accepts) at a constant lr 6e-3 after 5 warm-up steps (no decay: overfitting wants the full rate
+    to the end), "any tooth" Dice weighted 3. Measured 0.927 in 45 s of CPU time (one thread); with the preset's
+    cosine decay 55-60 steps gave 0.84-0.90 and 70-80 steps 0.913; the old 200 steps took 130 s. Trained on labels
+    shifted by 2 voxels, the same recipe scores 0.475 against the true labels (0.920 against the shifted ones)."""
+    base = _overfit_config("cbct", "P0000", 55, crop_shape=(64, 32, 32), spacing_mm=1.2, batch_size=1)
+    config = replace(
+        base,
+        segment=replace(base.segment, foreground_probability=0.7, foreground_weight=3.0),  # the whole volume is scored
+        optim=replace(base.optim, lr=0.006, min_lr_ratio=1.0),
+    )
     finetune(str(seg_store), "latest", config, tmp_path / "run")
     net, _ = load_finetuned(tmp_path / "run")
     assert isinstance(net, CBCTSegmenter)
@@ -60,6 +70,8 @@ def test_cbct_finetuning_overfits_one_patient(seg_store: Path, tmp_path: Path) -
     pred = predict_volume(net, cbct, spacing_mm=1.2, roi=(64, 32, 32))  # the native grid: 1.6 mm caps it at 0.84
     dice = foreground_dice(pred.array, labels.array)
     assert dice >= 0.90, dice
+    # the bar is not met by a blob near the teeth: the same prediction against labels 2 voxels (2.4 mm) off scores low
+    assert foreground_dice(pred.array, np.roll(labels.array, 2, axis=0)) < 0.75
 
 
 def test_ios_finetuning_overfits_one_jaw_scan(seg_store: Path, tmp_path: Path) -> None:

@@ -14,7 +14,8 @@ from toothmcl_data.store import publish
 from toothmcl_data.stream.dataset import CaseDataset
 from toothmcl_data.synth.config import SynthConfig
 from toothmcl_data.synth.patient import make_patient
-from toothmcl_models.ablation import CPU, finetune_config, pretrain_config, synth_record
+from toothmcl_data.synth.record import synth_record
+from toothmcl_models.ablation import CPU, finetune_config, pretrain_config
 from toothmcl_models.segconfig import FinetuneConfig
 from toothmcl_models.seglosses import dice_ce_loss
 
@@ -66,7 +67,7 @@ def test_ablation_store_feeds_pretraining_and_configs_share_the_encoders(tmp_pat
     pre = pretrain_config(CPU)
     dataset = CaseDataset(tmp_path / "store", "latest", None, pre.data.stream(0))
     sample = dataset[0]
-    assert sample["cbct"].shape == (1, *CPU.crop_shape)
+    assert sample["cbct"].shape == (1, *pre.data.crop_shape)
     assert (sample["cbct_labels"] > 0).any()
     for task in ("cbct", "ios"):
         ft = finetune_config(CPU, task, pre, seed=1, cases=["A"])

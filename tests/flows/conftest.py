@@ -26,7 +26,7 @@ os.environ.update(
 def prefect_harness() -> Iterator[None]:
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness():
+    with prefect_test_harness(server_startup_timeout=180):  # a loaded CI machine starts it slowly
         yield
 
 
@@ -34,4 +34,5 @@ def prefect_harness() -> Iterator[None]:
 def key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("key") / "key.txt"
     path.write_text("a-test-key-that-is-long-enough-for-hmac-0123456789\n")
+    path.chmod(0o600)  # read_key refuses a key file others can read
     return path

@@ -308,8 +308,8 @@ READ_ERRORS = {
         MeshError,
         "face indices must lie in [0, 2], found [0, 8]; the file is corrupt or truncated",
     ),
-    "obj-syntax": ("s.obj", "v 0 0 zero\n", MeshError, "s.obj:1: cannot parse 'v 0 0 zero'"),
-    "obj-arity": ("a.obj", "v 0 0 0 1\nv 1 2\n", MeshError, "a.obj:2: cannot parse 'v 1 2' (2 numbers on a 'v' line"),
+    "obj-syntax": ("s.obj", "v 0 0 zero\n", MeshError, "s.obj:1: cannot parse a 'v' line"),
+    "obj-arity": ("a.obj", "v 0 0 0 1\nv 1 2\n", MeshError, "a.obj:2: 2 numbers on a 'v' line, expected x y z"),
     "not-stl": (
         "t.stl",
         "garbage bytes here",

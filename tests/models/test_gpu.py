@@ -47,3 +47,21 @@ def test_finetuning_step_on_cuda(store: Path, tmp_path: Path, task: str) -> None
     last = finetune(str(store), "latest", config, tmp_path / "run", max_steps=2)
     assert last["step"] == 2
     assert math.isfinite(last["loss"])
+
+
+def test_paper_presets_one_step_each_on_cuda(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``bench/gpu.py`` on the paper presets (feature-48 Swin on 256×256×64 crops at 0.3 mm, 24,000 points per jaw,
+    bf16): one timed step of pretraining and both fine-tunings, with memory, throughput and (known GPUs) MFU."""
+    from tests.models.test_bench_gpu import run_json
+
+    report = run_json(["--steps", "1", "--warmup", "1", "--out", str(tmp_path)], capsys)
+    assert report["preset"] == "paper"
+    for task in ("pretrain", "cbct", "ios"):
+        r = report[task]
+        assert r["loss_finite"], task
+        assert r["peak_memory_gib"] > 0.1, task
+        assert r["flops_per_step_per_rank"] > 1e11, task
+        if report["peak_tflops"] is not None:
+            assert 0.0 < r["mfu"] < 1.0, task
+    assert report["cbct"]["crop_shape"] == [256, 256, 64]
+    assert report["ios"]["points_per_jaw"] == 24000

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 
 from toothmcl_data import __version__
-from toothmcl_data.cli import deid, evaluate, imports, inspect, labels, register, report, synth, version
+from toothmcl_data.cli import deid, evaluate, export, imports, inspect, labels, query, register, report, synth, version
 from toothmcl_data.cli.output import errors
 from toothmcl_data.errors import ToothmclError
 
@@ -33,6 +33,8 @@ app.add_typer(version.app, name="version")
 for _entry in entry_points(group="toothmcl_data.commands"):
     app.command(_entry.name)(_entry.load())
 app.add_typer(imports.app, name="import")
+app.add_typer(export.app, name="export")
+app.command("query")(query.query)
 
 
 def _version(value: bool) -> None:

@@ -87,21 +87,32 @@ def scan(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Search every byte and name under OUTPUT for PHI strings; exit code 1 on any hit."""
-    from toothmcl_data.deid.scan import load_phi, phi_from_drop, scan_tree
+    """Search every byte and name under OUTPUT for PHI strings; exit code 1 on any hit or unreadable file."""
+    from toothmcl_data.deid.scan import load_phi, phi_from_drop_report, scan_tree
 
     if phi is None and phi_from is None:
         raise typer.BadParameter("give --phi FILE and/or --phi-from RAW")
-    values = (load_phi(phi) if phi else []) + (phi_from_drop(phi_from) if phi_from else [])
-    hits, skipped = scan_tree(output, values)
+    pulled, sources_unreadable = phi_from_drop_report(phi_from) if phi_from else ([], [])
+    values = (load_phi(phi) if phi else []) + pulled
+    found, skipped = scan_tree(output, values)
+    hits = [h for h in found if h.where != "unreadable"]
+    unreadable = [f"{h.path}: {h.value}" for h in found if h.where == "unreadable"]
     report = {
         "scanned": str(output),
         "phi_strings": len(values),
         "skipped_short": len(skipped),
         "hits": len(hits),
         "first_hits": [f"{h.path} [{h.where}]: {h.value}" for h in hits[:20]],
+        "unreadable": len(unreadable),
+        "unreadable_files": unreadable[:20],
+        "phi_sources_unreadable": sources_unreadable[:20],
     }
     emit(report, as_json=as_json, title="leak scan")
-    if hits:
-        errors.print(f"[red]{len(hits)} PHI hits[/red] under {output}", markup=True, highlight=False)
+    if hits or unreadable or sources_unreadable:
+        errors.print(
+            f"[red]{len(hits)} PHI hits, {len(unreadable)} files that cannot be searched, {len(sources_unreadable)} "
+            f"drop files whose PHI cannot be pulled[/red] under {output}",
+            markup=True,
+            highlight=False,
+        )
         sys.exit(1)

@@ -12,7 +12,13 @@ from toothmcl_data.cli.output import emit
 
 def inspect(
     path: Annotated[Path, typer.Argument(help="A mesh (STL/PLY/OBJ/VTP), a NIfTI volume or a DICOM folder.")],
-    scheme: Annotated[str | None, typer.Option(help="Label scheme of labels stored in the mesh file.")] = None,
+    scheme: Annotated[
+        str | None,
+        typer.Option(
+            help="Label scheme of labels stored in the mesh file, or a colour table of catalogs/labelmaps "
+            "(fdi_colors, teeth3ds_challenge_colors) for labels stored as face/vertex colours."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """Report geometry and FDI labels of PATH as the library reads it."""

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pydicom.charset import TEXT_VR_DELIMS, decode_bytes, default_encoding
-from pydicom.datadict import dictionary_VR
+from pydicom.datadict import dictionary_has_tag, dictionary_VR, repeater_has_tag
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.multival import MultiValue
@@ -274,7 +274,10 @@ class Policy:
         key = (tag, vr)
         if key in self._memo:
             return self._memo[key]
-        action = self._memo[key] = _resolve(tag, vr, self._table.action(tag), self.ctx.options)
+        listed = self._table.action(tag)
+        if listed is None and tag & 0xFFFF and not (dictionary_has_tag(tag) or repeater_has_tag(tag)):
+            listed = "X"  # a public tag no DICOM dictionary knows (a damaged or made-up tag): removed, as CTP does
+        action = self._memo[key] = _resolve(tag, vr, listed, self.ctx.options)
         return action
 
     def edit(

@@ -22,6 +22,7 @@ import pydicom
 from toothmcl_data.deid.dicom import DeidContext, deidentify_dataset
 from toothmcl_data.deid.part10 import UnsupportedError, deidentify_part10
 from toothmcl_data.errors import DeidError
+from toothmcl_data.io.discover import DICOM_ERRORS, safe_message
 from toothmcl_data.io.meshwrite import write_ply
 from toothmcl_data.io.teeth3ds import write_teeth3ds_json
 from toothmcl_data.io.volume import write_nifti
@@ -32,18 +33,26 @@ log = logging.getLogger(__name__)
 MESH_SUFFIX = "ply"
 
 
-def deidentify_dicom_bytes(data: bytes, ctx: DeidContext) -> tuple[str, bytes]:
+def deidentify_dicom_bytes(data: bytes, ctx: DeidContext, *, source: str = "a DICOM file") -> tuple[str, bytes]:
     """De-identify one DICOM file's bytes; returns (new SOPInstanceUID, the de-identified file's bytes).
 
     The byte-level encoder (:mod:`toothmcl_data.deid.part10`) handles little-endian files; anything it does not
     handle exactly goes through pydicom (:func:`deidentify_with_pydicom`). Both apply the same
     :class:`~toothmcl_data.deid.dicom.Policy` and give the same elements; the preamble is written as zeros.
+    A file neither can encode (e.g. an element whose VR cannot hold its de-identified value) raises DeidError
+    naming ``source``.
     """
     try:
         sop, out = deidentify_part10(data, ctx)
     except UnsupportedError as err:  # handled: the pydicom path de-identifies it instead (tested equal)
         log.debug("byte-level de-identification not applicable (%s); using pydicom", err)
-        sop, out = deidentify_with_pydicom(data, ctx)
+        try:
+            sop, out = deidentify_with_pydicom(data, ctx)
+        except DICOM_ERRORS as err2:
+            raise DeidError(
+                f"cannot de-identify {source}: {safe_message(err2)}; an element cannot be decoded or re-encoded "
+                "(wrong VR or length) — re-export the file"
+            ) from err2
     if not sop.startswith("2.25."):
         raise DeidError(f"de-identified DICOM has SOPInstanceUID {sop!r}, expected a remapped 2.25. UID")
     return sop, out
@@ -59,9 +68,9 @@ def deidentify_with_pydicom(data: bytes, ctx: DeidContext) -> tuple[str, bytes]:
     return str(ds.get("SOPInstanceUID", "")), buffer.getvalue()
 
 
-def write_dicom(folder: Path, data: bytes, ctx: DeidContext) -> Path:
-    """De-identify ``data`` (one DICOM file) into ``folder/<new SOPInstanceUID>.dcm``."""
-    sop, out = deidentify_dicom_bytes(data, ctx)
+def write_dicom(folder: Path, data: bytes, ctx: DeidContext, *, source: str = "a DICOM file") -> Path:
+    """De-identify ``data`` (one DICOM file, named ``source`` in errors) into ``folder/<new SOPInstanceUID>.dcm``."""
+    sop, out = deidentify_dicom_bytes(data, ctx, source=source)
     path = folder / f"{sop}.dcm"
     path.write_bytes(out)
     return path

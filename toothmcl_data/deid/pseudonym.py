@@ -13,6 +13,7 @@ import hmac
 import os
 from pathlib import Path
 
+from toothmcl_data.deid.audit import check_key_file
 from toothmcl_data.errors import DeidError
 from toothmcl_data.io.match import normalise_identity
 
@@ -30,7 +31,7 @@ def check_key(key: bytes) -> bytes:
     if len(key) < _MIN_KEY_BYTES:
         raise DeidError(
             f"the pseudonymisation key has {len(key)} bytes, expected at least {_MIN_KEY_BYTES}; "
-            "generate one with `head -c 32 /dev/urandom | base64 > key.txt`"
+            "generate one with `(umask 077; head -c 32 /dev/urandom | base64 > key.txt)`"
         )
     return key
 
@@ -82,12 +83,14 @@ def read_key(
 ) -> bytes:
     """Read the key from a file (bytes, surrounding whitespace stripped) or from the environment variable named.
 
-    Exactly one of ``key_file`` / ``key_env`` must be given; ``environ`` defaults to ``os.environ``.
+    Exactly one of ``key_file`` / ``key_env`` must be given; ``environ`` defaults to ``os.environ``. A key file
+    its group or others can read is refused (:func:`toothmcl_data.deid.audit.check_key_file`).
     """
     if (key_file is None) == (key_env is None):
         raise DeidError("give exactly one key source: --key-file FILE or --key-env VARIABLE")
     if key_file is not None:
         try:
+            check_key_file(Path(key_file))
             raw = Path(key_file).read_bytes().strip()
         except OSError as err:
             raise DeidError(f"cannot read key file {key_file}: {err}; check the path and permissions") from err

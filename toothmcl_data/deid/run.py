@@ -11,7 +11,8 @@ composes them. Layout of ``DIR``::
     cases/<pseudonym>/case.json                        pseudonym, sources (role → sha256), CBCT geometry, jaws
     tables/inventory.parquet, quarantine.parquet, cases.parquet
 
-The audit area (default: ``<DIR>-audit`` beside ``DIR``, never inside it) holds what names originals:
+The audit area (default: ``<DIR>-audit`` beside ``DIR``, never inside it; folders 0700, files 0600) holds what
+names originals:
 ``inventory.parquet`` with paths and identities, ``pseudonyms.csv``, ``cases/<pseudonym>.json``.
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import logging
 import shutil
@@ -31,6 +33,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from toothmcl_data.deid.audit import private_dir, write_private
 from toothmcl_data.deid.dicom import DeidContext
 from toothmcl_data.deid.files import write_dicom, write_ios, write_volume
 from toothmcl_data.deid.pseudonym import check_key, day_shift, key_fingerprint, pseudonym
@@ -213,8 +216,8 @@ def _cbct(w: _CaseWriter, tmp: Path, ctx: DeidContext) -> tuple[dict[str, Any], 
             t0 = time.perf_counter()
             if unit.kind == "series":
                 (tmp / "cbct").mkdir()
-                for blob in blobs:
-                    write_dicom(tmp / "cbct", blob, ctx)
+                for record, blob in zip(unit.files, blobs, strict=True):
+                    write_dicom(tmp / "cbct", blob, ctx, source=f"DICOM file {source.full(record.path)}")
             else:
                 write_volume(tmp / "cbct.nii.gz", volume)
             w.seconds["deid"] += time.perf_counter() - t0
@@ -327,10 +330,11 @@ def deidentify_case(
         "files": [{"path": p, **asdict(f)} for p, f in sorted(w.fates.items())],
     }
     if audit is not None:  # written atomically: a build killed here leaves the old record or the new one
+        private_dir(Path(audit))
+        private_dir(Path(audit) / "cases")
         target = Path(audit) / "cases" / f"{pn}.json"
-        target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(f".{target.name}.tmp")
-        partial.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+        write_private(partial, (json.dumps(record, indent=1) + "\n").encode("utf-8"))
         partial.replace(target)
     return CaseResult(
         pseudonym=pn,
@@ -368,11 +372,12 @@ def finish_drop(plan: DropPlan, results: Sequence[CaseResult], out: Path, audit:
     counts = write_inventory(Path(out) / "tables", Path(audit), plan.records, fates)
     rows = sorted((dict(r.row) for r in results if r.row is not None), key=lambda r: r["pseudonym"])
     write_table(Path(out) / "tables" / "cases.parquet", rows, _CASE_SCHEMA)
-    with (Path(audit) / "pseudonyms.csv").open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["patient", "pseudonym", "day_shift", "written"])
-        for r in sorted(results, key=lambda r: r.pseudonym):
-            writer.writerow([r.audit.get("patient", ""), r.pseudonym, r.audit.get("day_shift", ""), r.written])
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(["patient", "pseudonym", "day_shift", "written"])
+    for r in sorted(results, key=lambda r: r.pseudonym):
+        writer.writerow([r.audit.get("patient", ""), r.pseudonym, r.audit.get("day_shift", ""), r.written])
+    write_private(Path(audit) / "pseudonyms.csv", text.getvalue().encode("utf-8"))
     return counts
 
 
@@ -398,7 +403,7 @@ def deidentify_drop(
     plan = plan if plan is not None else plan_files(raw, manifest=manifest)
     _check_places(plan.source, out, audit)
     out.mkdir(parents=True, exist_ok=True)
-    audit.mkdir(parents=True, exist_ok=True)
+    private_dir(audit)
     results = []
     for n, case in enumerate(plan.cases, start=1):
         results.append(deidentify_case(case, out, key=key, audit=audit, options=options))

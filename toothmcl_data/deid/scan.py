@@ -1,10 +1,16 @@
 """Leak scanner: search every byte of every output, and every file and folder name, for known PHI strings.
 
 Content is searched case-insensitively as raw bytes (UTF-8 and Latin-1 forms of each string, ASCII case
-folded on both sides; one trie-shaped regex, so the cost hardly grows with the number of strings); gzip files
-(``.nii.gz``) are searched decompressed as well; Parquet tables are searched as the text of every cell (their
-pages may be compressed). Strings shorter than :data:`MIN_LENGTH` characters are skipped (they would hit
-everywhere) and reported as skipped.
+folded on both sides; one trie-shaped regex, so the cost hardly grows with the number of strings), and as what
+the bytes encode: gzip streams (``.nii.gz``, NIfTI header and extensions included), Icechunk snapshots and
+manifests (zstd: Zarr attributes, the store's metadata), Parquet tables (every cell; pages may be compressed),
+PNG zTXt/iTXt text, deflated DICOM data sets (nested sequences and private elements are in the raw bytes of
+any other DICOM), JSON with ``\\u`` escapes decoded, HTML entities and embedded ``data:`` images of a report,
+VTP String arrays (written as numbers). Strings shorter than :data:`MIN_LENGTH` characters are skipped (they
+would hit everywhere) and reported as skipped.
+
+The scanner cannot go blind: a file it cannot search completely (unreadable, a broken link, a link to a folder,
+a device or pipe, an encoded stream it cannot decode) is a finding (``where="unreadable"``), never silence.
 
 PHI strings come from a file (``phi.json`` of a synthetic drop: ``{patient: [strings]}``, a JSON list, or
 one string per line) or are pulled from a raw drop by :func:`phi_from_drop`: DICOM values the profile removes
@@ -15,11 +21,12 @@ header/comment text, Teeth3DS ``id_patient`` and the drop's folder names and fil
 from __future__ import annotations
 
 import contextlib
-import gzip
 import io
 import json
 import logging
+import os
 import re
+import struct
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -29,8 +36,9 @@ from typing import Any
 import pydicom
 from pydicom.errors import InvalidDicomError
 
+from toothmcl_data.deid.scanforms import UnreadableError, gunzip, texts
 from toothmcl_data.deid.table import load_table
-from toothmcl_data.errors import InputError, InputNotFoundError
+from toothmcl_data.errors import DeidError, InputError, InputNotFoundError
 from toothmcl_data.io.discover import sniff
 from toothmcl_data.io.fs import open_source
 
@@ -45,7 +53,8 @@ _GENERIC = frozenset(
 
 @dataclass(frozen=True)
 class Hit:
-    """One PHI string found: ``path`` relative to the scanned folder, ``where`` = ``name`` or ``content``."""
+    """One finding: ``path`` relative to the scanned folder; ``where`` = ``name`` or ``content`` (``value`` is the
+    PHI string found) or ``unreadable`` (``value`` says why the file could not be searched completely)."""
 
     path: str
     where: str
@@ -113,42 +122,71 @@ def _pattern(values: Sequence[str]) -> re.Pattern[bytes]:
     return re.compile(_trie_regex({f for f in forms if f}))
 
 
-def _texts(path: Path) -> Iterable[bytes]:
-    data = path.read_bytes()
-    yield data
-    if data[:2] == b"\x1f\x8b":
-        try:
-            yield gzip.decompress(data)
-        except (OSError, EOFError, zlib.error):
-            log.warning("%s: gzip stream cannot be decompressed; searched raw bytes only", path)
-    if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
+def _walk(root: Path) -> tuple[list[Path], list[Hit]]:
+    """Every entry under ``root`` (sorted) and the entries that cannot be searched: folders that cannot be
+    listed, links to folders (not followed), broken links and anything that is not a regular file."""
+    entries: list[Path] = []
+    problems: list[Hit] = []
 
-        table = pq.read_table(path)
-        yield json.dumps(table.to_pylist(), default=str, ensure_ascii=False).encode("utf-8")
+    def rel(p: Path) -> str:
+        return str(PurePosixPath(*p.relative_to(root).parts))
+
+    def failed(err: OSError) -> None:
+        where = Path(err.filename) if err.filename else root
+        problems.append(
+            Hit(rel(where) if where != root else ".", "unreadable", f"folder cannot be listed ({err.strerror})")
+        )
+
+    for folder, dirs, files in os.walk(root, onerror=failed):
+        for name in dirs + files:
+            entries.append(Path(folder) / name)
+        for name in dirs:
+            if (Path(folder) / name).is_symlink():
+                problems.append(Hit(rel(Path(folder) / name), "unreadable", "link to a folder (not followed)"))
+    for path in entries:
+        if path.is_symlink() and not path.exists():
+            problems.append(Hit(rel(path), "unreadable", "broken link"))
+        elif path.exists() and not path.is_dir() and not path.is_file():
+            problems.append(Hit(rel(path), "unreadable", "not a regular file (device, pipe or socket); not read"))
+    return sorted(entries), problems
 
 
 def scan_tree(root: Path, phi: Iterable[str]) -> tuple[list[Hit], list[str]]:
-    """Search every file under ``root`` (names and bytes) for ``phi``; returns (hits, skipped short strings)."""
+    """Search every file under ``root`` (names and contents) for ``phi``; returns (hits, skipped short strings).
+
+    Contents are searched as raw bytes and as what they encode: gzip streams, Icechunk files (zstd), Parquet
+    tables (every cell), PNG zTXt/iTXt text, deflated DICOM data sets, JSON with ``\\u`` escapes decoded,
+    HTML/XML with entities decoded and embedded ``data:`` URIs (a report's PNGs), VTP String arrays.
+
+    The scanner never goes blind: a file or folder it cannot search completely (unreadable, a broken link, a
+    link to a folder, a device or pipe, a stream it cannot decode) is a hit with ``where="unreadable"`` and the
+    reason as ``value``, so a caller that treats any hit as failure fails.
+    """
     root = Path(root)
     if not root.is_dir():
         raise InputNotFoundError(f"{root} is not a folder; pass the de-identified output folder to scan")
     values, skipped = _usable(phi)
-    if not values:
-        return [], skipped
-    pattern = _pattern(values)
+    pattern = _pattern(values) if values else None
     lower = {v.casefold(): v for v in values}
-    hits: list[Hit] = []
-    for path in sorted(p for p in root.rglob("*")):
+    entries, hits = _walk(root)
+    for path in entries:
         rel = str(PurePosixPath(*path.relative_to(root).parts))
-        name_bytes = rel.encode("utf-8", "surrogateescape")
-        for m in {m.group(0) for m in pattern.finditer(name_bytes.lower())}:
-            hits.append(Hit(rel, "name", lower.get(m.decode("utf-8", "replace").casefold(), m.decode("latin-1"))))
+        if pattern is not None:
+            name_bytes = rel.encode("utf-8", "surrogateescape")
+            for m in {m.group(0) for m in pattern.finditer(name_bytes.lower())}:
+                hits.append(Hit(rel, "name", lower.get(m.decode("utf-8", "replace").casefold(), m.decode("latin-1"))))
         if not path.is_file():
             continue
         found: set[bytes] = set()
-        for blob in _texts(path):
-            found.update(m.group(0) for m in pattern.finditer(blob.lower()))
+        try:
+            data = path.read_bytes()
+            for blob in texts(path, data):
+                if pattern is not None:
+                    found.update(m.group(0) for m in pattern.finditer(blob.lower()))
+        except OSError as err:
+            hits.append(Hit(rel, "unreadable", f"cannot be read ({err.strerror or type(err).__name__})"))
+        except UnreadableError as err:
+            hits.append(Hit(rel, "unreadable", str(err)))
         for m in sorted(found):
             hits.append(Hit(rel, "content", lower.get(m.decode("latin-1").casefold(), m.decode("latin-1"))))
     return hits, skipped
@@ -157,8 +195,13 @@ def scan_tree(root: Path, phi: Iterable[str]) -> tuple[list[Hit], list[str]]:
 def _dicom_values(data: bytes) -> set[str]:
     try:
         ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
-    except (InvalidDicomError, OSError, EOFError, ValueError, KeyError, TypeError, AttributeError):
-        return set()
+        elements = list(ds.iterall())
+        for elem in elements:
+            elem.value  # noqa: B018 - decodes the value now, so a damaged one is reported here
+    except (InvalidDicomError, OSError, EOFError, ValueError, KeyError, TypeError, AttributeError, IndexError) as err:
+        raise UnreadableError(f"DICOM header cannot be parsed ({type(err).__name__}); its values are unknown") from err
+    except (NotImplementedError, OverflowError, struct.error, zlib.error) as err:
+        raise UnreadableError(f"DICOM header cannot be parsed ({type(err).__name__}); its values are unknown") from err
     table = load_table()
     found: set[str] = set()
     kept: set[str] = set()
@@ -189,7 +232,7 @@ def _header_text(kind_fmt: tuple[str, str], data: bytes) -> set[str]:
     kind, fmt = kind_fmt
     found: set[str] = set()
     if fmt == "nifti":
-        head = gzip.decompress(data)[:348] if data[:2] == b"\x1f\x8b" else data[:348]
+        head = gunzip(data) if data[:2] == b"\x1f\x8b" else data
         for start, size in ((148, 80), (228, 24), (328, 16)):
             found.add(head[start : start + size].split(b"\x00")[0].decode("latin-1"))
     elif fmt == "stl" and not data.lstrip().startswith(b"solid"):
@@ -202,25 +245,42 @@ def _header_text(kind_fmt: tuple[str, str], data: bytes) -> set[str]:
                 found.update(part.strip() for part in text.split(":")[1:])
     elif kind == "sidecar":
         try:
-            doc = json.loads(data.decode("utf-8"))
+            doc = json.loads(data.decode("utf-8-sig"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise UnreadableError(f"label sidecar cannot be parsed ({type(err).__name__})") from err
+        if isinstance(doc, dict):
             found.add(str(doc.get("id_patient", "")))
-        except (UnicodeDecodeError, json.JSONDecodeError, AttributeError):
-            pass
     return found
 
 
-def phi_from_drop(raw: str | Path) -> list[str]:
-    """Identifying strings pulled from a raw drop (see the module docstring); sorted, deduplicated."""
+def phi_from_drop_report(raw: str | Path) -> tuple[list[str], list[str]]:
+    """(identifying strings pulled from a raw drop, sorted and deduplicated; ``"<path>: why"`` for each file
+    whose values could not be pulled — the scan cannot know that file's PHI, so callers report it)."""
     source = open_source(raw)
     found: set[str] = set()
+    unreadable: list[str] = []
     for rel in source.list_files():
         p = PurePosixPath(rel)
         found.update(p.parts[:-1])
         found.add(p.name.split(".")[0])
         data = source.read_bytes(rel)
         kind_fmt = sniff(rel, data)
-        if kind_fmt[0] == "dicom":
-            found.update(_dicom_values(data))
-        else:
-            found.update(_header_text(kind_fmt, data))
-    return _usable(found)[0]
+        try:
+            found.update(_dicom_values(data) if kind_fmt[0] == "dicom" else _header_text(kind_fmt, data))
+        except UnreadableError as err:
+            unreadable.append(f"{rel}: {err}")
+    return _usable(found)[0], unreadable
+
+
+def phi_from_drop(raw: str | Path) -> list[str]:
+    """Identifying strings pulled from a raw drop (see the module docstring); sorted, deduplicated.
+
+    Raises DeidError naming every file whose values cannot be pulled (use :func:`phi_from_drop_report` to get
+    them as findings instead)."""
+    values, unreadable = phi_from_drop_report(raw)
+    if unreadable:
+        raise DeidError(
+            f"{len(unreadable)} files of drop {raw} cannot be parsed for PHI strings ({'; '.join(unreadable[:3])}); "
+            "a scan against this drop would not know their values — remove or repair them, or pass --phi"
+        )
+    return values

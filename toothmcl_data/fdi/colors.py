@@ -32,7 +32,12 @@ class ColorTable:
 
     colors: FDI → (r, g, b), each 0–255; colours are distinct.
     tolerance: largest Euclidean RGB distance (0–255 units) at which a colour still reads as the nearest
-        table colour; must be below half the smallest distance between two table colours.
+        table colour; must be below half the smallest distance between two table colours (aliases and
+        ambiguous colours included).
+    aliases: extra colours that read as a code but are never written (e.g. the colour a producer leaves on
+        uncoloured gingiva).
+    ambiguous: colours a published palette gives to two or more teeth; they read as -1 (unknown), never
+        as one of the teeth, and are never written.
     """
 
     name: str
@@ -40,6 +45,8 @@ class ColorTable:
     colors: Mapping[int, RGB]
     tolerance: float
     path: Path | None = field(default=None, compare=False)
+    aliases: Mapping[RGB, int] = field(default_factory=dict)
+    ambiguous: Mapping[RGB, tuple[int, ...]] = field(default_factory=dict)
     _labels: NDArray[np.int16] = field(init=False, repr=False, compare=False)
     _rgb: NDArray[np.float64] = field(init=False, repr=False, compare=False)
     _packed: NDArray[np.int64] = field(init=False, repr=False, compare=False)
@@ -52,21 +59,36 @@ class ColorTable:
                 raise LabelSchemeError(f"{origin}: colour key {code} is not an FDI code, 0 or -1")
             if len(col) != 3 or not all(isinstance(v, int) and 0 <= v <= 255 for v in col):
                 raise LabelSchemeError(f"{origin}: colour of {code} must be [r, g, b] integers 0–255: {col}")
-        labels = np.array(sorted(self.colors), dtype=np.int16)
-        rgb = np.array([self.colors[int(c)] for c in labels], dtype=np.int64).reshape(-1, 3)
+        for col, codes in self.ambiguous.items():
+            if len(codes) < 2 or any(c not in ALL_TEETH for c in codes) or len(col) != 3:
+                raise LabelSchemeError(f"{origin}: ambiguous colour {col} must list two or more FDI teeth: {codes}")
+        for col, code in self.aliases.items():
+            if code not in self.colors or len(col) != 3:
+                raise LabelSchemeError(f"{origin}: alias colour {col} reads as {code}, which has no table colour")
+        primary = sorted(self.colors)
+        labels = np.array([*primary, *self.aliases.values(), *([UNKNOWN] * len(self.ambiguous))], dtype=np.int16)
+        colours = [self.colors[c] for c in primary] + list(self.aliases) + list(self.ambiguous)
+        rgb = np.array(colours, dtype=np.int64).reshape(-1, 3)
+        if rgb.size and (rgb.min() < 0 or rgb.max() > 255):
+            raise LabelSchemeError(f"{origin}: alias and ambiguous colours must be [r, g, b] integers 0–255")
         dist = np.linalg.norm(rgb[:, None, :] - rgb[None, :, :], axis=-1) + np.diag(np.full(len(rgb), np.inf))
         if len(rgb) > 1:
             i, j = np.unravel_index(int(np.argmin(dist)), dist.shape)
             if dist[i, j] == 0:
-                raise LabelSchemeError(f"{origin}: FDI {labels[i]} and {labels[j]} have the same colour")
+                raise LabelSchemeError(
+                    f"{origin}: FDI {labels[i]} and {labels[j]} have the same colour {colours[i]}; a colour a "
+                    "palette gives to two teeth belongs under 'ambiguous'"
+                )
             if not 0 <= self.tolerance < dist[i, j] / 2:
                 raise LabelSchemeError(
                     f"{origin}: tolerance {self.tolerance} must be ≥ 0 and below half the smallest distance "
                     f"between two colours ({dist[i, j]:.1f}, FDI {labels[i]} vs {labels[j]}); lower it"
                 )
         order = np.argsort(_pack(rgb))  # rows sorted by packed colour, for exact matching
-        lut = np.full(max(ALL_TEETH) + 2, INVALID_LABEL, dtype=np.int16)  # label + 1 → row
-        lut[labels[order].astype(np.int64) + 1] = np.arange(len(labels), dtype=np.int16)
+        lut = np.full(max(ALL_TEETH) + 2, INVALID_LABEL, dtype=np.int16)  # label + 1 → row (table colours only)
+        rows = np.arange(len(labels), dtype=np.int16)
+        is_primary = order < len(primary)
+        lut[labels[order][is_primary].astype(np.int64) + 1] = rows[is_primary]
         object.__setattr__(self, "_labels", labels[order])
         object.__setattr__(self, "_rgb", rgb[order].astype(np.float64))
         object.__setattr__(self, "_packed", _pack(rgb[order]))
@@ -86,7 +108,7 @@ class ColorTable:
         if np.any(missing):
             raise LabelSchemeError(
                 f"{what}: colour table {self.name!r} has no colour for code(s) {format_codes(arr[missing])}; "
-                f"it colours {format_codes(self._labels)}. Convert labels to FDI first, or add the codes to "
+                f"it colours {format_codes(sorted(self.colors))}. Convert labels to FDI first, or add the codes to "
                 f"{self.path or 'the table'}"
             )
         return self._rgb.astype(np.uint8)[idx]
@@ -139,6 +161,12 @@ class ColorTable:
         return out[inverse.reshape(-1)]
 
 
+def _rgb(value: object, path: Path, where: str) -> RGB:
+    if not isinstance(value, list) or len(value) != 3 or not all(isinstance(v, int) for v in value):
+        raise LabelSchemeError(f"{path}: {where}: expected [r, g, b] integers 0–255, got {value!r}")
+    return (value[0], value[1], value[2])
+
+
 def _color_table_from_file(path: Path) -> ColorTable:
     data = read_catalog_file(path, "color_table")
     raw, tol = data["colors"], data["tolerance"]
@@ -149,7 +177,20 @@ def _color_table_from_file(path: Path) -> ColorTable:
         if isinstance(k, bool) or not isinstance(k, int) or not isinstance(v, list) or len(v) != 3:
             raise LabelSchemeError(f"{path}: colors.{k}: expected integer FDI key → [r, g, b], got {v!r}")
         colors[k] = (v[0], v[1], v[2])
-    return ColorTable(data["name"], str(data["description"]), colors, float(tol), path=path)
+    aliases: dict[RGB, int] = {}
+    for n, item in enumerate(data.get("aliases") or []):
+        if not isinstance(item, dict) or not isinstance(item.get("fdi"), int):
+            raise LabelSchemeError(f"{path}: aliases[{n}]: expected {{color: [r, g, b], fdi: code}}, got {item!r}")
+        aliases[_rgb(item.get("color"), path, f"aliases[{n}].color")] = item["fdi"]
+    ambiguous: dict[RGB, tuple[int, ...]] = {}
+    for n, item in enumerate(data.get("ambiguous") or []):
+        codes = item.get("fdi") if isinstance(item, dict) else None
+        if not isinstance(codes, list) or not all(isinstance(c, int) for c in codes):
+            raise LabelSchemeError(f"{path}: ambiguous[{n}]: expected {{color: [r, g, b], fdi: [a, b]}}, got {item!r}")
+        ambiguous[_rgb(item.get("color"), path, f"ambiguous[{n}].color")] = tuple(codes)
+    return ColorTable(
+        data["name"], str(data["description"]), colors, float(tol), path=path, aliases=aliases, ambiguous=ambiguous
+    )
 
 
 def load_color_table(name: str = "fdi_colors", directory: str | Path | None = None) -> ColorTable:

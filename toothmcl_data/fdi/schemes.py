@@ -353,15 +353,16 @@ def _folder(directory: str | Path | None) -> Path:
     return (Path(directory) if directory is not None else labelmaps_dir()).resolve()
 
 
-def scheme_names(directory: str | Path | None = None) -> list[str]:
-    """Names of the label schemes (``kind: label_scheme`` files) in ``directory`` (default: the catalog)."""
+def scheme_names(directory: str | Path | None = None, *, kind: str = "label_scheme") -> list[str]:
+    """Names of the label schemes (``kind: label_scheme`` files; ``kind="color_table"``: the colour tables) in
+    ``directory`` (default: the catalog)."""
     names = []
     for path in sorted(_folder(directory).glob("*.yaml")):
         try:
-            kind = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader).get("kind")
+            found = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader).get("kind")
         except (OSError, yaml.YAMLError, AttributeError) as err:
             raise LabelSchemeError(f"{path}: cannot read label-map YAML: {err}") from err
-        if kind == "label_scheme":
+        if found == kind:
             names.append(path.stem)
     return names
 

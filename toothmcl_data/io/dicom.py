@@ -22,9 +22,10 @@ from pathlib import Path
 import numpy as np
 import pydicom
 from numpy.typing import NDArray
-from pydicom.errors import InvalidDicomError
 
 from toothmcl_data.errors import SeriesError
+from toothmcl_data.io.dicomvalues import check_elements, check_pixel_size, is_compressed, number, numbers
+from toothmcl_data.io.discover import DICOM_ERRORS, safe_message
 from toothmcl_data.types import Volume
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,8 @@ class _Slice:
 def _rescale(stored: NDArray[np.generic], slope: float, intercept: float) -> NDArray[np.generic]:
     """``stored · slope + intercept``: exact int32 when the stored values are integers (≤ 16 bit) and slope 1
     and an integer intercept (the common CBCT case; no float copy), else float64."""
-    if stored.dtype.kind in "iu" and stored.dtype.itemsize <= 2 and slope == 1.0 and float(intercept).is_integer():
+    integral = float(intercept).is_integer() and abs(intercept) < 2**30
+    if stored.dtype.kind in "iu" and stored.dtype.itemsize <= 2 and slope == 1.0 and integral:
         out = stored.astype(np.int32)
         if intercept:
             out += int(intercept)
@@ -73,22 +75,24 @@ def _read_slices(path: Path, data: bytes | None = None) -> list[_Slice]:
     data: the file's bytes when the caller has read them already (``path`` then only names the file)."""
     try:
         ds = pydicom.dcmread(io.BytesIO(data) if data is not None else path)
-    except (InvalidDicomError, OSError, EOFError, ValueError, KeyError) as err:
+        check_elements(path, ds)
+    except DICOM_ERRORS as err:
         raise SeriesError(
-            f"cannot read DICOM file {path}: {err}; the file is truncated, empty or not DICOM — "
-            "re-export it or remove it from the series"
+            f"cannot read DICOM file {path}: {safe_message(err)}; the file is truncated, empty or not "
+            "DICOM — re-export it or remove it from the series"
         ) from err
-    if int(ds.get("NumberOfFrames", 1) or 1) > 1:
+    if number(path, ds, "NumberOfFrames", 1) > 1:
         return _read_frames(path, ds)
     return [_read_slice(path, ds)]
 
 
 def _pixels(path: Path, ds: pydicom.Dataset) -> NDArray[np.generic]:
+    check_pixel_size(path, ds, int(number(path, ds, "NumberOfFrames", 1)))
     try:
         return np.asarray(ds.pixel_array)
-    except (ValueError, AttributeError, NotImplementedError, RuntimeError, TypeError) as err:
+    except (*DICOM_ERRORS, RuntimeError) as err:
         syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
-        compressed = syntax is not None and syntax.is_compressed
+        compressed = is_compressed(syntax)
         hint = (
             "if no decoder is installed: `pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg "
             "pylibjpeg-rle`; else the file is truncated — re-export it"
@@ -96,7 +100,8 @@ def _pixels(path: Path, ds: pydicom.Dataset) -> NDArray[np.generic]:
             else "the file is truncated or uses an unsupported encoding — re-export it uncompressed"
         )
         raise SeriesError(
-            f"cannot decode pixel data of DICOM file {path}: {err}; {hint} (transfer syntax {syntax or '?'})"
+            f"cannot decode pixel data of DICOM file {path}: {safe_message(err)}; {hint} "
+            f"(transfer syntax {syntax or '?'})"
         ) from err
 
 
@@ -111,7 +116,7 @@ def _read_frames(path: Path, ds: pydicom.Dataset) -> list[_Slice]:
     """Frames of an enhanced multi-frame image, geometry from the shared / per-frame functional groups."""
     shared = _item(ds, "SharedFunctionalGroupsSequence")
     per_frame = ds.get("PerFrameFunctionalGroupsSequence")
-    frames = int(ds.NumberOfFrames)
+    frames = int(number(path, ds, "NumberOfFrames", 1))
     if per_frame is None or len(per_frame) != frames:
         raise SeriesError(
             f"multi-frame DICOM file {path} has {frames} frames but no per-frame functional groups with plane "
@@ -135,19 +140,20 @@ def _read_frames(path: Path, ds: pydicom.Dataset) -> list[_Slice]:
                 "in its functional groups; re-export the series"
             )
         transform = find("PixelValueTransformationSequence")
-        slope = float(transform.get("RescaleSlope", 1.0) or 1.0) if transform is not None else 1.0
-        intercept = float(transform.get("RescaleIntercept", 0.0) or 0.0) if transform is not None else 0.0
-        thickness = measures.get("SpacingBetweenSlices") or measures.get("SliceThickness")
+        slope = number(path, transform, "RescaleSlope", 1.0) or 1.0
+        intercept = number(path, transform, "RescaleIntercept", 0.0)
+        thickness = number(path, measures, "SpacingBetweenSlices", 0.0) or number(path, measures, "SliceThickness", 0.0)
+        spacing = numbers(path, measures, "PixelSpacing", 2)
         slices.append(
             _Slice(
                 path=path,
                 series_uid=str(ds.get("SeriesInstanceUID", "")),
                 rows=int(ds.Rows),
                 cols=int(ds.Columns),
-                pixel_spacing=(float(measures.PixelSpacing[0]), float(measures.PixelSpacing[1])),
-                orientation=np.asarray([float(v) for v in orientation.ImageOrientationPatient], dtype=np.float64),
-                position=np.asarray([float(v) for v in position.ImagePositionPatient], dtype=np.float64),
-                thickness=float(thickness) if thickness else None,
+                pixel_spacing=(float(spacing[0]), float(spacing[1])),
+                orientation=numbers(path, orientation, "ImageOrientationPatient", 6),
+                position=numbers(path, position, "ImagePositionPatient", 3),
+                thickness=thickness or None,
                 pixels=_rescale(stack[n], slope, intercept),
             )
         )
@@ -161,30 +167,32 @@ def _read_slice(path: Path, ds: pydicom.Dataset) -> _Slice:
             f"DICOM file {path} lacks {', '.join(missing)}; expected an image slice with geometry "
             "(the file may be truncated or a non-image object) — re-export it or remove it from the series"
         )
-    spacing = ds.get("PixelSpacing")
-    if spacing is None or len(spacing) != 2 or min(float(s) for s in spacing) <= 0:
+    spacing = numbers(path, ds, "PixelSpacing", 2) if ds.get("PixelSpacing") is not None else None
+    if spacing is None or spacing.min() <= 0:
         raise SeriesError(
-            f"DICOM file {path} has PixelSpacing {spacing!r}, expected two positive values in mm; "
-            "the series has no usable voxel size — fix the header or re-export"
+            f"DICOM file {path} has PixelSpacing {None if spacing is None else spacing.tolist()}, expected two "
+            "positive values in mm; the series has no usable voxel size — fix the header or re-export"
         )
+    orientation = numbers(path, ds, "ImageOrientationPatient", 6)
+    position = numbers(path, ds, "ImagePositionPatient", 3)
+    slope = number(path, ds, "RescaleSlope", 1.0) or 1.0
+    intercept = number(path, ds, "RescaleIntercept", 0.0)
+    thickness = number(path, ds, "SpacingBetweenSlices", 0.0) or number(path, ds, "SliceThickness", 0.0)
     stored = _pixels(path, ds)
     if stored.shape != (int(ds.Rows), int(ds.Columns)):
         raise SeriesError(
             f"DICOM file {path} holds pixels of shape {stored.shape}, expected one frame of "
             f"({int(ds.Rows)}, {int(ds.Columns)}); multi-frame files are not a slice series"
         )
-    slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
-    intercept = float(ds.get("RescaleIntercept", 0.0) or 0.0)
-    thickness = ds.get("SpacingBetweenSlices") or ds.get("SliceThickness")
     return _Slice(
         path=path,
         series_uid=str(ds.SeriesInstanceUID),
         rows=int(ds.Rows),
         cols=int(ds.Columns),
         pixel_spacing=(float(spacing[0]), float(spacing[1])),
-        orientation=np.asarray([float(v) for v in ds.ImageOrientationPatient], dtype=np.float64),
-        position=np.asarray([float(v) for v in ds.ImagePositionPatient], dtype=np.float64),
-        thickness=float(thickness) if thickness else None,
+        orientation=orientation,
+        position=position,
+        thickness=thickness or None,
         pixels=_rescale(stored, slope, intercept),
     )
 

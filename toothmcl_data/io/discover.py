@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import logging
+import struct
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from typing import Literal
 
 import orjson
 import pydicom
-from pydicom.errors import InvalidDicomError
+from pydicom.errors import BytesLengthException, InvalidDicomError
 
 from toothmcl_data.io.fs import Source
 
@@ -86,21 +87,50 @@ def _gunzip_head(data: bytes, n: int = 544) -> bytes:
         return b""
 
 
-def _dicom_info(data: bytes) -> DicomInfo | None:
+DICOM_ERRORS = (
+    InvalidDicomError,
+    BytesLengthException,
+    OSError,
+    EOFError,
+    ValueError,
+    KeyError,
+    TypeError,
+    AttributeError,
+    IndexError,
+    OverflowError,
+    NotImplementedError,
+    struct.error,
+    zlib.error,
+)
+"""What pydicom raises on a damaged file or value (deflate errors, unknown VRs, bad numbers …)."""
+
+
+def safe_message(err: BaseException) -> str:
+    """``Type: message`` of a parser's exception, cut before the first quoted value: pydicom and numpy quote the
+    offending bytes, which may be a patient's name, and reasons reach published tables."""
+    text = str(err).splitlines()[0] if str(err) else ""
+    cut = min((i for i in (text.find("'"), text.find('"')) if i >= 0), default=len(text))
+    text = text[:cut].removesuffix(" b").rstrip(" :(")[:120]
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def _dicom_info(data: bytes) -> tuple[DicomInfo | None, str]:
+    """(header facts, "") or (None, why the header cannot be parsed)."""
     try:
         ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
-    except (InvalidDicomError, OSError, EOFError, ValueError, KeyError, TypeError, AttributeError):
-        return None
-    return DicomInfo(
-        patient_id=str(ds.get("PatientID", "") or ""),
-        patient_name=str(ds.get("PatientName", "") or ""),
-        study_uid=str(ds.get("StudyInstanceUID", "") or ""),
-        series_uid=str(ds.get("SeriesInstanceUID", "") or ""),
-        sop_uid=str(ds.get("SOPInstanceUID", "") or ""),
-        modality=str(ds.get("Modality", "") or ""),
-        image_type=tuple(str(v) for v in (ds.get("ImageType") or ())),
-        frames=int(ds.get("NumberOfFrames", 1) or 1),
-    )
+        frames = ds.get("NumberOfFrames", 1) or 1
+        return DicomInfo(
+            patient_id=str(ds.get("PatientID", "") or ""),
+            patient_name=str(ds.get("PatientName", "") or ""),
+            study_uid=str(ds.get("StudyInstanceUID", "") or ""),
+            series_uid=str(ds.get("SeriesInstanceUID", "") or ""),
+            sop_uid=str(ds.get("SOPInstanceUID", "") or ""),
+            modality=str(ds.get("Modality", "") or ""),
+            image_type=tuple(str(v) for v in (ds.get("ImageType") or ())),
+            frames=int(frames) if float(frames) == float(frames) else 1,
+        ), ""
+    except DICOM_ERRORS as err:  # recorded: the file is quarantined with this reason (group.build_units)
+        return None, safe_message(err)
 
 
 def _sidecar_id(data: bytes) -> tuple[bool, str | None]:
@@ -167,12 +197,12 @@ def describe(path: str, data: bytes) -> FileRecord:
     """A :class:`FileRecord` for one file's bytes."""
     kind, fmt, sidecar_id = _sniff(path, data)
     digest = hashlib.sha256(data).hexdigest()
-    info = _dicom_info(data) if kind == "dicom" else None
+    info, why = _dicom_info(data) if kind == "dicom" else (None, "")
     header_id: str | None = None
     note = ""
     if kind == "dicom":
         if info is None:
-            note = "DICOM preamble but the header cannot be parsed"
+            note = f"DICOM preamble but the header cannot be parsed ({why})"
         else:
             header_id = info.patient_id or None
     elif kind == "sidecar":

@@ -73,7 +73,8 @@ def _prefates(records: Sequence[FileRecord]) -> tuple[list[FileRecord], dict[str
             fates[r.path] = Fate("ignored", reason=f"{ref(r)}: not medical data ({why})")
         elif r.kind == "dicom" and r.dicom is None:
             fates[r.path] = Fate(
-                "quarantined", reason=f"{ref(r)}: DICOM preamble but the header cannot be parsed; the file is corrupt"
+                "quarantined",
+                reason=f"{ref(r)}: {r.note or 'DICOM preamble but the header cannot be parsed'}; the file is corrupt",
             )
         elif r.sha256 in kept:
             fates[r.path] = Fate(

@@ -220,7 +220,10 @@ def write_inventory(
     public = inventory_rows(records, fates, audit=False)
     write_table(out_tables / "inventory.parquet", public, pa.schema(_PUBLIC))
     write_table(out_tables / "quarantine.parquet", quarantine_rows(records, fates), pa.schema(_QUARANTINE))
-    write_table(audit_dir / "inventory.parquet", inventory_rows(records, fates, audit=True), pa.schema(_AUDIT))
+    audit_rows = inventory_rows(records, fates, audit=True)
+    audit_table = write_table(audit_dir / "inventory.parquet", audit_rows, pa.schema(_AUDIT))
+    os.chmod(audit_dir, 0o700)  # the audit area names originals: owner only (toothmcl_data.deid.audit)
+    os.chmod(audit_table, 0o600)
     counts: dict[str, int] = {}
     for row in public:
         counts[row["fate"]] = counts.get(row["fate"], 0) + 1

@@ -86,7 +86,14 @@ def read_manifest(path: Path) -> dict[str, str]:
             raise InputError(
                 f"manifest {path} has columns {reader.fieldnames}, expected at least 'path' and 'patient_id'"
             )
-        return {row["path"].strip().strip("/"): row["patient_id"].strip() for row in reader if row["path"].strip()}
+        rows = {row["path"].strip(): row["patient_id"].strip() for row in reader if row["path"].strip()}
+    climbing = [p for p in rows if p.startswith("/") or ".." in PurePosixPath(p).parts]
+    if climbing:
+        raise InputError(
+            f"manifest {path} names paths outside the drop ({', '.join(climbing[:3])}); expected paths relative "
+            "to the drop root without '..' — fix those rows"
+        )
+    return {p.strip("/"): patient for p, patient in rows.items()}
 
 
 def _manifest_id(unit: Unit, manifest: Mapping[str, str]) -> str | None:

@@ -14,7 +14,9 @@ process=False)`` returns; what our synthetic drops write) or one per merged vert
 1. ``labels=``: an explicit Teeth3DS JSON sidecar (FDI per vertex, plus instances and jaw);
 2. ``<stem>.json`` beside the mesh, read the same way;
 3. labels inside the file: VTP point/cell arrays named ``Label``/``label``/``Labels``/``labels``, or, when
-   ``scheme="fdi_colors"``, vertex/face colours decoded with the ``fdi_colors`` colour table. Codes inside a
+   ``scheme`` names a colour table (``"fdi_colors"``, ``"teeth3ds_challenge_colors"`` …), face colours — else
+   vertex colours — decoded with that table (a PLY with both keeps both: label palettes are painted per face,
+   vertex colours are often shaded). Codes inside a
    file carry no scheme, so ``scheme=`` is required for label arrays (a :class:`MeshError` says so; we never
    guess Universal vs FDI). Colours are only read as labels when asked: scanners export texture colours too.
 
@@ -42,13 +44,14 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import trimesh
 from numpy.typing import NDArray
 
 from toothmcl_data.errors import InputError, InputNotFoundError, LabelSchemeError, MeshError
-from toothmcl_data.fdi import load_color_table, to_fdi
+from toothmcl_data.fdi import load_color_table, scheme_names, to_fdi
 from toothmcl_data.io.meshlabels import corner_to_vertex, jaw_from_labels, jaw_from_name, vertex_labels_from_faces
 from toothmcl_data.io.teeth3ds import read_teeth3ds_json
 from toothmcl_data.io.vtp import read_vtp
@@ -123,8 +126,8 @@ def read_stl(path: Path) -> MeshFile:
             )
         try:
             corners = np.array(values, dtype=np.float64).reshape(-1, 3, 3)
-        except ValueError as err:
-            raise MeshError(f"{path}: ASCII STL has a non-numeric vertex ({err}); re-export the scan") from err
+        except ValueError as err:  # the message would quote the file's text: it is not repeated
+            raise MeshError(f"{path}: ASCII STL has a non-numeric vertex coordinate; re-export the scan") from err
     else:
         binary = f"84 + 50 × {count} = {84 + 50 * count}" if count >= 0 else "at least 84"
         raise MeshError(
@@ -135,12 +138,47 @@ def read_stl(path: Path) -> MeshFile:
     return MeshFile(vertices, faces, [header] if header else [])
 
 
+_PLY_SIZES = {
+    **dict.fromkeys(("char", "int8", "uchar", "uint8"), 1),
+    **dict.fromkeys(("short", "int16", "ushort", "uint16"), 2),
+    **dict.fromkeys(("int", "int32", "uint", "uint32", "float", "float32"), 4),
+    **dict.fromkeys(("double", "float64"), 8),
+}
+
+
+def _check_ply_header(path: Path, header: str, body: int) -> None:
+    """Refuse element counts the ``body`` bytes after the header cannot hold (before the parser allocates them).
+
+    A binary element needs at least the sizes of its scalar properties plus each list's count field; an ASCII
+    element at least two bytes (a digit and a separator) per property."""
+    lines = [line.split() for line in header.splitlines()]
+    binary = any(w[:2] in (["format", "binary_little_endian"], ["format", "binary_big_endian"]) for w in lines)
+    needed, count, per = 0, 0, 0
+    for words in [*lines, ["element", "end", "0"]]:
+        if words[:1] == ["element"]:
+            needed += count * per
+            if len(words) != 3 or not words[2].isdigit():
+                raise MeshError(f"{path}: PLY header line 'element …' has no valid count; re-export the scan")
+            count, per = int(words[2]), 0
+        elif words[:1] == ["property"]:
+            types = words[2:4] if words[1:2] == ["list"] else words[1:2]
+            if not types or any(t not in _PLY_SIZES for t in types):
+                raise MeshError(f"{path}: PLY property of unknown type {types}; expected one of {sorted(_PLY_SIZES)}")
+            per += _PLY_SIZES[types[0]] if binary else 2
+    if needed > body:
+        raise MeshError(
+            f"{path}: PLY header declares elements of at least {needed} bytes but {body} bytes follow the header; "
+            "the file is truncated or its counts are wrong — re-export it"
+        )
+
+
 def read_ply(path: Path) -> MeshFile:
     """Binary or ASCII PLY → :class:`MeshFile`, with vertex or face colours when present."""
     data = path.read_bytes()
     end = data.find(b"end_header")
     if not data.startswith(b"ply") or end < 0:
         raise MeshError(f"{path}: not a PLY (expected 'ply' … 'end_header' header); re-export the scan")
+    _check_ply_header(path, data[:end].decode("ascii", errors="replace"), len(data) - end - len("end_header\n"))
     header = []
     for line in data[:end].decode("ascii", errors="replace").splitlines():
         keyword, _, rest = line.strip().partition(" ")
@@ -157,12 +195,27 @@ def read_ply(path: Path) -> MeshFile:
         vc = np.asarray(visual.vertex_colors)[:, :3].astype(np.uint8)
     elif isinstance(visual, trimesh.visual.ColorVisuals) and visual.kind == "face":
         fc = np.asarray(visual.face_colors)[:, :3].astype(np.uint8)
+    faces = np.asarray(tm.faces, dtype=np.int64).reshape(-1, 3)
+    if fc is None:  # trimesh keeps only vertex colours when a PLY has both; label palettes live on the faces
+        fc = _ply_face_colors(tm.metadata.get("_ply_raw", {}), len(faces))
     vertices = np.asarray(tm.vertices, dtype=np.float64).reshape(-1, 3)
-    return MeshFile(vertices, np.asarray(tm.faces, dtype=np.int64).reshape(-1, 3), header, vc, fc)
+    return MeshFile(vertices, faces, header, vc, fc)
+
+
+def _ply_face_colors(raw: dict[str, Any], n_faces: int) -> NDArray[np.uint8] | None:
+    """(m, 3) uint8 face colours of a parsed PLY (trimesh's ``_ply_raw``) with one triangle per face, else None."""
+    data = raw.get("face", {}).get("data") if isinstance(raw, dict) else None
+    names = (data.keys() if isinstance(data, dict) else getattr(getattr(data, "dtype", None), "names", None)) or ()
+    if data is None or not {"red", "green", "blue"} <= set(names):
+        return None
+    rgb = np.stack([np.asarray(data[c]).reshape(-1) for c in ("red", "green", "blue")], axis=1)
+    return rgb.astype(np.uint8) if len(rgb) == n_faces else None
 
 
 def _obj_index(token: str, n: int) -> int:
     i = int(token.split("/", 1)[0])
+    if abs(i) > 2**62:
+        raise ValueError("a face index beyond any mesh size")
     return i - 1 if i > 0 else n + i  # OBJ is 1-based; negative indices count back from the last vertex
 
 
@@ -179,7 +232,10 @@ def read_obj(path: Path) -> MeshFile:
             if line.startswith("v "):
                 values = [float(x) for x in line.split()[1:]]
                 if len(values) not in (3, 4, 6, 7):
-                    raise ValueError(f"{len(values)} numbers on a 'v' line, expected x y z [w | r g b [a]]")
+                    raise MeshError(
+                        f"{path}:{number}: {len(values)} numbers on a 'v' line, expected x y z [w | r g b [a]]; "
+                        "fix or re-export the scan"
+                    )
                 vertices.append(values[:3])
                 if len(values) >= 6:
                     colors.append(values[3:6])
@@ -190,8 +246,12 @@ def read_obj(path: Path) -> MeshFile:
                 header.append(line[1:].strip())
             elif line.split(" ", 1)[0] in ("o", "g", "mtllib", "usemtl"):
                 header.append(line)
-        except ValueError as err:
-            raise MeshError(f"{path}:{number}: cannot parse {line[:60]!r} ({err}); fix or re-export") from err
+        except MeshError:
+            raise
+        except ValueError as err:  # the line and the token are not quoted: they may hold header text
+            what = "a 'v' line (expected 3, 4, 6 or 7 numbers)" if line.startswith("v ") else "an 'f' line (expected "
+            what += "" if line.startswith("v ") else "integer vertex indices)"
+            raise MeshError(f"{path}:{number}: cannot parse {what}; fix or re-export the scan") from err
     vc = None
     if colors and len(colors) == len(vertices):
         c = np.asarray(colors, dtype=np.float64)
@@ -267,12 +327,13 @@ def _embedded_labels(
     path: Path, m: MeshFile, scheme: str | None, jaw: Jaw | None
 ) -> tuple[NDArray[np.int16] | None, NDArray[np.int16] | None, str]:
     """(vertex labels, face labels, source) found inside the file itself."""
-    if scheme == "fdi_colors":
+    if scheme is not None and scheme in scheme_names(kind="color_table"):
+        # face colours first: a label palette is painted per face, vertex colours are often shaded or blended
         which, rgb = ("face", m.face_colors) if m.face_colors is not None else ("vertex", m.vertex_colors)
         if rgb is None:
             return None, None, "none"
         try:
-            decoded = np.asarray(load_color_table("fdi_colors").labels_from_colors(rgb), dtype=np.int16)
+            decoded = np.asarray(load_color_table(scheme).labels_from_colors(rgb), dtype=np.int16)
         except LabelSchemeError as err:
             raise LabelSchemeError(f"{path}: {which} colours: {err}") from err
         return (None, decoded, "face_colors") if which == "face" else (decoded, None, "vertex_colors")
@@ -305,7 +366,8 @@ def read_mesh(
 
     path: a ``.stl``/``.ply``/``.obj``/``.vtp`` file (suffix case-insensitive).
     labels: a Teeth3DS JSON sidecar (overrides ``<stem>.json`` and labels inside the file).
-    scheme: numbering of labels stored inside the file (``"universal"``, ``"fdi"`` …, or ``"fdi_colors"``).
+    scheme: numbering of labels stored inside the file (``"universal"``, ``"fdi"`` …, or a colour table such as
+        ``"fdi_colors"``).
     jaw: overrides every other jaw source. frame: name of the vertices' frame (default ``"ios:<stem>"``).
     read_labels: False reads the geometry only (no sidecar, no labels in the file; jaw from ``jaw`` or the name).
     """

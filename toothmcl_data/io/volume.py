@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import gzip
 import logging
+import math
+import struct
 import zlib
 from pathlib import Path
+from typing import Any, cast
 
 import nibabel as nib
 import numpy as np
 from nibabel.filebasedimages import ImageFileError
+from nibabel.spatialimages import HeaderDataError
 
 from toothmcl_data.errors import InputNotFoundError, VolumeError
 from toothmcl_data.types import LPS_FROM_RAS, Volume
@@ -27,8 +31,94 @@ _NIFTI_TEXT_FIELDS = {"descrip": 80, "aux_file": 24, "intent_name": 16}
 """NIfTI-1 header text fields and their sizes in bytes."""
 
 
+_NIBABEL_ERRORS = (ImageFileError, HeaderDataError, OSError, EOFError, ValueError, OverflowError, zlib.error)
+"""What nibabel raises on a damaged file (gzip.BadGzipFile is an OSError); each becomes a VolumeError."""
+_CHUNK = 1 << 20
+
+
 def _unreadable(path: Path, err: Exception) -> VolumeError:
-    return VolumeError(f"cannot read NIfTI file {path}: {err}; the file is truncated or not NIfTI — re-export it")
+    return VolumeError(
+        f"cannot read NIfTI file {path}: {type(err).__name__}: {err}; the file is truncated or not NIfTI — re-export it"
+    )
+
+
+def _stored_size(path: Path) -> tuple[bytes, int]:
+    """(the first 544 bytes, the size of the stored stream) of a plain or gzipped file, decompressing in 1 MiB
+    chunks (memory stays bounded whatever the stream holds)."""
+    with path.open("rb") as fh:
+        if fh.read(2) != b"\x1f\x8b":
+            fh.seek(0)
+            head = fh.read(544)
+            return head, path.stat().st_size
+        fh.seek(0)
+        inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        head, size = b"", 0
+        while chunk := fh.read(_CHUNK):
+            while chunk:
+                data = inflate.decompress(chunk, _CHUNK)
+                chunk = inflate.unconsumed_tail
+                if len(head) < 544:
+                    head += data[: 544 - len(head)]
+                size += len(data)
+            if inflate.eof:
+                break
+        if not inflate.eof:
+            raise EOFError("the gzip stream ends before its end marker")
+        return head, size
+
+
+def check_nifti_header(path: Path) -> None:
+    """Check a NIfTI file's header against its own size before anything is allocated from it.
+
+    Refuses (VolumeError naming the file, the field and the fix): a rank outside 1..7, a negative or zero size,
+    an unknown datatype, a ``vox_offset`` that is not finite or points into the header, and a declared data
+    size (product of ``dim`` × bytes per voxel, after ``vox_offset``) larger than the stored bytes (for
+    ``.nii.gz`` the decompressed stream, counted in bounded memory).
+    """
+    try:
+        head, stored = _stored_size(path)
+    except (OSError, EOFError, zlib.error) as err:
+        raise _unreadable(path, err) from err
+    if len(head) < 348:
+        raise VolumeError(f"NIfTI file {path} holds {len(head)} header bytes, expected at least 348; re-export it")
+    order = next((o for o in "<>" if struct.unpack_from(o + "i", head, 0)[0] in (348, 540)), None)
+    if order is None:
+        raise VolumeError(
+            f"NIfTI file {path} has sizeof_hdr {struct.unpack_from('<i', head, 0)[0]}, expected 348 or 540"
+        )
+    two = struct.unpack_from(order + "i", head, 0)[0] == 540
+    if two and len(head) < 540:
+        raise VolumeError(f"NIfTI-2 file {path} holds {len(head)} header bytes, expected 540; re-export it")
+    code = struct.unpack_from(order + "h", head, 12 if two else 70)[0]
+    dims = struct.unpack_from(order + ("8q" if two else "8h"), head, 16 if two else 40)
+    offset = float(struct.unpack_from(order + ("q" if two else "f"), head, 168 if two else 108)[0])
+    if not 1 <= dims[0] <= 7:
+        raise VolumeError(f"NIfTI file {path} has rank dim[0] = {dims[0]}, expected 1..7; fix the header")
+    shape = dims[1 : dims[0] + 1]
+    if min(shape) < 1:
+        raise VolumeError(f"NIfTI file {path} has dimensions {list(shape)}, expected sizes ≥ 1; fix the header")
+    if code not in nib.nifti1.data_type_codes.value_set() or code in (0, 2048):
+        raise VolumeError(f"NIfTI file {path} has datatype code {code}, which is not a NIfTI voxel type; re-export it")
+    voxel: np.dtype[Any] = np.dtype(cast(Any, nib.nifti1.data_type_codes.dtype[code]))
+    if voxel.kind not in "iuf":
+        raise VolumeError(
+            f"NIfTI file {path} has datatype code {code} ({voxel}), expected scalar integer or float intensities; "
+            "convert it to a grey-value volume"
+        )
+    itemsize = voxel.itemsize
+    minimum = 544 if two else 352
+    if not math.isfinite(offset) or offset < minimum:
+        raise VolumeError(
+            f"NIfTI file {path} has vox_offset {offset}, expected a finite offset ≥ {minimum} (after the header); "
+            "fix the header or re-export"
+        )
+    declared = math.prod(int(d) for d in shape) * itemsize
+    if offset + declared > stored:
+        raise VolumeError(
+            f"NIfTI file {path} declares {list(shape)} voxels of {itemsize} bytes from offset {int(offset)} "
+            f"({int(offset) + declared} bytes) but holds {stored} bytes; the file is truncated or its header "
+            "is wrong — re-export it"
+        )
 
 
 def read_nifti(path: Path) -> Volume:
@@ -41,15 +131,17 @@ def read_nifti(path: Path) -> Volume:
     path = Path(path)
     if not path.exists():
         raise InputNotFoundError(f"NIfTI file {path} does not exist; check the path")
+    check_nifti_header(path)
     try:
         img = nib.load(path)
-    except (ImageFileError, OSError, EOFError, ValueError, zlib.error) as err:
+    except _NIBABEL_ERRORS as err:
         raise _unreadable(path, err) from err
     if not isinstance(img, nib.Nifti1Image | nib.Nifti2Image):
         raise VolumeError(f"{path} is a {type(img).__name__}, expected NIfTI-1/2; convert it to .nii.gz")
     try:
         data = np.asarray(img.dataobj)
-    except (OSError, EOFError, ValueError, zlib.error) as err:  # gzip.BadGzipFile is an OSError
+        affine_ras = np.asarray(img.affine, dtype=np.float64)
+    except _NIBABEL_ERRORS as err:
         raise _unreadable(path, err) from err
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
@@ -57,7 +149,15 @@ def read_nifti(path: Path) -> Volume:
         raise VolumeError(
             f"NIfTI file {path} has shape {data.shape}, expected a 3-D volume; split the time/channel axis first"
         )
-    affine_ras = np.asarray(img.affine, dtype=np.float64)
+    if not np.all(np.isfinite(affine_ras)):
+        raise VolumeError(
+            f"NIfTI file {path} has a non-finite affine (NaN or inf in pixdim, quaternion or srow); fix the header"
+        )
+    if data.dtype.kind in "fc" and not np.all(np.isfinite(data)):
+        raise VolumeError(
+            f"NIfTI file {path} holds NaN or inf voxel values (or a scl_slope/scl_inter that makes them), expected "
+            "finite intensities; fix the scaling fields or the data"
+        )
     if abs(np.linalg.det(affine_ras[:3, :3])) < 1e-12:
         raise VolumeError(
             f"NIfTI file {path} has a singular affine (sform/qform missing or zero voxel size); "

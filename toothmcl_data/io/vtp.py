@@ -39,10 +39,21 @@ _DTYPES = {
     "Float32": "f4", "Float64": "f8", "String": "u1",
 }  # fmt: skip
 """VTK type name → numpy dtype code; ``String`` arrays are NUL-separated UTF-8 bytes."""
-_DECOMPRESSORS: dict[str, Callable[[bytes], bytes]] = {
-    "vtkZLibDataCompressor": zlib.decompress,
-    "vtkLZMADataCompressor": lzma.decompress,
+
+
+def _inflate_zlib(data: bytes, limit: int) -> bytes:
+    return zlib.decompressobj().decompress(data, limit)
+
+
+def _inflate_lzma(data: bytes, limit: int) -> bytes:
+    return lzma.LZMADecompressor().decompress(data, max_length=limit)
+
+
+_DECOMPRESSORS: dict[str, Callable[[bytes, int], bytes]] = {
+    "vtkZLibDataCompressor": _inflate_zlib,
+    "vtkLZMADataCompressor": _inflate_lzma,
 }
+"""Compressor name → ``inflate(block, limit)``: at most ``limit`` bytes come out, whatever the block claims."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -68,7 +79,7 @@ class _Layout:
     path: Path
     byte_order: str  # "<" or ">"
     header: np.dtype[np.unsignedinteger]
-    decompress: Callable[[bytes], bytes] | None
+    decompress: Callable[[bytes, int], bytes] | None
     appended: bytes  # raw bytes or base64 text after the "_" marker
     appended_encoding: str
     offsets: tuple[int, ...]  # every appended DataArray's offset
@@ -76,6 +87,20 @@ class _Layout:
 
 def _fail(path: Path, what: str, fix: str = "re-export the mesh from its source software") -> MeshError:
     return MeshError(f"{path}: {what}; {fix}")
+
+
+def _count(path: Path, elem: ET.Element, name: str, default: int, minimum: int = 0) -> int:
+    """Integer attribute ``name`` of ``elem`` (``default`` when absent), at least ``minimum``."""
+    text = elem.get(name)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError as err:
+        raise _fail(path, f"<{elem.tag}> attribute {name}={text[:20]!r} is not an integer") from err
+    if value < minimum:
+        raise _fail(path, f"<{elem.tag}> attribute {name}={value}, expected at least {minimum}")
+    return value
 
 
 def _split_appended(raw: bytes, path: Path) -> tuple[bytes, bytes, str]:
@@ -126,9 +151,12 @@ def _decode_block(buf: bytes, layout: _Layout) -> bytes:
     blocksize, last, sizes = header[1], header[2], header[3:]
     pos = hsize * (3 + nblocks)
     out = []
-    for size in sizes:
+    if pos + sum(sizes) > len(buf):
+        raise _fail(layout.path, f"compressed blocks need {pos + sum(sizes)} bytes, the data hold {len(buf)}")
+    for n, size in enumerate(sizes):
+        limit = (last or blocksize) if n == nblocks - 1 else blocksize
         try:
-            out.append(layout.decompress(buf[pos : pos + size]))
+            out.append(layout.decompress(buf[pos : pos + size], limit))
         except (zlib.error, lzma.LZMAError) as err:
             raise _fail(layout.path, f"compressed block cannot be inflated ({err})") from err
         pos += size
@@ -146,15 +174,18 @@ def _read_array(elem: ET.Element, layout: _Layout) -> NDArray[np.generic]:
     if vtk_type not in _DTYPES:
         raise _fail(layout.path, f"DataArray {name!r} has type {vtk_type!r}, expected one of {sorted(_DTYPES)}")
     dtype = np.dtype(layout.byte_order + _DTYPES[vtk_type])
-    ncomp = int(elem.get("NumberOfComponents", "1"))
+    ncomp = _count(layout.path, elem, "NumberOfComponents", 1, minimum=1)
     fmt = elem.get("format", "ascii")
     if fmt == "ascii":
-        values = np.array((elem.text or "").split(), dtype=np.float64 if dtype.kind == "f" else np.int64)
+        try:
+            values = np.array((elem.text or "").split(), dtype=np.float64 if dtype.kind == "f" else np.int64)
+        except (ValueError, OverflowError) as err:
+            raise _fail(layout.path, f"DataArray {name!r} holds a value that is not a {vtk_type}") from err
         arr = values.astype(dtype.newbyteorder("="))
     elif fmt == "binary":
         arr = np.frombuffer(_decode_block(_b64((elem.text or "").encode("ascii"), layout), layout), dtype)
     elif fmt == "appended":
-        offset = int(elem.get("offset", "0"))
+        offset = _count(layout.path, elem, "offset", 0)
         if layout.appended_encoding == "raw":
             block = layout.appended[offset:]
         elif layout.appended_encoding == "base64":  # offsets count characters; an array ends at the next one
@@ -182,7 +213,7 @@ def _cells(piece: ET.Element, tag: str, layout: _Layout) -> tuple[NDArray[np.int
     arrays = _arrays(piece.find(tag), layout)
     conn = np.asarray(arrays.get("connectivity", np.zeros(0)), dtype=np.int64)
     offsets = np.asarray(arrays.get("offsets", np.zeros(0)), dtype=np.int64)
-    n = int(piece.get(f"NumberOf{tag}", len(offsets)))
+    n = _count(layout.path, piece, f"NumberOf{tag}", len(offsets))
     if n == 0:
         return conn[:0], np.zeros(1, dtype=np.int64)
     if len(offsets) == n + 1 and offsets[0] == 0:
@@ -238,7 +269,7 @@ def read_vtp(path: str | Path) -> VTPData:
     if header_name not in ("UInt32", "UInt64"):
         raise _fail(path, f"header_type {header_name!r} is not UInt32 or UInt64")
     order = ">" if root.get("byte_order", "LittleEndian") == "BigEndian" else "<"
-    offsets = {int(e.get("offset", "0")) for e in root.iter("DataArray") if e.get("format") == "appended"}
+    offsets = {_count(path, e, "offset", 0) for e in root.iter("DataArray") if e.get("format") == "appended"}
     layout = _Layout(
         path,
         order,
@@ -252,15 +283,18 @@ def read_vtp(path: str | Path) -> VTPData:
     if len(pieces) != 1:
         raise _fail(path, f"expected exactly one <Piece>, found {len(pieces)}", "merge the pieces first")
     piece = pieces[0]
-    if int(piece.get("NumberOfStrips", "0")) > 0:
+    if _count(path, piece, "NumberOfStrips", 0) > 0:
         raise _fail(path, "triangle strips are not supported", "convert them with vtkTriangleFilter")
     points_arrays = _arrays(piece.find("Points"), layout)
     if len(points_arrays) != 1:
         raise _fail(path, f"<Points> must hold one DataArray, found {len(points_arrays)}")
-    points = np.asarray(next(iter(points_arrays.values())), dtype=np.float64).reshape(-1, 3)
+    points = np.asarray(next(iter(points_arrays.values())), dtype=np.float64)
+    if points.size % 3:
+        raise _fail(path, f"<Points> holds {points.size} values, not a multiple of 3 (x, y, z per point)")
+    points = points.reshape(-1, 3)
     conn, starts = _cells(piece, "Polys", layout)
     triangles, cell = _triangulate(conn, starts, path)
-    skip = int(piece.get("NumberOfVerts", "0")) + int(piece.get("NumberOfLines", "0"))
+    skip = _count(path, piece, "NumberOfVerts", 0) + _count(path, piece, "NumberOfLines", 0)
     ncells = skip + len(starts) - 1
     cell_data: dict[str, NDArray[np.generic]] = {}
     for name, arr in _arrays(piece.find("CellData"), layout).items():
@@ -272,7 +306,10 @@ def read_vtp(path: str | Path) -> VTPData:
         if len(arr) != len(points):
             raise _fail(path, f"point array {name!r} has {len(arr)} tuples, expected {len(points)}")
     field_data: dict[str, str] = {}
-    for elem in root.findall("PolyData/FieldData/DataArray"):
+    # VTK writes numeric field data as <DataArray>, string arrays (e.g. Slicer's SPACE) as <Array>
+    for elem in root.findall("PolyData/FieldData/*"):
+        if elem.tag not in ("DataArray", "Array"):
+            continue
         values = _read_array(elem, layout).ravel()
         if elem.get("type") == "String":
             text = values.astype(np.uint8).tobytes().decode("utf-8", errors="replace")

@@ -1,0 +1,174 @@
+"""Pair and case streams read exactly what was published: crops are the stored voxels, points the registered
+vertices, and every draw is a function of (seed, epoch, index)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import torch
+from scipy.spatial import cKDTree
+
+from tests.stream.conftest import field
+from toothmcl_data.errors import ConfigError
+from toothmcl_data.store import open_version
+from toothmcl_data.stream.augment import AugmentConfig
+from toothmcl_data.stream.dataset import (
+    CaseDataset,
+    PairDataset,
+    StreamConfig,
+    crop_grid,
+    resample,
+    split_cases,
+)
+from toothmcl_data.types import apply_transform
+
+
+def test_pair_sample_is_the_stored_pair(stream_store: Path) -> None:
+    dataset = PairDataset(stream_store, split=None, config=StreamConfig(points=10, seed=3))
+    version = open_version(stream_store)
+    assert len(dataset) == len(version.pairs()) == len(version.table("pairs"))
+    for index in (0, len(dataset) - 1):
+        sample = dataset[index]
+        slot = int(version.pairs().slots[index])
+        stored = version.pairs().read(slot)
+        cbct = field(sample, "cbct")
+        assert cbct.dtype == torch.float32
+        assert tuple(cbct.shape) == (1, *stored["cbct_crop"].shape)
+        np.testing.assert_array_equal(cbct[0].numpy(), stored["cbct_crop"].astype(np.float32))
+        np.testing.assert_array_equal(field(sample, "cbct_labels").numpy(), stored["label_crop"])
+        np.testing.assert_array_equal(field(sample, "world_from_crop").numpy(), stored["world_from_crop"])
+        points = field(sample, "ios").numpy()
+        assert points.shape == (10, 6)
+        rows = [np.flatnonzero((stored["ios_points"] == p).all(axis=1)) for p in points]
+        assert all(len(r) >= 1 for r in rows)  # every drawn point is one of the stored points
+        assert field(sample, "fdi") == stored["fdi"]
+        assert field(sample, "ios_labels").tolist() == [stored["fdi"]] * 10
+        case = version.case_ids()[stored["case_index"]]
+        assert field(sample, "case") == case
+
+
+def test_pair_draws_depend_on_seed_epoch_and_index_only(stream_store: Path) -> None:
+    config = StreamConfig(points=8, seed=5)
+    a, b = PairDataset(stream_store, split=None, config=config), PairDataset(stream_store, split=None, config=config)
+    first = field(a[4], "ios").numpy()
+    np.testing.assert_array_equal(field(b[4], "ios").numpy(), first)
+    a.set_epoch(1)
+    assert not np.array_equal(field(a[4], "ios").numpy(), first)
+    a.set_epoch(0)
+    np.testing.assert_array_equal(field(a[4], "ios").numpy(), first)
+
+
+def test_pair_augmentation_keeps_its_record(stream_store: Path) -> None:
+    config = StreamConfig(points=16, augment=AugmentConfig(rotate_deg=20.0, shift_mm=1.0))
+    sample = PairDataset(stream_store, split=None, config=config)[0]
+    applied = field(sample, "applied")
+    assert abs(applied["rotate_deg"]) > 0.0
+    plain = PairDataset(stream_store, split=None, config=StreamConfig(points=16))[0]
+    assert not np.array_equal(field(sample, "cbct").numpy(), field(plain, "cbct").numpy())
+
+
+def test_pair_split_filters_cases(stream_store: Path) -> None:
+    version = open_version(stream_store)
+    splits = {r["pseudonym"]: r["split"] for r in version.table("splits").to_pylist()}
+    pairs = version.table("pairs").to_pylist()
+    for split in ("train", "val", "test"):
+        dataset = PairDataset(stream_store, split=split, config=StreamConfig(points=4))
+        assert len(dataset) == sum(splits[r["pseudonym"]] == split for r in pairs)
+        if len(dataset):
+            assert splits[field(dataset[len(dataset) - 1], "case")] == split
+
+
+def test_case_sample_on_the_volume_grid_is_the_stored_block(stream_store: Path) -> None:
+    config = StreamConfig(crop_shape=(16, 12, 8), spacing_mm=1.2, points=200, seed=1)
+    dataset = CaseDataset(stream_store, split=None, config=config)
+    version = open_version(stream_store)
+    assert [field(dataset[i], "case") for i in range(len(dataset))] == version.case_ids()
+    sample = dataset[1]
+    case = field(sample, "case")
+    volume, labels = version.cbct(case), version.cbct_labels(case)
+    assert volume is not None
+    assert labels is not None
+    world_from_crop = field(sample, "world_from_crop").numpy()
+    lo = apply_transform(np.linalg.inv(volume.affine), world_from_crop[:3, 3][None])[0]
+    np.testing.assert_allclose(lo, np.rint(lo), atol=1e-6)  # snapped onto the volume's voxels
+    lo = np.rint(lo).astype(int)
+    expected = np.zeros(config.crop_shape, dtype=np.float32)
+    expected_labels = np.zeros(config.crop_shape, dtype=np.int16)
+    src = tuple(slice(max(a, 0), min(a + s, n)) for a, s, n in zip(lo, config.crop_shape, volume.shape, strict=True))
+    dst = tuple(slice(s.start - a, s.stop - a) for s, a in zip(src, lo, strict=True))
+    expected[dst] = volume.array[src]
+    expected_labels[dst] = labels.array[src]
+    np.testing.assert_array_equal(field(sample, "cbct")[0].numpy(), expected)
+    np.testing.assert_array_equal(field(sample, "cbct_labels").numpy(), expected_labels)
+    assert (expected_labels > 0).any()  # centred on a tooth
+
+
+def test_case_points_are_registered_vertices_with_their_labels(stream_store: Path) -> None:
+    dataset = CaseDataset(stream_store, split=None, config=StreamConfig(crop_shape=(8, 8, 8), points=300))
+    version = open_version(stream_store)
+    sample = dataset[0]
+    case = field(sample, "case")
+    for jaw in ("upper", "lower"):
+        mesh = version.ios(case, jaw)
+        assert mesh.labels is not None
+        T = version.registration(case, jaw).world_from_ios
+        world = apply_transform(T, mesh.vertices)
+        points = field(sample, "ios")[jaw].numpy()
+        assert points.shape == (300, 6)
+        d, idx = cKDTree(world).query(points[:, :3].astype(np.float64))
+        assert d.max() < 1e-4  # float32 of the registered vertex
+        np.testing.assert_array_equal(field(sample, "ios_labels")[jaw].numpy(), mesh.labels[idx])
+        normals = version.ios_normals(case, jaw)[idx] @ T[:3, :3].T
+        np.testing.assert_allclose(points[:, 3:], normals, atol=1e-5)
+
+
+def test_case_dataset_needs_the_asked_for_jaws(stream_store: Path) -> None:
+    assert len(CaseDataset(stream_store, split=None, config=StreamConfig(crop_shape=(8, 8, 8)), jaws=("upper",))) == 2
+
+
+def test_crop_grid_is_centred_and_axis_aligned() -> None:
+    A = crop_grid(np.array([10.0, -4.0, 2.5]), (5, 4, 3), 0.5)
+    np.testing.assert_allclose(A[:3, :3], np.eye(3) * 0.5)
+    np.testing.assert_allclose(apply_transform(A, np.array([[2.0, 1.5, 1.0]]))[0], [10.0, -4.0, 2.5])
+
+
+def test_resample_is_exact_on_a_linear_ramp_and_zero_outside() -> None:
+    i, j, k = np.meshgrid(np.arange(20), np.arange(18), np.arange(16), indexing="ij")
+    ramp = (i + 2.0 * j + 3.0 * k).astype(np.float32)
+    affine = np.diag([0.8, 0.8, 0.8, 1.0])
+    affine[:3, 3] = [-5.0, 3.0, 1.0]
+    world_from_crop = crop_grid(apply_transform(affine, np.array([[9.3, 8.7, 7.1]]))[0], (6, 5, 4), 0.5)
+    out = resample(ramp, affine, world_from_crop, (6, 5, 4), order=1, dtype=np.float32)
+    crop_ijk = np.stack(np.meshgrid(*(np.arange(n) for n in (6, 5, 4)), indexing="ij"), -1).reshape(-1, 3)
+    src = apply_transform(np.linalg.inv(affine) @ world_from_crop, crop_ijk.astype(float))
+    np.testing.assert_allclose(out.ravel(), src @ [1.0, 2.0, 3.0], atol=1e-3)
+    far = crop_grid(np.array([500.0, 500.0, 500.0]), (6, 5, 4), 0.5)
+    assert not resample(ramp, affine, far, (6, 5, 4), order=1).any()
+
+
+def test_split_cases_reads_the_splits_table() -> None:
+    class Version:
+        def case_ids(self) -> list[str]:
+            return ["A", "B", "C"]
+
+        def table(self, name: str) -> pa.Table:
+            assert name == "splits"
+            return pa.table({"pseudonym": ["C", "A", "B", "Z"], "split": ["val", "val", "train", "val"]})
+
+    assert split_cases(Version(), "val") == ["A", "C"]  # sorted, and only cases of the version
+    assert split_cases(Version(), None) == ["A", "B", "C"]
+    with pytest.raises(ConfigError, match="split must be"):
+        split_cases(Version(), "holdout")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"), [({"crop_shape": (8, 8)}, "three sizes"), ({"spacing_mm": 0.0}, "must be positive")]
+)
+def test_stream_config_validation_and_round_trip(kwargs: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        StreamConfig(**kwargs)
+    config = StreamConfig(crop_shape=(32, 16, 8), augment=AugmentConfig(mirror_probability=0.5))
+    assert StreamConfig.from_dict(config.to_dict()) == config

@@ -180,7 +180,8 @@ def test_two_builds_into_one_store_at_once_serialise_and_never_mix(
 def _killed_then_rerun(drop: Path, store: Path, key_file: Path, after: float) -> tuple[str, str]:
     proc = _build(drop, store, key_file)
     try:
-        proc.communicate(timeout=after)
+        _, err = proc.communicate(timeout=after)
+        assert proc.returncode == 0, err[-3000:]  # a build that ends before the signal must have succeeded
         outcome = "finished"
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)  # the build and everything it started
@@ -204,11 +205,12 @@ def test_build_sigkilled_at_twenty_random_moments_then_rerun_gives_the_undisturb
     assert timed.returncode == 0, err[-3000:]
     assert json.loads(out)["content_hash"] == undisturbed["content_hash"]
     rng = np.random.default_rng(15)
-    moments = sorted(float(t) for t in rng.uniform(0.5, 0.95 * seconds, size=20))
+    moments = sorted(float(t) for t in rng.uniform(0.5, 0.9 * seconds, size=20))
     outcomes = []
     for n, after in enumerate(moments):
         outcome, content_hash = _killed_then_rerun(small_drop, tmp_path / f"run{n}" / "store", key_file, after)
         outcomes.append((round(after, 1), outcome))
         assert content_hash == undisturbed["content_hash"], outcomes
     print(f"undisturbed build command {seconds:.1f} s; kill moments (s) and outcomes:", outcomes)
-    assert sum(o == "killed" for _, o in outcomes) >= 15, outcomes
+    # most moments land inside the build; on a loaded machine build times vary 2×, so some runs end first
+    assert sum(o == "killed" for _, o in outcomes) >= 10, outcomes

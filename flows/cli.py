@@ -12,6 +12,10 @@ from typing import Annotated
 import typer
 
 from toothmcl_data.cli.output import emit
+from toothmcl_data.errors import DependencyError
+
+FLOW_PACKAGES = frozenset({"prefect", "prefect_dask", "distributed", "dask", "pydantic"})
+"""Top-level modules of the ``flows`` extra: a missing one means the extra is not installed."""
 
 
 def build(
@@ -34,7 +38,15 @@ def build(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Curate RAW (de-identify → register → pair) and publish a new version of STORE."""
-    from flows.curate import CurateParams, run_curate
+    try:
+        from flows.curate import CurateParams, run_curate
+    except ModuleNotFoundError as err:
+        if (err.name or "").partition(".")[0] not in FLOW_PACKAGES:
+            raise
+        raise DependencyError(
+            f"`toothmcl-data build` runs the Prefect curation flow, which needs the flows extra (missing module "
+            f"{err.name!r}): pip install 'toothmcl[flows]'"
+        ) from err
 
     params = CurateParams(
         raw=raw,

@@ -29,11 +29,13 @@ from flows.steps import STAGES, curate_case, load_records
 from toothmcl_data.deid.audit import private_dir
 from toothmcl_data.deid.pseudonym import key_fingerprint, read_key
 from toothmcl_data.deid.run import finish_drop, load_case_result, plan_files
+from toothmcl_data.errors import DependencyError, InputError
 from toothmcl_data.io.group import DropPlan
 from toothmcl_data.pair import PairConfig
 from toothmcl_data.provenance import code_version
 from toothmcl_data.register import RegisterConfig
 from toothmcl_data.store import Provenance, VersionInfo, publish
+from toothmcl_data.store.guard import exclusive
 from toothmcl_data.store.tables import read_parquet
 
 
@@ -94,13 +96,49 @@ def case_task(raw_case: Any, work: Path, audit: Path, key_ref: CurateParams, fin
     return curate_case(raw_case, work, audit, key=_key(key_ref), figures=key_ref.figures)
 
 
+def _quarantine(work: Path, summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every quarantine row of the run, one per input unit: those of de-identification
+    (``work/tables/quarantine.parquet``) and one per case that failed registration or pairing, its files listed."""
+    rows = read_parquet((work / "tables" / "quarantine.parquet").read_bytes()).to_pylist()
+    inventory = read_parquet((work / "tables" / "inventory.parquet").read_bytes()).to_pylist()
+    for s in summaries:
+        if s["record"] is not None:
+            continue
+        files = [r for r in inventory if r["case"] == s["pseudonym"] and r["fate"] == "used"]
+        rows.append(
+            {
+                "unit": f"case:{s['pseudonym']}",
+                "case": s["pseudonym"],
+                "kind": "case",
+                "format": "",
+                "role": "register/pair",
+                "n_files": len(files),
+                "size": sum(int(r["size"]) for r in files),
+                "files": sorted(r["sha256"] for r in files),
+                "reason": s["reason"],
+            }
+        )
+    return rows
+
+
+def _nothing_to_publish(params: CurateParams, n_cases: int, quarantine: list[dict[str, Any]]) -> InputError:
+    work, audit = params.folders()
+    files = sum(int(r["n_files"]) for r in quarantine)
+    reasons = min((str(r["reason"]) for r in quarantine), default="")
+    return InputError(
+        f"build {params.raw}: no case can be published — {n_cases} cases found, {len(quarantine)} input units "
+        f"({files} files) quarantined (e.g. {reasons or 'no medical files found'}). No version was published. "
+        f"Reasons per unit: {work / 'tables' / 'quarantine.parquet'} (paths: {audit / 'inventory.parquet'}); "
+        "fix or replace those inputs and run again"
+    )
+
+
 @task(name="publish version", cache_policy=NO_CACHE)
 def publish_task(
     params: CurateParams, records: list[str], quarantine: list[dict[str, Any]], fingerprint: str
 ) -> VersionInfo:
     work, _ = params.folders()
     inventory = read_parquet((work / "tables" / "inventory.parquet").read_bytes()).to_pylist()
-    quarantine = read_parquet((work / "tables" / "quarantine.parquet").read_bytes()).to_pylist() + quarantine
     provenance = Provenance(
         code_version=code_version(),
         config=_config(),
@@ -123,10 +161,16 @@ def publish_task(
 @flow(name="curate", task_runner=ThreadPoolTaskRunner(max_workers=2), log_prints=True)  # type: ignore[arg-type]
 def curate(params: CurateParams) -> dict[str, Any]:
     """Curate the drop ``params.raw`` into a new version of ``params.store``."""
-    logger = get_run_logger()
     work, audit = params.folders()
     work.mkdir(parents=True, exist_ok=True)
     private_dir(audit)  # 0700: the audit area names originals
+    # One build per working folder at a time (its tables are per run): a second build waits for the first.
+    with exclusive(work / ".build.lock", f"working folder {work}: another build"):
+        return _curate(params, work, audit)
+
+
+def _curate(params: CurateParams, work: Path, audit: Path) -> dict[str, Any]:
+    logger = get_run_logger()
     fingerprint = key_fingerprint(_key(params))
     plan = plan_task(params.raw)
     logger.info("drop: %d files, %d cases", len(plan.records), len(plan.cases))
@@ -143,22 +187,11 @@ def curate(params: CurateParams) -> dict[str, Any]:
         stage: round(sum(s["seconds"].get(stage, 0.0) for s, hit in zip(everything, hits, strict=True) if not hit), 3)
         for stage in STAGES
     }
-    quarantine = [  # same columns as the de-identification stage's quarantine rows
-        {
-            "sha256": "",
-            "size": 0,
-            "kind": "case",
-            "format": "",
-            "fate": "quarantined",
-            "case": s["pseudonym"],
-            "role": "register/pair",
-            "duplicate_of": "",
-            "reason": s["reason"],
-        }
-        for s in summaries
-        if s["record"] is None
-    ]
-    info = publish_task(params, [s["record"] for s in summaries if s["record"]], quarantine, fingerprint)
+    quarantine = _quarantine(work, summaries)
+    records = [s["record"] for s in summaries if s["record"]]
+    if not records:  # never an empty version in silence: the whole drop was quarantined
+        raise _nothing_to_publish(params, len(everything), quarantine)
+    info = publish_task(params, records, quarantine, fingerprint)
     table = [
         {
             "case": s["pseudonym"],
@@ -171,8 +204,9 @@ def curate(params: CurateParams) -> dict[str, Any]:
     create_table_artifact(key="cases", table=table, description=f"cases of version {info.id}")
     create_table_artifact(
         key="quarantine",
-        table=quarantine or [{"note": "no case quarantined at register/pair"}],
-        description="cases that could not be registered or paired",
+        table=[{k: r[k] for k in ("unit", "case", "kind", "role", "n_files", "reason")} for r in quarantine]
+        or [{"note": "nothing quarantined"}],
+        description="quarantined input units (a series, a scan, a file, a case that failed registration/pairing)",
     )
     from toothmcl_data.store import open_version
 
@@ -181,9 +215,11 @@ def curate(params: CurateParams) -> dict[str, Any]:
         "version": info.id,
         "content_hash": info.content_hash,
         "tags": list(info.tags),
-        "cases": len(summaries),
-        "published": len(summaries) - len(quarantine),
-        "quarantined": len(quarantine),
+        "cases": len(everything),
+        "published": len(records),
+        "quarantined": len(everything) - len(records),
+        "quarantined_units": len(quarantine),
+        "quarantined_files": sum(int(r["n_files"]) for r in quarantine),
         "stats": info.stats,
         "case_tasks": len(futures),
         "cache_hits": cached,
@@ -197,7 +233,13 @@ def run_curate(
     """Run :func:`curate` on ``threads`` threads (default), on a Dask scheduler at ``dask_address``, or on a
     LocalCluster of ``dask_workers`` single-threaded worker processes."""
     if dask_address or dask_workers:
-        from prefect_dask import DaskTaskRunner
+        try:
+            from prefect_dask import DaskTaskRunner
+        except ModuleNotFoundError as err:
+            raise DependencyError(
+                f"running the flow on Dask needs prefect-dask and distributed (missing: {err.name}): "
+                "pip install 'toothmcl[flows]'"
+            ) from err
 
         runner = (
             DaskTaskRunner(address=dask_address)

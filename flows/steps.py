@@ -74,7 +74,7 @@ def _libc() -> Any:
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         return libc if hasattr(libc, "malloc_trim") else None
-    except OSError:
+    except OSError:  # handled: no C library to trim the heap with; memory is then returned later, not lost
         return None
 
 

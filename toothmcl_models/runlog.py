@@ -47,7 +47,7 @@ class RunLog:
             return
         try:
             from torch.utils.tensorboard import SummaryWriter
-        except ImportError:  # TensorBoard is optional
+        except ImportError:  # handled: TensorBoard is optional; metrics.csv is always written
             self._tb = None
         else:
             self._tb = SummaryWriter(log_dir=str(folder / "tensorboard"))

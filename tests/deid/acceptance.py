@@ -50,7 +50,11 @@ def check_inventory_complete(run: DeidRun) -> None:
     assert sorted(r["sha256"] for r in public) == sorted(r["sha256"] for r in rows.values())
     assert {r["fate"] for r in public} <= {"used", "duplicate", "quarantined", "ignored"}
     quarantined = pq.read_table(run.out / "tables" / "quarantine.parquet").to_pylist()
-    assert len(quarantined) == sum(r["fate"] == "quarantined" for r in public)
+    files = [r["sha256"] for r in public if r["fate"] == "quarantined"]
+    # one row per input unit (a series is one row), its files listed: every quarantined file in exactly one row
+    assert sorted(f for r in quarantined for f in r["files"]) == sorted(files)
+    assert all(r["n_files"] == len(r["files"]) and r["reason"] for r in quarantined)
+    assert len({r["unit"] for r in quarantined}) == len(quarantined)
 
 
 def check_faults(run: DeidRun) -> set[str]:

@@ -41,7 +41,9 @@ def test_write_inventory_counts_fates_and_keeps_paths_in_the_audit_only(tmp_path
     assert "patient" not in public.column_names
     assert public.column("sha256").to_pylist() == [r.sha256 for r in RECORDS]
     quarantine = pq.read_table(tmp_path / "tables" / "quarantine.parquet").to_pylist()
-    assert [(q["sha256"], q["reason"]) for q in quarantine] == [("b" * 64, "sha256:bbbbbbbbbbbb: bad")]
+    assert [(q["files"], q["n_files"], q["reason"]) for q in quarantine] == [
+        (["b" * 64], 1, "sha256:bbbbbbbbbbbb: bad")
+    ]  # one row per unit; a file judged alone is its own unit
     audit = pq.read_table(tmp_path / "audit" / "inventory.parquet").to_pylist()
     assert [a["path"] for a in audit] == [r.path for r in RECORDS]
     assert audit[0]["patient"] == "Jane Doe"

@@ -185,3 +185,17 @@ def test_pairing_errors(registered: Registered) -> None:
         pair_case(Case("P009", None, None, dict(p.ios)), registered.registrations)
     with pytest.raises(RegistrationError, match="a registration for the upper jaw was given but the case has no upper"):
         pair_case(Case("P009", p.cbct, p.cbct_labels, {"lower": p.ios["lower"]}), registered.registrations)
+
+
+def test_a_label_that_is_no_fdi_tooth_is_refused_not_skipped(registered: Registered) -> None:
+    from dataclasses import replace
+
+    from toothmcl_data.errors import LabelSchemeError
+
+    case = registered.case()
+    assert case.cbct_labels is not None
+    labels = np.array(case.cbct_labels.array, copy=True)
+    labels[np.nonzero(labels == 16)] = 19  # 19 is no FDI tooth: it used to vanish from the teeth table
+    bad = replace(case, cbct_labels=Volume(labels, case.cbct_labels.affine))
+    with pytest.raises(LabelSchemeError, match=r"case P001: label 19 in the CBCT label map is not an FDI tooth"):
+        pair_case(bad, registered.registrations, SMALL, surface=registered.surface)

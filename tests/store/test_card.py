@@ -39,6 +39,8 @@ def test_card_counts_and_distributions_of_known_tables() -> None:
         "teeth": 4,
         "pairs": 2,
         "quarantined": 3,
+        "quarantined_cases": 0,
+        "quarantined_files": 3,
         "inventory_files": 9,
     }
     assert card["fdi_histogram"] == {"11": 2, "21": 1, "36": 1}  # from the teeth table when it has rows
@@ -56,7 +58,7 @@ def test_markdown_shows_the_counts_and_the_histogram() -> None:
     card = build_card(_tables(), content_hash="abc", provenance={"source": "synthetic"}, splits={})
     text = render_markdown(card)
     assert "Content hash: `abc`" in text
-    assert "| 3 | 4 | 2 | 2 | 4 | 2 | 3 | 9 |" in text
+    assert "| 3 | 4 | 2 | 2 | 4 | 2 | 3 | 0 | 3 | 9 |" in text
     assert "11: 2 21: 1 36: 1" in text
     assert "| spacing i (mm) | 0.3 | 0.4 | 0.49 | 0.5 | 3 |" in text
     assert "- source: synthetic" in text

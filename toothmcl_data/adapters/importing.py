@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from toothmcl_data.errors import ConfigError, StoreError
+from toothmcl_data.errors import ConfigError, VersionNotFoundError
 from toothmcl_data.store import CaseRecord, Provenance, VersionInfo, open_version
 from toothmcl_data.store.writer import Writer
 
@@ -58,7 +58,7 @@ def existing_cases(store: str | Path) -> list[str]:
     """Pseudonyms of the store's latest version ([] for a new or empty store)."""
     try:
         return open_version(store, "latest").case_ids()
-    except StoreError:
+    except VersionNotFoundError:  # handled: a new store has no version yet, so no case
         return []
 
 

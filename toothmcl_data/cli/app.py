@@ -6,6 +6,7 @@ import sys
 from importlib.metadata import entry_points
 
 import typer
+from rich.markup import escape
 
 from toothmcl_data import __version__
 from toothmcl_data.cli import deid, evaluate, export, imports, inspect, labels, query, register, report, synth, version
@@ -54,5 +55,5 @@ def main() -> None:
     try:
         app()
     except ToothmclError as err:
-        errors.print(f"[red]error:[/red] {err}", markup=True, highlight=False)
+        errors.print(f"[red]error:[/red] {escape(str(err))}", markup=True, highlight=False)
         sys.exit(2)

@@ -88,7 +88,7 @@ class DeidContext:
 def _dictionary_vr(tag: int) -> str:
     try:
         return str(dictionary_VR(tag))
-    except KeyError:
+    except KeyError:  # handled: a tag unknown to the data dictionary has VR UN (PS3.5 6.2.2)
         return "UN"
 
 

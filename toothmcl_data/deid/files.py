@@ -44,7 +44,7 @@ def deidentify_dicom_bytes(data: bytes, ctx: DeidContext, *, source: str = "a DI
     """
     try:
         sop, out = deidentify_part10(data, ctx)
-    except UnsupportedError as err:
+    except UnsupportedError as err:  # handled: the pydicom path de-identifies it instead (tested equal)
         log.debug("byte-level de-identification not applicable (%s); using pydicom", err)
         try:
             sop, out = deidentify_with_pydicom(data, ctx)

@@ -64,11 +64,11 @@ def shift_date(value: str, days: int) -> str:
         return ""
     try:
         day = dt.date(int(text[:4]), int(text[4:6]), int(text[6:8]))
-    except ValueError:
+    except ValueError:  # handled: not a calendar date — emptied, never kept (PS3.15 'Z'/'X' are both safe)
         return ""
     try:
         shifted = day + dt.timedelta(days=days)
-    except OverflowError:
+    except OverflowError:  # handled: the shift leaves the calendar — emptied, never kept
         return ""
     return shifted.strftime("%Y%m%d") + text[8:]
 

@@ -165,10 +165,16 @@ class _CaseWriter:
 
     def quarantine(self, unit: Unit, problem: str) -> None:
         refs = ", ".join(ref(r) for r in unit.files[:3]) + (" …" if len(unit.files) > 3 else "")
-        public = redact(f"{unit.kind} {refs}: {problem}", self.raw.files, self.roots)
+        public = redact(f"{unit.kind} {refs}: {problem}", self.raw.files, self.roots, prefer=unit.files)
+        name = f"sha256:{_combined(unit.files)[:12]}"
         for r in unit.files:
             self.fates[r.path] = Fate(
-                "quarantined", case=self.pn, reason=public, detail=f"{r.path}: {problem}", patient=self.raw.patient
+                "quarantined",
+                case=self.pn,
+                reason=public,
+                detail=f"{r.path}: {problem}",
+                patient=self.raw.patient,
+                unit=name,
             )
 
 
@@ -323,10 +329,13 @@ def deidentify_case(
         "conflicts": sorted({m.conflict for m in raw_case.matches.values() if m.conflict}),
         "files": [{"path": p, **asdict(f)} for p, f in sorted(w.fates.items())],
     }
-    if audit is not None:
+    if audit is not None:  # written atomically: a build killed here leaves the old record or the new one
         private_dir(Path(audit))
         private_dir(Path(audit) / "cases")
-        write_private(Path(audit) / "cases" / f"{pn}.json", (json.dumps(record, indent=1) + "\n").encode("utf-8"))
+        target = Path(audit) / "cases" / f"{pn}.json"
+        partial = target.with_name(f".{target.name}.tmp")
+        write_private(partial, (json.dumps(record, indent=1) + "\n").encode("utf-8"))
+        partial.replace(target)
     return CaseResult(
         pseudonym=pn,
         written=row is not None,

@@ -200,7 +200,7 @@ def is_descriptor(tag: int) -> bool:
     """Whether Clean Descriptors applies to ``tag`` (free text describing the study, see module docstring)."""
     try:
         vr = dictionary_VR(tag)
-    except KeyError:
+    except KeyError:  # handled: a tag the dictionary does not know is no descriptor (its profile action applies)
         return False
     keyword = keyword_for_tag(tag)
     return vr in _TEXT_VRS and any(word in keyword for word in _DESCRIPTOR_WORDS)

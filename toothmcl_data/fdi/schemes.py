@@ -262,8 +262,8 @@ def _schemes_accepting(codes: list[int], jaw: Jaw | None, exclude: LabelScheme) 
             continue
         try:
             other = load_scheme(name, folder)
-        except LabelSchemeError:
-            continue  # a broken neighbour must not hide the original error
+        except LabelSchemeError:  # handled: only a hint for the error being raised; a broken neighbour must not hide it
+            continue
         for j in ((jaw,) if jaw else JAWS) if other.per_jaw else (None,):
             if set(codes) <= set(other.codes(j)):
                 found.append(name)

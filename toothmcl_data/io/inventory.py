@@ -36,7 +36,9 @@ class Fate:
 
     case: the pseudonym of the case it belongs to (``""`` if none); role: ``cbct``, ``ios:upper``,
     ``ios:upper:labels`` …; duplicate_of: sha256 of the kept copy; reason: publishable text (hash refs only);
-    detail: the unredacted text (audit only); patient: the original identity (audit only).
+    detail: the unredacted text (audit only); patient: the original identity (audit only); unit: the input
+    unit (a series, a scan with its sidecar) the file was judged with, as ``sha256:<12 hex>`` of the unit's
+    files (``""``: the file is its own unit) — the quarantine table has one row per unit.
     """
 
     fate: FateKind
@@ -46,6 +48,7 @@ class Fate:
     reason: str = ""
     detail: str = ""
     patient: str = ""
+    unit: str = ""
 
 
 def ref(record: FileRecord) -> str:
@@ -53,13 +56,19 @@ def ref(record: FileRecord) -> str:
     return f"sha256:{record.sha256[:12]}"
 
 
-def redact(text: str, records: Iterable[FileRecord], roots: Sequence[str] = ()) -> str:
+def redact(
+    text: str, records: Iterable[FileRecord], roots: Sequence[str] = (), *, prefer: Iterable[FileRecord] = ()
+) -> str:
     """``text`` with every path, folder and file name of ``records`` replaced by hash refs / ``<folder>``.
 
-    roots: absolute folders the relative paths live under (the drop root, temporary copies …).
+    roots: absolute folders the relative paths live under (the drop root, temporary copies …). A bare file name
+    that several records share (``IM0001.dcm`` in two series) is replaced by the ref of the record in ``prefer``
+    (the files the text is about) that has it, else by ``<file>`` — never by the ref of an unrelated file.
     """
     subs: dict[str, str] = {}
     folders: set[str] = set()
+    names: dict[str, set[str]] = {}
+    records = list(records)
     for record in records:
         r = ref(record)
         rel = PurePosixPath(record.path)
@@ -67,12 +76,16 @@ def redact(text: str, records: Iterable[FileRecord], roots: Sequence[str] = ()) 
             subs[f"{root.rstrip('/')}/{record.path}"] = r
             subs[os.path.join(root, *rel.parts)] = r
         subs[record.path] = r
-        subs[rel.name] = r
+        names.setdefault(rel.name, set()).add(r)
         parent = rel.parent
         while str(parent) not in (".", ""):
             folders.add(str(parent))
             folders.update(parent.parts)
             parent = parent.parent
+    for name, refs in names.items():
+        subs.setdefault(name, next(iter(refs)) if len(refs) == 1 else "<file>")
+    for record in prefer:
+        subs[PurePosixPath(record.path).name] = ref(record)
     for folder in folders:
         for root in roots:
             subs.setdefault(f"{root.rstrip('/')}/{folder}", "<folder>")
@@ -96,7 +109,21 @@ _PUBLIC = [
     ("role", pa.string()),
     ("duplicate_of", pa.string()),
     ("reason", pa.string()),
+    ("unit", pa.string()),
 ]
+_QUARANTINE = [
+    ("unit", pa.string()),
+    ("case", pa.string()),
+    ("kind", pa.string()),
+    ("format", pa.string()),
+    ("role", pa.string()),
+    ("n_files", pa.int64()),
+    ("size", pa.int64()),
+    ("files", pa.list_(pa.string())),
+    ("reason", pa.string()),
+]
+"""One row per quarantined input unit (a series, a scan + sidecar, a lone file): ``files`` lists the sha256 of
+each of its ``n_files`` files, ``size`` their bytes."""
 _AUDIT = [
     *_PUBLIC,
     ("path", pa.string()),
@@ -126,6 +153,7 @@ def inventory_rows(records: Sequence[FileRecord], fates: Mapping[str, Fate], *, 
             "role": fate.role,
             "duplicate_of": fate.duplicate_of,
             "reason": fate.reason,
+            "unit": fate.unit,
         }
         if audit:
             row.update(
@@ -136,6 +164,34 @@ def inventory_rows(records: Sequence[FileRecord], fates: Mapping[str, Fate], *, 
             )
         rows.append(row)
     return rows
+
+
+def quarantine_rows(records: Sequence[FileRecord], fates: Mapping[str, Fate]) -> list[dict[str, Any]]:
+    """One row per quarantined input unit (schema :data:`_QUARANTINE`), files in input order; a file whose fate
+    names no unit is its own unit."""
+    units: dict[str, dict[str, Any]] = {}
+    for record in records:
+        fate = fates[record.path]
+        if fate.fate != "quarantined":
+            continue
+        key = fate.unit or f"file:{record.path}"
+        row = units.get(key)
+        if row is None:
+            row = units[key] = {
+                "unit": fate.unit or ref(record),
+                "case": fate.case,
+                "kind": record.kind,
+                "format": record.fmt,
+                "role": fate.role,
+                "n_files": 0,
+                "size": 0,
+                "files": [],
+                "reason": fate.reason,
+            }
+        row["n_files"] += 1
+        row["size"] += record.size
+        row["files"].append(record.sha256)
+    return sorted(units.values(), key=lambda r: (r["case"], r["unit"], r["reason"]))
 
 
 def write_table(path: Path, rows: Sequence[Mapping[str, Any]], schema: pa.Schema) -> Path:
@@ -151,7 +207,8 @@ def write_table(path: Path, rows: Sequence[Mapping[str, Any]], schema: pa.Schema
 def write_inventory(
     out_tables: Path, audit_dir: Path, records: Sequence[FileRecord], fates: Mapping[str, Fate]
 ) -> dict[str, int]:
-    """Write ``inventory.parquet`` + ``quarantine.parquet`` (published) and the audit inventory.
+    """Write ``inventory.parquet`` (one row per file) + ``quarantine.parquet`` (one row per quarantined unit,
+    its files listed) — both published — and the audit inventory.
 
     Returns the count of files per fate.
     """
@@ -162,8 +219,7 @@ def write_inventory(
         )
     public = inventory_rows(records, fates, audit=False)
     write_table(out_tables / "inventory.parquet", public, pa.schema(_PUBLIC))
-    quarantine = [r for r in public if r["fate"] == "quarantined"]
-    write_table(out_tables / "quarantine.parquet", quarantine, pa.schema(_PUBLIC))
+    write_table(out_tables / "quarantine.parquet", quarantine_rows(records, fates), pa.schema(_QUARANTINE))
     audit_rows = inventory_rows(records, fates, audit=True)
     audit_table = write_table(audit_dir / "inventory.parquet", audit_rows, pa.schema(_AUDIT))
     os.chmod(audit_dir, 0o700)  # the audit area names originals: owner only (toothmcl_data.deid.audit)

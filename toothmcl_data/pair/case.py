@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from toothmcl_data.errors import RegistrationError
+from toothmcl_data.errors import LabelSchemeError, RegistrationError
 from toothmcl_data.fdi import tooth
 from toothmcl_data.pair import consistency, teeth, transfer
 from toothmcl_data.register.config import PairConfig
@@ -245,8 +245,12 @@ def pair_case(
     for fdi in sorted(fdis):
         try:
             jaw = tooth(fdi).jaw
-        except ValueError:
-            continue
+        except LabelSchemeError as err:
+            where = "CBCT label map" if fdi in boxes else "IOS labels"
+            raise LabelSchemeError(
+                f"case {case.pseudonym}: label {fdi} in the {where} is not an FDI tooth ({err}); the reader should "
+                "have converted or refused it — convert the labels to FDI (catalogs/labelmaps) and curate again"
+            ) from err
         # A tooth labelled in the other jaw's scan (jaw mix-up) is reported with that scan.
         view: _Jaw | None = views.get(jaw)
         other = [v for v in views.values() if v.jaw != jaw and np.any(v.labels == fdi)]

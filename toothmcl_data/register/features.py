@@ -55,7 +55,7 @@ def available() -> bool:
     """Whether Open3D can be imported (the feature search is skipped without it)."""
     try:
         _open3d()
-    except DependencyError:
+    except DependencyError:  # handled: an availability probe; a caller that needs Open3D gets the error itself
         return False
     return True
 

@@ -83,7 +83,7 @@ def _grouped(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         group = groups.setdefault(
             key, {"case": key[0], "role": key[1], "kind": row.get("kind") or "", "files": 0, "reason": key[2]}
         )
-        group["files"] += 1
+        group["files"] += int(row.get("n_files") or 1)  # one row per unit (a series: n_files slices)
     return sorted(groups.values(), key=lambda g: (g["case"], g["reason"]))
 
 

@@ -28,6 +28,18 @@ def _distribution(values: list[Any]) -> dict[str, float] | None:
     return {"min": float(q[0]), "median": float(q[1]), "p95": float(q[2]), "max": float(q[3]), "n": int(arr.size)}
 
 
+def quarantine_counts(quarantine: pa.Table) -> dict[str, int]:
+    """Quarantined ``units`` (rows: a series, a scan, a lone file, a case that failed registration/pairing),
+    the distinct ``cases`` they belong to (rows without a case are files that belong to none) and their
+    ``files`` (``n_files`` per row; a row without that column is one file)."""
+    n_files = _column(quarantine, "n_files")
+    return {
+        "units": quarantine.num_rows,
+        "cases": len({c for c in _column(quarantine, "case") if c}),
+        "files": int(sum(n if n is not None else 1 for n in n_files)) if n_files else quarantine.num_rows,
+    }
+
+
 def build_card(
     tables: Mapping[str, pa.Table], *, content_hash: str, provenance: Mapping[str, Any], splits: Mapping[str, Any]
 ) -> dict[str, Any]:
@@ -38,6 +50,7 @@ def build_card(
     verdicts = Counter(_column(regs, "verdict"))
     reasons = Counter(str(r) for r in (_column(quarantine, "reason") or _column(quarantine, "stage")))
     modalities = Counter(_column(scans, "modality"))
+    quarantined = quarantine_counts(quarantine)
     return {
         "content_hash": content_hash,
         "counts": {
@@ -48,6 +61,8 @@ def build_card(
             "teeth": teeth.num_rows,
             "pairs": pairs.num_rows,
             "quarantined": quarantine.num_rows,
+            "quarantined_cases": quarantined["cases"],
+            "quarantined_files": quarantined["files"],
             "inventory_files": tables["inventory"].num_rows,
         },
         "fdi_histogram": {str(k): v for k, v in sorted(Counter(int(f) for f in fdi if f is not None).items())},
@@ -73,7 +88,7 @@ def build_card(
             "rms_mm": _distribution(_column(regs, "rms_mm")),
             "p95_mm": _distribution(_column(regs, "p95_mm")),
         },
-        "quarantine": {"count": quarantine.num_rows, "by_reason": dict(sorted(reasons.items()))},
+        "quarantine": {"count": quarantine.num_rows, **quarantined, "by_reason": dict(sorted(reasons.items()))},
         "splits": {
             "config": dict(splits),
             "counts": dict(sorted(Counter(_column(tables["splits"], "split")).items())),
@@ -93,10 +108,12 @@ def render_markdown(card: Mapping[str, Any]) -> str:
         "",
         "## Counts",
         "",
-        "| patients | scans | CBCT | IOS | teeth | pairs | quarantined | inventory files |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| patients | scans | CBCT | IOS | teeth | pairs | quarantined units | quarantined cases | quarantined files "
+        "| inventory files |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         f"| {c['patients']} | {c['scans']} | {c['cbct']} | {c['ios']} | {c['teeth']} | {c['pairs']} "
-        f"| {c['quarantined']} | {c['inventory_files']} |",
+        f"| {c['quarantined']} | {c.get('quarantined_cases', '')} | {c.get('quarantined_files', '')} "
+        f"| {c['inventory_files']} |",
         "",
         "## FDI histogram",
         "",
@@ -119,7 +136,8 @@ def render_markdown(card: Mapping[str, Any]) -> str:
         "## Quality",
         "",
         f"Registration verdicts: {json.dumps(card['registration']['verdicts'])}",
-        f"Quarantine: {card['quarantine']['count']} ({json.dumps(card['quarantine']['by_reason'])})",
+        f"Quarantine: {card['quarantine']['count']} units in {card['quarantine'].get('cases', 0)} cases, "
+        f"{card['quarantine'].get('files', 0)} files ({json.dumps(card['quarantine']['by_reason'])})",
         f"Splits: {json.dumps(card['splits']['counts'])} (config {json.dumps(card['splits']['config'])})",
         "",
         "## Provenance",

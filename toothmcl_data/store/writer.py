@@ -16,18 +16,21 @@ import hashlib
 import logging
 import threading
 from collections.abc import Iterable, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import icechunk
 import numpy as np
 import zarr
 
-from toothmcl_data.errors import StoreError
+from toothmcl_data.errors import StoreError, ToothmclError
 from toothmcl_data.store import layout as lay
 from toothmcl_data.store.card import build_card, render_markdown
 from toothmcl_data.store.casewrite import clear_pair_slots, write_case_arrays, write_pair_slots
+from toothmcl_data.store.guard import exclusive, store_lock_path, write_error
 from toothmcl_data.store.records import (
     CaseRecord,
     Provenance,
@@ -76,6 +79,16 @@ class Writer:
 
     def __init__(self, store: str | Path, *, base: str | None = "latest", layout: lay.LayoutConfig | None = None):
         self.store = str(store)
+        self._publisher = ExitStack()  # one publisher per local store at a time: a second one waits (serialises)
+        self._publisher.enter_context(exclusive(store_lock_path(store), f"store {store}: another publish"))
+        try:
+            self._open(base, layout)
+        except BaseException:
+            self._publisher.close()
+            raise
+
+    def _open(self, base: str | None, layout: lay.LayoutConfig | None) -> None:
+        store = self.store
         self._repo = open_repo(store, create=True)
         self._lock = threading.Lock()
         self._committed = False
@@ -116,7 +129,7 @@ class Writer:
     def _root_meta(self) -> dict[str, Any]:
         try:
             root = zarr.open_group(self._zstore, mode="r")
-        except (FileNotFoundError, KeyError, zarr.errors.GroupNotFoundError):
+        except (FileNotFoundError, KeyError, zarr.errors.GroupNotFoundError):  # handled: a new store has no root yet
             return {}
         meta = root.attrs.get(META_KEY)
         return dict(meta) if isinstance(meta, Mapping) else {}
@@ -274,6 +287,20 @@ class Writer:
         if self._committed:
             raise StoreError(f"store {self.store}: this writer has already committed; open a new Writer")
         self._committed = True
+        try:
+            return self._commit(message, inventory, quarantine, provenance, splits, tag)
+        finally:
+            self._publisher.close()
+
+    def _commit(
+        self,
+        message: str,
+        inventory: Iterable[Mapping[str, Any]],
+        quarantine: Iterable[Mapping[str, Any]],
+        provenance: Provenance | None,
+        splits: SplitConfig | None,
+        tag: str | None,
+    ) -> VersionInfo:
         provenance = provenance or Provenance()
         splits = splits or SplitConfig()
         removed = sorted(set(self._base_cases) - self._state.seen)
@@ -324,7 +351,13 @@ class Writer:
         }
         root = zarr.open_group(self._zstore, mode="a")
         root.attrs[META_KEY] = meta
-        snapshot_id = self._session.commit(message, metadata={META_KEY: {**meta, "stats": stats}})
+        try:
+            snapshot_id = self._session.commit(message, metadata={META_KEY: {**meta, "stats": stats}})
+        except icechunk.ConflictError as err:
+            raise StoreError(
+                f"store {self.store}: another publisher committed a version while this one was written ({err}); "
+                "nothing of this publish is visible — run it again to publish on top of the new version"
+            ) from err
         stats["bytes_written"] = self._repo.chunk_storage_stats().native_bytes - self._chunk_bytes_before
         if tag:
             create_tag(self._repo, tag, snapshot_id, store=self.store)
@@ -387,8 +420,11 @@ class Writer:
 
     def abort(self) -> None:
         """Throw away everything written in this session (the store keeps its latest version)."""
-        if self._session.has_uncommitted_changes:
-            self._session.discard_changes()
+        try:
+            if self._session.has_uncommitted_changes:
+                self._session.discard_changes()
+        finally:
+            self._publisher.close()
 
     def __enter__(self) -> Writer:
         return self
@@ -398,6 +434,7 @@ class Writer:
     ) -> None:
         if exc_type is not None:
             self.abort()
+        self._publisher.close()
 
 
 def publish(
@@ -418,12 +455,22 @@ def publish(
     base: ``"latest"`` (incremental: unchanged cases are not rewritten, cases not in ``records`` are dropped) or
     None (rewrite everything). Returns the new version, or the base when the content is unchanged.
     """
-    with Writer(store, base=base, layout=layout) as writer:
-        for record in records:
-            writer.write_case(record)
-        return writer.commit(
-            message=message, inventory=inventory, quarantine=quarantine, provenance=provenance, splits=splits, tag=tag
-        )
+    try:
+        with Writer(store, base=base, layout=layout) as writer:
+            for record in records:
+                writer.write_case(record)
+            return writer.commit(
+                message=message,
+                inventory=inventory,
+                quarantine=quarantine,
+                provenance=provenance,
+                splits=splits,
+                tag=tag,
+            )
+    except (OSError, icechunk.IcechunkError) as err:
+        if isinstance(err, ToothmclError):
+            raise  # already says what happened
+        raise write_error(store, err) from err
 
 
 def _sha256(payload: bytes) -> str:

@@ -69,7 +69,7 @@ def load_phi(path: Path) -> list[str]:
     text = path.read_text(encoding="utf-8")
     try:
         doc = json.loads(text)
-    except json.JSONDecodeError:
+    except json.JSONDecodeError:  # handled: not JSON, so a text file of one PHI string per line (documented)
         return [line.strip() for line in text.splitlines() if line.strip()]
     if isinstance(doc, dict):
         return sorted({str(v) for values in doc.values() for v in values})
@@ -117,7 +117,7 @@ def _pattern(values: Sequence[str]) -> re.Pattern[bytes]:
     for v in values:
         for text in (v, v.lower()):
             forms.add(text.encode("utf-8", "surrogateescape").lower())
-            with contextlib.suppress(UnicodeEncodeError):
+            with contextlib.suppress(UnicodeEncodeError):  # handled: no Latin-1 form to search for this value
                 forms.add(text.encode("latin-1").lower())
     return re.compile(_trie_regex({f for f in forms if f}))
 

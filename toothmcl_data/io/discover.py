@@ -83,7 +83,7 @@ def _is_nifti_header(head: bytes) -> bool:
 def _gunzip_head(data: bytes, n: int = 544) -> bytes:
     try:
         return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data, n)
-    except zlib.error:
+    except zlib.error:  # handled: not a gzip stream, so not a gzipped NIfTI; discovery tries the other kinds
         return b""
 
 
@@ -137,7 +137,7 @@ def _sidecar_id(data: bytes) -> tuple[bool, str | None]:
     """(is a Teeth3DS sidecar, its id_patient), from one C-level parse (sidecars hold a label per vertex)."""
     try:
         doc = orjson.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError):  # handled: not JSON, so not a sidecar; other kinds tried
         return False, None
     if not isinstance(doc, dict) or not set(doc) >= _SIDECAR_KEYS:
         return False, None

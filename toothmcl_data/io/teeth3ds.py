@@ -50,7 +50,7 @@ def _ints(values: Any) -> NDArray[np.int64] | None:
         return None
     try:
         return np.asarray(values, dtype=np.int64)
-    except OverflowError:
+    except OverflowError:  # handled: None makes the caller raise a LabelError naming the file and key
         return None
 
 

@@ -12,15 +12,8 @@ import pytest
 
 from toothmcl_data.errors import ConfigError
 from toothmcl_data.store import open_version
-from toothmcl_models.ablation import (
-    AblationConfig,
-    bootstrap_ci,
-    estimate_minutes,
-    format_report,
-    paired_differences,
-    run_ablation,
-    seen_order,
-)
+from toothmcl_models.ablation import AblationConfig, estimate_minutes, format_report, run_ablation, seen_order
+from toothmcl_models.ablation_stats import bootstrap_ci, paired_differences
 
 
 def test_bootstrap_ci_of_a_constant_is_that_constant_and_nans_are_dropped() -> None:

@@ -76,12 +76,15 @@ def test_one_commit_per_writer_and_an_error_leaves_no_version(store: Path) -> No
 def test_keep_and_base_refusals(store: Path) -> None:
     publish(store, records(1), message="1", provenance=PROVENANCE, tag="v1")
     publish(store, records(2), message="2", provenance=PROVENANCE)
-    with pytest.raises(StoreError, match="not in the base version, so it cannot be kept; write it instead"):
-        Writer(store).keep("P0009")
-    w = Writer(store)
-    w.keep("P0000")
-    with pytest.raises(StoreError, match="written twice in one publish"):
+    with Writer(store) as w:
+        with pytest.raises(StoreError, match="not in the base version, so it cannot be kept; write it instead"):
+            w.keep("P0009")
         w.keep("P0000")
+        with pytest.raises(StoreError, match="written twice in one publish"):
+            w.keep("P0000")
+        with pytest.raises(StoreError, match="already open in this thread"):
+            Writer(store)  # a second publish in the same thread is an error, not a wait on itself
+        w.abort()
     with pytest.raises(StoreError, match=r"base 'v1' .* is not the latest version"):
         Writer(store, base="v1")
     with pytest.raises(StoreError, match="created with layout"):

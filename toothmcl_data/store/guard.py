@@ -14,6 +14,7 @@ import errno
 import fcntl
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +24,9 @@ from typing import IO
 from toothmcl_data.errors import StoreError
 
 log = logging.getLogger(__name__)
+
+_HELD: dict[str, int] = {}
+"""Lock files this process holds → the holding thread (a thread waiting on its own lock would wait forever)."""
 
 
 def store_lock_path(store: str | Path) -> Path | None:
@@ -51,6 +55,12 @@ def exclusive(path: Path | None, what: str, *, timeout: float | None = None) -> 
         yield
         return
     path.parent.mkdir(parents=True, exist_ok=True)
+    key = str(path.resolve())
+    if timeout is None and _HELD.get(key) == threading.get_ident():  # waiting on itself: forever
+        raise StoreError(
+            f"{what} is already open in this thread (lock {path}): close it first — use `with Writer(...)` or "
+            "`publish(...)`, which release the store when done or failed"
+        )
     with path.open("a+", encoding="utf-8") as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -62,9 +72,11 @@ def exclusive(path: Path | None, what: str, *, timeout: float | None = None) -> 
         fh.truncate()
         fh.write(f"pid {os.getpid()} on {os.uname().nodename}\n")
         fh.flush()
+        _HELD[key] = threading.get_ident()
         try:
             yield
         finally:
+            _HELD.pop(key, None)
             fh.seek(0)
             fh.truncate()
             fh.flush()

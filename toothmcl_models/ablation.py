@@ -179,8 +179,13 @@ def score_units(task: str, run: Path, store: Path, cases: Sequence[str], seed: i
     """One row per test unit: CBCT per patient (whole volume, native grid), IOS per jaw scan (own scanner frame)."""
     net, ft = load_finetuned(run)
     version = open_version(store)
-    if task == "cbct":
-        assert isinstance(net, CBCTSegmenter)
+    expected = CBCTSegmenter if task == "cbct" else IOSSegmenter
+    if not isinstance(net, expected):
+        raise ConfigError(
+            f"fine-tuning run {run} holds a {type(net).__name__}, expected a {expected.__name__} for the {task} arm; "
+            "its folder was overwritten by the other task — rerun the ablation into an empty --out"
+        )
+    if isinstance(net, CBCTSegmenter):
         return [
             {
                 "unit": case,
@@ -188,7 +193,6 @@ def score_units(task: str, run: Path, store: Path, cases: Sequence[str], seed: i
             }
             for case in cases
         ]
-    assert isinstance(net, IOSSegmenter)
     rows = []
     for case in cases:
         for jaw in JAWS:

@@ -3,6 +3,7 @@ gradients of the whole batch (rows here × columns gathered from every rank, gra
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -40,8 +41,16 @@ def _loss(kind: str) -> ToothMCLLoss:
     return ToothMCLLoss(LossConfig(kind=kind, init_bias=-2.0), TokenConfig())  # type: ignore[arg-type]
 
 
-def _rank(rank: int, kind: str, folder: str) -> None:
-    dist.init_process_group("gloo", init_method=f"file://{folder}/init", rank=rank, world_size=2)
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _rank(rank: int, kind: str, folder: str, port: int) -> None:
+    # a TCP store as torchrun uses: a FileStore's teardown (the last rank deletes the file) raced with the other
+    # rank's exit and aborted one process under load (CI: "terminate called without an active exception")
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
     torch.set_num_threads(1)
     cbct, ios = _tokens(2 * N_CBCT, 0), _tokens(2 * N_IOS, 1)
     sc, si = slice(rank * N_CBCT, (rank + 1) * N_CBCT), slice(rank * N_IOS, (rank + 1) * N_IOS)
@@ -67,7 +76,7 @@ def test_two_ranks_reproduce_the_global_batch(kind: str, tmp_path: Path) -> None
     criterion = _loss(kind)
     one = criterion(_slice(cbct, slice(None), zc), _slice(ios, slice(None), zi))
     one.total.backward()
-    mp.spawn(_rank, args=(kind, str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_rank, args=(kind, str(tmp_path), _free_port()), nprocs=2, join=True)
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
     # DDP averages over ranks: the mean of the ranks' losses and gradients is the one-process loss and gradient
     torch.testing.assert_close((ranks[0]["total"] + ranks[1]["total"]) / 2, one.total.detach())

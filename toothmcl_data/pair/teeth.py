@@ -92,9 +92,7 @@ def _axis_permutation(R: NDArray[np.float64]) -> tuple[int, int, int] | None:
     return r0, r1, r2
 
 
-def _separable(
-    sub: NDArray[Any], positions: list[NDArray[np.float64]], *, labels: bool, cval: float
-) -> NDArray[Any]:
+def _separable(sub: NDArray[Any], positions: list[NDArray[np.float64]], *, labels: bool, cval: float) -> NDArray[Any]:
     """``sub`` (A, B, C) sampled at the outer product of fractional ``positions`` (one 1-D array per axis,
     in ``sub``'s index units): nearest (``labels``: round half up, ``sub``'s dtype) or trilinear (float32, as
     ``map_coordinates`` of a float32 input returns); a sample with any position outside [0, n - 1] is ``cval``

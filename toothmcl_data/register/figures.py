@@ -80,7 +80,7 @@ def _panorama(
     ys = np.polyval(coef, xs)
     slope = np.polyval(np.polyder(coef), xs)
     normal = np.stack([-slope, np.ones_like(slope)], axis=1) / np.hypot(slope, 1)[:, None]
-    image = np.asarray(cbct.array)  # sampled as is: map_coordinates interpolates in double whatever the dtype
+    image = np.asarray(cbct.array)  # no float copy (map_coordinates interpolates in double whatever the dtype)
     best = np.full((len(zs), len(xs)), -np.inf, dtype=np.float32)
     for off in np.arange(-PANORAMA_BAND_MM, PANORAMA_BAND_MM + step / 2, step):
         px = xs + off * normal[:, 0]

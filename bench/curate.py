@@ -321,6 +321,7 @@ def main() -> None:
                 "threads": 1,
                 "published": result["published"],
                 "stages": result["stage_seconds"],
+                "stages_cpu": result["stage_cpu_seconds"],
             }
             if a.dask_workers:
                 walls = {}

@@ -10,6 +10,9 @@
    per series file: a file's pixels must be decoded once.
 3. **Prefect overhead per case**: the flow on the same drop (one thread, fresh store) minus the in-process wall,
    per case; the ephemeral API's start-up is measured apart (a no-op flow first) and not counted per case.
+   Beside every wall figure, CPU seconds (``cpu_s_per_case``: the stage's thread in-process, the flow process
+   plus its children for Prefect; the bound's own process time): on a shared machine the wall is inflated by
+   other processes, the CPU much less — compare both.
 4. ``--dask-workers K``: wall of the flow on a Dask LocalCluster of 1 and of K worker processes (speed-up).
 5. ``--rss-patients A,B``: peak RSS (process + its children) of the flow in a fresh process for A and B patients.
 
@@ -66,7 +69,7 @@ from toothmcl_data.synth.drop import write_drop
 def bound_case(raw: RawCase, out: Path) -> dict[str, float]:
     """Seconds to decode the case's CBCT from its raw files and to write the same array as plain zarr."""
     source = raw.source
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     array: np.ndarray[Any, Any] | None = None
     for unit in raw.cbct[:1]:
         if unit.kind == "series":
@@ -75,16 +78,17 @@ def bound_case(raw: RawCase, out: Path) -> dict[str, float]:
             array = np.stack([ds.pixel_array.T for ds in slices], axis=-1)
         else:
             array = np.asarray(nib.load(source.full(unit.files[0].path)).dataobj)  # type: ignore[attr-defined]
-    decode = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    decode, decode_cpu = time.perf_counter() - t0, time.process_time() - c0
+    t0, c0 = time.perf_counter(), time.process_time()
     if array is not None:
         store = zarr.storage.LocalStore(str(out))
         lay.create_volume(store, "cbct", array, lay.LayoutConfig(), {})
-    write = time.perf_counter() - t0
+    write, write_cpu = time.perf_counter() - t0, time.process_time() - c0
     return {
         "decode": decode,
         "zarr_write": write,
         "bound": decode + write,
+        "bound_cpu": decode_cpu + write_cpu,
         "mb": 0 if array is None else array.nbytes / 1e6,
     }
 
@@ -151,17 +155,17 @@ def in_process(drop: Path, base: Path, key: bytes) -> dict[str, Any]:
     work, audit, store = base / "store.work", base / "store.audit", base / "store"
     work.mkdir(parents=True)
     audit.mkdir(parents=True)
-    t_all = time.perf_counter()
+    t_all, c_all = time.perf_counter(), time.process_time()
     with counted_reads() as counts:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         plan = plan_files(str(drop))
-        t_plan = time.perf_counter() - t0
+        t_plan, c_plan = time.perf_counter() - t0, time.process_time() - c0
         summaries = [curate_case(raw, work, audit, key=key) for raw in plan.cases]
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         finish_drop(plan, [load_case_result(work, audit, s["pseudonym"]) for s in summaries], work, audit)
         publish(store, load_records([s["record"] for s in summaries if s["record"]]), message="bench")
-        t_publish = time.perf_counter() - t0
-    wall = time.perf_counter() - t_all
+        t_publish, c_publish = time.perf_counter() - t0, time.process_time() - c0
+    wall, cpu = time.perf_counter() - t_all, time.process_time() - c_all
     series_files = [r.path for c in plan.cases for u in c.cbct if u.kind == "series" for r in u.files]
     sops = {r.path: r.dicom.sop_uid for c in plan.cases for u in c.cbct for r in u.files if r.dicom is not None}
     full = [counts["dcmread_full"][sops[p]] for p in series_files]
@@ -169,8 +173,13 @@ def in_process(drop: Path, base: Path, key: bytes) -> dict[str, Any]:
     stages = {s: sum(x["seconds"][s] for x in summaries) / n for s in STAGES}
     stages["ingest"] += t_plan / n
     stages["publish"] = t_publish / n
+    stages_cpu = {s: sum(x["cpu_seconds"][s] for x in summaries) / n for s in STAGES}
+    stages_cpu["ingest"] += c_plan / n
+    stages_cpu["publish"] = c_publish / n
     return {
         "wall_s": wall,
+        "cpu_s": cpu,
+        "stages_cpu": stages_cpu,
         "records": [s["record"] for s in summaries if s["record"]],
         "stages": stages,
         "plan_s_per_case": t_plan / n,
@@ -187,13 +196,33 @@ def in_process(drop: Path, base: Path, key: bytes) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------- the flow
+def children_cpu() -> float:
+    """CPU seconds (user + system) of this process's live children (the ephemeral Prefect API server, Dask
+    workers); 0 without psutil."""
+    try:
+        import psutil
+    except ModuleNotFoundError:  # handled: psutil comes with distributed/prefect; without it children count 0
+        return 0.0
+    total = 0.0
+    for child in psutil.Process().children(recursive=True):
+        try:
+            t = child.cpu_times()
+        except psutil.Error:  # handled: a child that ended meanwhile has no times to add
+            continue
+        total += t.user + t.system
+    return total
+
+
 def run_flow(drop: Path, base: Path, key_file: Path, **kwargs: Any) -> tuple[float, dict[str, Any]]:
+    """Wall seconds of the flow on ``drop`` and its result; ``result["cpu_s"]``: CPU seconds of this process and
+    its children (the API server) during the run."""
     from flows.curate import CurateParams, run_curate
 
     params = CurateParams(raw=str(drop), store=str(base / "store"), key_file=str(key_file))
-    t0 = time.perf_counter()
+    t0, c0, k0 = time.perf_counter(), time.process_time(), children_cpu()
     result = run_curate(params, **kwargs)
-    return time.perf_counter() - t0, result
+    wall = time.perf_counter() - t0
+    return wall, result | {"cpu_s": time.process_time() - c0 + children_cpu() - k0}
 
 
 def prefect_startup() -> float:
@@ -268,7 +297,7 @@ def main() -> None:
         plan = plan_files(str(drop))
         bounds = [bound_case(c, root / "bound" / f"{i}.zarr") for i, c in enumerate(plan.cases)]
         n = len(plan.cases)
-        bound = {k: sum(b[k] for b in bounds) / n for k in ("decode", "zarr_write", "bound", "mb")}
+        bound = {k: sum(b[k] for b in bounds) / n for k in ("decode", "zarr_write", "bound", "bound_cpu", "mb")}
         inproc = in_process(drop, root / "inproc", key)
         bound["zarr_write_all_arrays"] = bound_arrays(inproc.pop("records"), root / "bound_all")
         bound["bound_all_arrays"] = bound["decode"] + bound["zarr_write_all_arrays"]
@@ -280,15 +309,19 @@ def main() -> None:
             "in_process": inproc,
         }
         per_case = dict(inproc["stages"])
+        per_case_cpu = dict(inproc["stages_cpu"])
         if not a.no_flow:
             out["prefect_startup_s"] = prefect_startup()
             wall, result = run_flow(drop, root / "flow1", key_file, threads=1)
             per_case["prefect_overhead"] = max(0.0, (wall - inproc["wall_s"]) / n)
+            per_case_cpu["prefect_overhead"] = max(0.0, (result["cpu_s"] - inproc["cpu_s"]) / n)
             out["flow"] = {
                 "wall_s": wall,
+                "cpu_s": result["cpu_s"],
                 "threads": 1,
                 "published": result["published"],
                 "stages": result["stage_seconds"],
+                "stages_cpu": result["stage_cpu_seconds"],
             }
             if a.dask_workers:
                 walls = {}
@@ -306,12 +339,15 @@ def main() -> None:
             out["peak_rss_mb"] = rss
         total = sum(per_case.values())
         out["s_per_case"] = {k: round(v, 3) for k, v in per_case.items()} | {"total": round(total, 3)}
+        total_cpu = sum(per_case_cpu.values())
+        out["cpu_s_per_case"] = {k: round(v, 3) for k, v in per_case_cpu.items()} | {"total": round(total_cpu, 3)}
         io_stages = sum(per_case.get(k, 0.0) for k in ("ingest", "deid", "record", "publish"))
         out["ratio_to_bound"] = {
             "total": round(total / bound["bound"], 2),
             "ingest+deid+record+publish": round(io_stages / bound["bound"], 2),
             "total_vs_all_arrays": round(total / bound["bound_all_arrays"], 2),
             "ingest+deid+record+publish_vs_all_arrays": round(io_stages / bound["bound_all_arrays"], 2),
+            "total_cpu_vs_bound_cpu": round(total_cpu / bound["bound_cpu"], 2),
         }
         out["load_avg"] = os.getloadavg()
     finally:

@@ -187,6 +187,12 @@ def _curate(params: CurateParams, work: Path, audit: Path) -> dict[str, Any]:
         stage: round(sum(s["seconds"].get(stage, 0.0) for s, hit in zip(everything, hits, strict=True) if not hit), 3)
         for stage in STAGES
     }
+    stage_cpu_seconds = {  # the same for the CPU seconds of each stage's thread (not inflated by other load)
+        stage: round(
+            sum(s.get("cpu_seconds", {}).get(stage, 0.0) for s, hit in zip(everything, hits, strict=True) if not hit), 3
+        )
+        for stage in STAGES
+    }
     quarantine = _quarantine(work, summaries)
     records = [s["record"] for s in summaries if s["record"]]
     if not records:  # never an empty version in silence: the whole drop was quarantined
@@ -224,6 +230,7 @@ def _curate(params: CurateParams, work: Path, audit: Path) -> dict[str, Any]:
         "case_tasks": len(futures),
         "cache_hits": cached,
         "stage_seconds": stage_seconds,
+        "stage_cpu_seconds": stage_cpu_seconds,
     }
 
 

@@ -102,4 +102,6 @@ def test_curating_a_case_decodes_its_series_once(tmp_path: Path, reads: dict[str
     assert set(summary["seconds"]) == set(STAGES)
     assert summary["seconds"]["register"] > 0
     assert summary["seconds"]["figures"] == 0
+    assert set(summary["cpu_seconds"]) == set(STAGES)  # CPU of the stage's thread beside the wall
+    assert 0 < summary["cpu_seconds"]["register"] <= summary["seconds"]["register"] + 0.05
     assert not (work / "figures").exists()

@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
@@ -28,6 +30,17 @@ def box_around(volume: Volume, points: NDArray[np.float64], margin_mm: float) ->
     return slice(int(lo[0]), int(hi[0])), slice(int(lo[1]), int(hi[1])), slice(int(lo[2]), int(hi[2]))
 
 
+def exact_in_float32(array: NDArray[Any]) -> NDArray[Any]:
+    """``array`` itself when float32 holds each of its values exactly (8/16-bit integers, float32), else a float32
+    copy: ``map_coordinates(..., output=np.float32)`` on it then gives what it gives on a float32 copy (it
+    interpolates in double either way) without copying a whole CBCT."""
+    a = np.asarray(array)
+    return a if a.dtype in _EXACT else a.astype(np.float32)
+
+
+_EXACT = {np.dtype(t) for t in (np.int8, np.uint8, np.int16, np.uint16, np.float32)}
+
+
 def tooth_bright(
     cbct: Volume, vertices: NDArray[np.float64], normals: NDArray[np.float64], level: float, gate_mm: float
 ) -> NDArray[np.bool_]:
@@ -35,11 +48,11 @@ def tooth_bright(
 
     vertices, normals: (n, 3) LPS world mm / unit vectors (either orientation).
     """
-    image = np.asarray(cbct.array, dtype=np.float32)
+    image = exact_in_float32(cbct.array)
     best = np.full(len(vertices), -np.inf, dtype=np.float32)
     for s in np.linspace(-gate_mm, gate_mm, 5):
         ijk = cbct.index_from_world(vertices + s * normals)
-        best = np.maximum(best, ndimage.map_coordinates(image, ijk.T, order=1, mode="nearest"))
+        best = np.maximum(best, ndimage.map_coordinates(image, ijk.T, output=np.float32, order=1, mode="nearest"))
     return np.asarray(best > level)
 
 
@@ -53,9 +66,11 @@ def inner_level(
     voxels labelled at ``level`` were bone, none at this threshold, tooth recall unchanged)."""
     if len(vertices) == 0:
         return level
-    image = np.asarray(cbct.array, dtype=np.float32)
+    image = exact_in_float32(cbct.array)
     sides = [
-        ndimage.map_coordinates(image, cbct.index_from_world(vertices + s * normals).T, order=1, mode="nearest")
+        ndimage.map_coordinates(
+            image, cbct.index_from_world(vertices + s * normals).T, output=np.float32, order=1, mode="nearest"
+        )
         for s in (-depth_mm, depth_mm)
     ]
     tooth = float(np.median(np.maximum(*sides)))

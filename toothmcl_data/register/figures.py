@@ -36,15 +36,21 @@ def plane_contour(
     tri = d[faces]
     side = tri > 0
     cross = side.any(axis=1) & ~side.all(axis=1)
-    segments = []
-    for f, t in zip(faces[cross], tri[cross], strict=True):
-        pts = []
-        for a, b in ((0, 1), (1, 2), (2, 0)):
-            if (t[a] > 0) != (t[b] > 0):
-                w = t[a] / (t[a] - t[b])
-                pts.append(vertices[f[a]] + w * (vertices[f[b]] - vertices[f[a]]))
-        if len(pts) == 2:
-            segments.append(pts)
+    f, t, s = faces[cross], tri[cross], side[cross]
+    # A crossing triangle has exactly two edges whose ends lie on different sides; take them in edge order
+    # (0, 1), (1, 2), (2, 0), each point where the edge meets the plane.
+    edges = ((0, 1), (1, 2), (2, 0))
+    hits = np.stack([s[:, a] != s[:, b] for a, b in edges], axis=1)  # (s, 3)
+    points = np.empty((len(f), 3, 3), dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):  # edges that do not cross (0/0) are not used
+        for e, (a, b) in enumerate(edges):
+            w = t[:, a] / (t[:, a] - t[:, b])
+            va, vb = vertices[f[:, a]], vertices[f[:, b]]
+            points[:, e] = va + w[:, None] * (vb - va)
+    first = np.argmax(hits, axis=1)
+    second = 2 - np.argmax(hits[:, ::-1], axis=1)
+    rows = np.arange(len(f))
+    segments = np.stack([points[rows, first], points[rows, second]], axis=1)
     return np.asarray(segments, dtype=np.float64).reshape(-1, 2, 3)
 
 
@@ -74,7 +80,7 @@ def _panorama(
     ys = np.polyval(coef, xs)
     slope = np.polyval(np.polyder(coef), xs)
     normal = np.stack([-slope, np.ones_like(slope)], axis=1) / np.hypot(slope, 1)[:, None]
-    image = np.asarray(cbct.array, dtype=np.float32)
+    image = np.asarray(cbct.array)  # no float copy (map_coordinates interpolates in double whatever the dtype)
     best = np.full((len(zs), len(xs)), -np.inf, dtype=np.float32)
     for off in np.arange(-PANORAMA_BAND_MM, PANORAMA_BAND_MM + step / 2, step):
         px = xs + off * normal[:, 0]
@@ -87,7 +93,8 @@ def _panorama(
             ],
             axis=-1,
         ).reshape(-1, 3)
-        vals = ndimage.map_coordinates(image, cbct.index_from_world(world).T, order=1, mode="constant", cval=WINDOW[0])
+        ijk = cbct.index_from_world(world).T
+        vals = ndimage.map_coordinates(image, ijk, output=np.float32, order=1, mode="constant", cval=WINDOW[0])
         best = np.maximum(best, vals.reshape(best.shape))
     return best, xs, (float(zs[0]), float(zs[-1]))
 
@@ -134,6 +141,6 @@ def registration_png(cbct: Volume, mesh: Mesh, registration: Registration, path:
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
+    fig.savefig(path, dpi=80, pil_kwargs={"compress_level": 1})  # fast zlib level: same pixels, ~2x the bytes
     plt.close(fig)
     return path

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from scipy.spatial.transform import Rotation
 
 from toothmcl_data.fdi import PERMANENT_FDI
@@ -21,8 +22,6 @@ from toothmcl_models.iospost import (
     smooth_on_mesh,
 )
 from toothmcl_models.segmentation import fdi_to_classes, ios_class_table
-
-import torch
 
 
 def _jaw(jaw: Jaw, seed: int = 3) -> tuple[Mesh, np.ndarray, np.ndarray]:
@@ -48,9 +47,10 @@ def test_arch_slots_run_from_one_molar_to_the_other_in_both_jaws() -> None:
     for jaw, (first, second) in (("upper", (1, 2)), ("lower", (3, 4))):
         codes = [f for f in PERMANENT_FDI if f // 10 in (first, second)]
         order = [int(np.flatnonzero(ios_class_table(jaw).numpy() == s)[0]) for s in ARCH_SLOTS]  # type: ignore[arg-type]
-        assert order == [*sorted((f for f in codes if f // 10 == first), reverse=True), *sorted(
-            f for f in codes if f // 10 == second
-        )]
+        assert order == [
+            *sorted((f for f in codes if f // 10 == first), reverse=True),
+            *sorted(f for f in codes if f // 10 == second),
+        ]
 
 
 @pytest.mark.parametrize("jaw", ["upper", "lower"])
@@ -64,9 +64,10 @@ def test_correct_labels_pass_unchanged(jaw: Jaw) -> None:
 @pytest.mark.parametrize("jaw", ["upper", "lower"])
 def test_swapped_neighbours_are_put_back_in_arch_order(jaw: Jaw) -> None:
     """Teeth 4 and 5 of one quadrant, each slightly more probable as the other: arch order renumbers them."""
-    mesh, classes, canonical = _jaw(jaw)
+    _mesh, classes, canonical = _jaw(jaw)
     a, b = 4, 5  # perjaw17 classes of x4 and x5
-    assert (classes == a).any() and (classes == b).any()
+    assert (classes == a).any()
+    assert (classes == b).any()
     probs = np.full((len(classes), 17), 0.05 / 14)
     probs[np.arange(len(classes)), classes] = 0.95
     for true, wrong in ((a, b), (b, a)):

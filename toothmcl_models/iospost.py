@@ -26,6 +26,8 @@ Classes are ``perjaw17`` indices (0 gingiva, 1–8 quadrant 1/3 teeth 1–8, 9�
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 from numpy.typing import NDArray
 from scipy import sparse
@@ -90,7 +92,7 @@ def keep_largest_pieces(
 
 def _piece_gaps(xyz: NDArray[np.float64], pieces: list[NDArray[np.int64]]) -> NDArray[np.float64]:
     """(len(pieces) − 1,) smallest vertex distance (mm) between each piece and the next."""
-    return np.array([cKDTree(xyz[a]).query(xyz[b], k=1)[0].min() for a, b in zip(pieces, pieces[1:], strict=False)])
+    return np.array([cKDTree(xyz[a]).query(xyz[b], k=1)[0].min() for a, b in itertools.pairwise(pieces)])
 
 
 def arch_order(

@@ -105,3 +105,19 @@ def test_smoothing_keeps_probabilities_and_removes_a_lone_vertex() -> None:
     smooth = smooth_on_mesh(probs, adjacency, 2)
     np.testing.assert_allclose(smooth.sum(1), 1.0)
     assert smooth[inner].argmax() == 6
+
+
+def test_touching_teeth_are_numbered_as_one_block() -> None:
+    """A quadrant whose teeth each lean one number too far back (x8 absent, so the shift fits in the 16 slots):
+    the order alone allows it; the contact rule (31 touches 41: no slot between them) numbers the block right."""
+    _mesh, classes, canonical = _jaw("lower")
+    classes = np.where(classes == 8, 0, classes)  # no tooth 38
+    probs = _soft(classes, 0.95)
+    for c in range(1, 8):  # 31 … 37 each slightly likelier as 32 … 38
+        rows = classes == c
+        probs[rows] = 0.05 / 15
+        probs[rows, c], probs[rows, c + 1] = 0.46, 0.49
+    shifted = probs.argmax(1)
+    assert (shifted[classes == 1] == 2).all()
+    assert np.array_equal(arch_order(shifted, probs, canonical, gap_penalty=0.0), shifted)
+    np.testing.assert_array_equal(arch_order(shifted, probs, canonical), classes)

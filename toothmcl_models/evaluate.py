@@ -8,7 +8,8 @@ NIfTI with the input's geometry (:func:`write_prediction_nifti`).
 
 IOS (:func:`predict_mesh`): the vertices are shuffled (seeded) and cut into clouds of the training's ``points``
 (so every cloud has the training's point density), each cloud is segmented, and every vertex takes the argmax of
-its own softmax (``cover=True``, the default); with ``cover=False`` one cloud is drawn and every vertex takes the
+its own softmax (``cover=True``, the default), refined on the mesh (smoothing, one piece per tooth, arch order:
+:mod:`toothmcl_models.iospost`); with ``cover=False`` one cloud is drawn and every vertex takes the
 majority class of its ``k`` nearest drawn points. Each vertex gets a label, in the mesh's vertex order; instances
 are numbered per predicted tooth. Written as Teeth3DS JSON
 (:func:`write_prediction_teeth3ds`). Scores come from :mod:`toothmcl_data.metrics`.
@@ -34,7 +35,8 @@ from toothmcl_data.io.volume import write_nifti
 from toothmcl_data.metrics import CBCTScores, IOSScores, score_label_maps, score_scan
 from toothmcl_data.stream.dataset import resample
 from toothmcl_data.stream.jaws import canonical_from_scan
-from toothmcl_data.types import Affine4x4, Jaw, Mesh, Volume
+from toothmcl_data.types import Affine4x4, Jaw, Mesh, Volume, apply_transform
+from toothmcl_models.iospost import postprocess_jaw
 from toothmcl_models.segmentation import CBCTSegmenter, IOSSegmenter, classes_to_fdi
 
 
@@ -141,6 +143,7 @@ def predict_mesh(
     cover: bool = True,
     batch: int = 4,
     device: torch.device | str = "cpu",
+    postprocess: bool = True,
 ) -> tuple[NDArray[np.int16], NDArray[np.int16]]:
     """Per-vertex FDI labels (n,) int16 (0 gingiva) and instances (n,) int16 of one jaw scan.
 
@@ -151,11 +154,14 @@ def predict_mesh(
     segmented itself, in ⌈n / points⌉ clouds of ``points`` shuffled vertices (``batch`` clouds per forward; the
     last cloud is filled up with already-covered vertices, whose softmaxes are averaged); else one cloud of
     ``points`` vertices drawn from ``rng`` is segmented and labels reach the others by a ``k``-nearest vote.
+    postprocess (with ``cover``): the vertex probabilities are refined on the mesh — smoothed over 1-rings, one
+    connected piece per tooth, teeth numbered in arch order (:mod:`toothmcl_models.iospost`).
     """
     normals = vertex_normals(mesh)
     xyz = mesh.vertices
+    canonical = canonical_from_scan(xyz, normals) if frame == "canonical" or (postprocess and cover) else None
     if frame == "canonical":
-        world_from_mesh = canonical_from_scan(xyz, normals)
+        world_from_mesh = canonical
     if world_from_mesh is not None:
         xyz = xyz @ world_from_mesh[:3, :3].T + world_from_mesh[:3, 3]
         normals = normals @ world_from_mesh[:3, :3].T
@@ -180,7 +186,12 @@ def predict_mesh(
         np.add.at(probs, idx.ravel(), out.reshape(-1, out.shape[-1]))
     if probs is None:
         raise InputError(f"{jaw} scan: no vertices to segment; pass a non-empty mesh")
-    labels = classes_to_fdi(probs.argmax(1), jaw).astype(np.int16)
+    if postprocess and canonical is not None:
+        probs /= probs.sum(1, keepdims=True)
+        classes = postprocess_jaw(probs, mesh.faces, apply_transform(canonical, mesh.vertices))
+    else:
+        classes = probs.argmax(1)
+    labels = classes_to_fdi(classes, jaw).astype(np.int16)
     return labels, instances_from_labels(labels)
 
 

@@ -111,6 +111,7 @@ def test_ios_prediction_covers_every_vertex_and_scores(tmp_path: Path) -> None:
         points=256,
         rng=np.random.default_rng(0),
         k=1,
+        postprocess=False,  # LeftRight labels by LPS x, not anatomically: arch order would renumber it
     )
     assert labels.shape == (len(mesh.vertices),)
     assert instances.shape == labels.shape

@@ -16,10 +16,14 @@ from toothmcl_data.deid.part10parse import (
 )
 
 
-def _read(name: str) -> bytes:
+def _path(name: str) -> str:
     path = get_testdata_file(name)
-    assert path is not None
-    with open(str(path), "rb") as fh:
+    assert isinstance(path, str)
+    return path
+
+
+def _read(name: str) -> bytes:
+    with open(_path(name), "rb") as fh:
         return fh.read()
 
 
@@ -27,7 +31,7 @@ def _read(name: str) -> bytes:
 def test_top_level_tags_and_values_match_pydicom(name: str) -> None:
     buf = _read(name)
     meta, body = parse_meta(buf)
-    ds = pydicom.dcmread(get_testdata_file(name))
+    ds = pydicom.dcmread(_path(name))
     assert text_value(buf, *meta[0x00020010][1:]) == str(ds.file_meta.TransferSyntaxUID)
     implicit = ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2"
     elements, end = parse_dataset(buf, body, len(buf), implicit, False)

@@ -107,7 +107,7 @@ def _peak_mb() -> float:
 
 def _instrument(bare: list[str]) -> None:
     """Record any built-in exception (not a ToothmclError) that leaves a reader or writer of the de-id stage."""
-    from toothmcl_data.deid import run
+    from toothmcl_data.deid import case as run  # the module whose readers and writers one case calls
     from toothmcl_data.errors import ToothmclError
 
     def wrap(name: str) -> None:

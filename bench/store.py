@@ -27,10 +27,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import trimesh
 import zarr
 from numcodecs import blosc
 
+from toothmcl_data.geometry import vertex_normals
 from toothmcl_data.store import CaseRecord, open_version, publish
 from toothmcl_data.store import layout as lay
 from toothmcl_data.synth.config import SynthConfig
@@ -139,13 +139,7 @@ def main() -> None:
     recs = list(make_records(args.cases, args.spacing))
     per_case = raw_bytes(recs[0])
     total = sum(raw_bytes(r) for r in recs)
-    normals = [
-        {
-            j: trimesh.Trimesh(m.vertices, m.faces, process=False).vertex_normals.astype(np.float32)
-            for j, m in r.case.ios.items()
-        }
-        for r in recs
-    ]
+    normals = [{j: vertex_normals(m.vertices, m.faces).astype(np.float32) for j, m in r.case.ios.items()} for r in recs]
     print(
         f"cases: {args.cases}, raw {per_case / 1e6:.1f} MB per case (CBCT {recs[0].case.cbct.shape}, "  # type: ignore[union-attr]
         f"{len(recs[0].pairs)} pairs of {CROP}³ + {N_POINTS} points)"

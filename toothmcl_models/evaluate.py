@@ -24,10 +24,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import trimesh
 from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
+from toothmcl_data import geometry
 from toothmcl_data.errors import InputError
 from toothmcl_data.fdi import from_fdi
 from toothmcl_data.io.teeth3ds import write_teeth3ds_json
@@ -93,8 +93,9 @@ def write_prediction_nifti(path: Path, prediction: Volume, *, scheme: str = "fdi
 
 
 def vertex_normals(mesh: Mesh) -> NDArray[np.float64]:
-    """(n, 3) float64 unit vertex normals of ``mesh`` in its frame (area-weighted face normals, trimesh)."""
-    return np.asarray(trimesh.Trimesh(mesh.vertices, mesh.faces, process=False).vertex_normals, dtype=np.float64)
+    """(n, 3) float64 unit vertex normals of ``mesh`` in its frame: :func:`toothmcl_data.geometry.vertex_normals`
+    (area-weighted), the same the store wrote for training."""
+    return geometry.vertex_normals(mesh.vertices, mesh.faces)
 
 
 def back_project(

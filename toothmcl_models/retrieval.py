@@ -32,7 +32,7 @@ from torch.nn import functional
 
 from toothmcl_data.errors import ConfigError
 from toothmcl_data.fdi import tooth
-from toothmcl_data.store.reader import VersionReader, open_version
+from toothmcl_data.store import VersionReader, open_version
 from toothmcl_data.stream.dataset import StreamConfig, crop_grid, resample, split_cases
 from toothmcl_data.types import JAWS, Jaw, apply_transform
 from toothmcl_models.checkpoint import load_checkpoint

@@ -3,10 +3,8 @@
 The decision for every element is :class:`toothmcl_data.deid.dicom.Policy`, the same object the pydicom walker
 (:func:`~toothmcl_data.deid.dicom.deidentify_dataset`) asks; this module only reads and writes bytes:
 
-- parse: with ``struct`` over the file's bytes, each element's (tag, VR, header offset, value range, end) for
-  Explicit VR Little Endian, Implicit VR Little Endian and the encapsulated (compressed) transfer syntaxes;
-  sequences of defined or undefined length and their items are parsed recursively; encapsulated Pixel Data is
-  skipped fragment by fragment up to its sequence delimiter (its bytes are copied, never decoded).
+- parse (:mod:`toothmcl_data.deid.part10parse`): each element's (tag, VR, header offset, value range, end),
+  sequences recursively, encapsulated Pixel Data skipped fragment by fragment (copied, never decoded).
 - emit: consecutive kept elements are copied as one byte range; a changed element is re-encoded (values
   joined by ``\\``, text in the dataset's character set, padded to even length with a space, ``\\0`` for UI);
   a sequence the profile descends into is written with undefined length and undefined-length items (as
@@ -30,7 +28,6 @@ import struct
 
 from pydicom.charset import convert_encodings, default_encoding, encode_string
 from pydicom.uid import UID
-from pydicom.valuerep import VR
 
 from toothmcl_data.deid.dicom import (
     CHARSET_VRS,
@@ -44,140 +41,35 @@ from toothmcl_data.deid.dicom import (
     Policy,
     added_attributes,
     decode_values,
-    element_vr,
     identity_from,
 )
+from toothmcl_data.deid.part10parse import (
+    LONG_VRS,
+    PIXEL_DATA,
+    UL,
+    UNDEFINED,
+    VRS,
+    Element,
+    UnsupportedError,
+    parse_dataset,
+    parse_meta,
+    text_value,
+)
+
+__all__ = ["UnsupportedError", "deidentify_part10"]
 
 _IMPLICIT_LE = "1.2.840.10008.1.2"
 _EXPLICIT_LE = "1.2.840.10008.1.2.1"
-_ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
-_PIXEL_DATA = 0x7FE00010
-_UNDEFINED = 0xFFFFFFFF
-_VRS = {v.value.encode(): str(v.value) for v in VR if len(v.value) == 2}
-"""Explicit VR bytes → VR (the ambiguous dictionary VRs such as ``US or SS`` are never encoded)."""
-_LONG = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"})
-"""Explicit VRs with a 2-byte reserved field and a 4-byte length."""
 _NUMBER = {"US": "<H", "SS": "<h", "UL": "<L", "SL": "<l", "FL": "<f", "FD": "<d", "UV": "<Q", "SV": "<q"}
-_TAG = struct.Struct("<HH")
-_EXPLICIT = struct.Struct("<HH2sH")
-_UL = struct.Struct("<L")
-_US = struct.Struct("<H")
-_ITEM_OPEN = struct.pack("<HHL", 0xFFFE, 0xE000, _UNDEFINED)
+_ITEM_OPEN = struct.pack("<HHL", 0xFFFE, 0xE000, UNDEFINED)
 _ITEM_CLOSE = struct.pack("<HHL", 0xFFFE, 0xE00D, 0)
 _SEQ_CLOSE = struct.pack("<HHL", 0xFFFE, 0xE0DD, 0)
-
-Element = tuple[int, str, int, int, int, int, "list[list[Element]] | None"]
-"""(tag, VR, header offset, value start, value end, element end, sequence items or None).
-
-VR: as encoded (explicit VR) or the dictionary's (implicit VR; ``"UN"`` for private and unknown tags, ``"SQ"``
-for a private undefined-length element made of items). Offsets index the file's bytes."""
-
-
-class UnsupportedError(Exception):
-    """The file needs the pydicom path; the message says why."""
-
-
-def _dataset(buf: bytes, pos: int, end: int, implicit: bool, in_item: bool) -> tuple[list[Element], int]:
-    """The elements from ``pos`` to ``end`` (or to the item delimiter when ``in_item``); returns the end offset."""
-    out: list[Element] = []
-    last = -1
-    while pos < end:
-        if pos + 8 > end:
-            raise UnsupportedError(f"truncated element header at byte {pos}")
-        group, number = _TAG.unpack_from(buf, pos)
-        tag = group << 16 | number
-        if group == 0xFFFE:
-            if in_item and tag == _ITEM_END:
-                return out, pos + 8
-            raise UnsupportedError(f"unexpected delimiter ({group:04X},{number:04X}) at byte {pos}")
-        if tag <= last:
-            raise UnsupportedError(f"element ({group:04X},{number:04X}) out of tag order")
-        last = tag
-        if implicit:
-            (length,) = _UL.unpack_from(buf, pos + 4)
-            vstart = pos + 8
-            vr = element_vr(tag, None)
-        else:
-            vr_or_none = _VRS.get(buf[pos + 4 : pos + 6])
-            if vr_or_none is None:
-                raise UnsupportedError(f"unknown VR {buf[pos + 4 : pos + 6]!r} at byte {pos}")
-            vr = vr_or_none
-            if vr in _LONG:
-                (length,) = _UL.unpack_from(buf, pos + 8)
-                vstart = pos + 12
-            else:
-                length = _EXPLICIT.unpack_from(buf, pos)[3]
-                vstart = pos + 8
-        items = None
-        if length == _UNDEFINED:
-            if implicit and vr == "UN" and buf[vstart : vstart + 4] == b"\xfe\xff\x00\xe0":
-                vr = "SQ"  # a private sequence: pydicom recognises it by its first item
-            if vr == "SQ":
-                items, after = _sequence(buf, vstart, end, None, implicit)
-            elif tag == _PIXEL_DATA:
-                after = _fragments(buf, vstart, end)
-            else:
-                raise UnsupportedError(f"undefined length on ({group:04X},{number:04X}) {vr}")
-            vend = after - 8
-        else:
-            vend = after = vstart + length
-            if after > end:
-                raise UnsupportedError(f"({group:04X},{number:04X}) runs past the end of its dataset")
-            if vr == "SQ":
-                items, _ = _sequence(buf, vstart, vend, vend, implicit)
-        out.append((tag, vr, pos, vstart, vend, after, items))
-        pos = after
-    if in_item:
-        raise UnsupportedError("item without an item delimiter")
-    return out, pos
-
-
-def _sequence(buf: bytes, pos: int, end: int, stop: int | None, implicit: bool) -> tuple[list[list[Element]], int]:
-    """The items of a sequence value: up to ``stop`` (defined length) or its sequence delimiter (``stop`` None)."""
-    items: list[list[Element]] = []
-    while stop is None or pos < stop:
-        if pos + 8 > end:
-            raise UnsupportedError(f"truncated sequence at byte {pos}")
-        group, number = _TAG.unpack_from(buf, pos)
-        (length,) = _UL.unpack_from(buf, pos + 4)
-        tag = group << 16 | number
-        if tag == _SEQ_END and stop is None:
-            return items, pos + 8
-        if tag != _ITEM:
-            raise UnsupportedError(f"({group:04X},{number:04X}) where a sequence item was expected")
-        if length == _UNDEFINED:
-            elements, pos = _dataset(buf, pos + 8, end, implicit, True)
-        else:
-            item_end = pos + 8 + length
-            if item_end > end:
-                raise UnsupportedError("sequence item runs past the end of its sequence")
-            elements, _ = _dataset(buf, pos + 8, item_end, implicit, False)
-            pos = item_end
-        items.append(elements)
-    if pos != stop:
-        raise UnsupportedError("sequence items overrun the sequence length")
-    return items, pos
-
-
-def _fragments(buf: bytes, pos: int, end: int) -> int:
-    """Skip encapsulated Pixel Data (basic offset table and fragments); returns the offset after its delimiter."""
-    while True:
-        if pos + 8 > end:
-            raise UnsupportedError("encapsulated Pixel Data without a sequence delimiter")
-        group, number = _TAG.unpack_from(buf, pos)
-        (length,) = _UL.unpack_from(buf, pos + 4)
-        tag = group << 16 | number
-        if tag == _SEQ_END:
-            return pos + 8
-        if tag != _ITEM or length == _UNDEFINED:
-            raise UnsupportedError("malformed encapsulated Pixel Data")
-        pos += 8 + length
 
 
 def _header(tag: int, vr: str, length: int, implicit: bool) -> bytes:
     if implicit:
         return struct.pack("<HHL", tag >> 16, tag & 0xFFFF, length)
-    if vr in _LONG:
+    if vr in LONG_VRS:
         return struct.pack("<HH2sHL", tag >> 16, tag & 0xFFFF, vr.encode(), 0, length)
     if len(vr) != 2 or length > 0xFFFF:
         raise UnsupportedError(f"cannot write {vr} of {length} bytes with a 2-byte length")
@@ -219,7 +111,7 @@ def _added(ctx: DeidContext, implicit: bool, encodings: tuple[str, ...]) -> tupl
     out = []
     for tag, vr, value in added_attributes(ctx):
         if isinstance(value, tuple):  # the code sequence: (code value, meaning) per item
-            parts = [_header(tag, vr, _UNDEFINED, implicit)]
+            parts = [_header(tag, vr, UNDEFINED, implicit)]
             for code, meaning in value:
                 parts += [
                     _ITEM_OPEN,
@@ -301,7 +193,7 @@ class _Writer:
                 out.append(view[run_start:run_end])
                 run_start = run_end = -1
             if edit == DESCEND:
-                out.append(_header(tag, "SQ", _UNDEFINED, self.implicit))
+                out.append(_header(tag, "SQ", UNDEFINED, self.implicit))
                 for item in items or ():
                     out.append(_ITEM_OPEN)
                     self.dataset(item)
@@ -314,35 +206,6 @@ class _Writer:
         out.extend(data for _, _, data in pending)
 
 
-def _meta(buf: bytes) -> tuple[dict[int, tuple[int, int, int]], int]:
-    """File meta elements: tag → (header offset, value start, end); and the offset where the dataset starts."""
-    if len(buf) < 132 or buf[128:132] != b"DICM":
-        raise UnsupportedError("no DICM prefix")
-    meta: dict[int, tuple[int, int, int]] = {}
-    pos = 132
-    while pos + 8 <= len(buf):
-        group, number, vr_bytes, length = _EXPLICIT.unpack_from(buf, pos)
-        if group != 2:
-            break
-        vr = _VRS.get(vr_bytes)
-        if vr is None:
-            raise UnsupportedError("file meta is not explicit VR")
-        vstart = pos + 8
-        if vr in _LONG:
-            (length,) = _UL.unpack_from(buf, pos + 8)
-            vstart = pos + 12
-        end = vstart + length
-        if length == _UNDEFINED or end > len(buf):
-            raise UnsupportedError("malformed file meta")
-        meta[group << 16 | number] = (pos, vstart, end)
-        pos = end
-    return meta, pos
-
-
-def _text(buf: bytes, start: int, end: int) -> str:
-    return buf[start:end].decode("latin-1").strip("\0 ")
-
-
 def deidentify_part10(data: bytes, ctx: DeidContext) -> tuple[str, bytes]:
     """De-identify one Part 10 file's bytes; returns (new SOPInstanceUID, output bytes) or raises UnsupportedError."""
     try:
@@ -352,12 +215,12 @@ def deidentify_part10(data: bytes, ctx: DeidContext) -> tuple[str, bytes]:
 
 
 def _deidentify(buf: bytes, ctx: DeidContext) -> tuple[str, bytes]:
-    meta, body = _meta(buf)
+    meta, body = parse_meta(buf)
     ts = meta.get(0x00020010)
-    syntax = UID(_text(buf, ts[1], ts[2]) if ts else "")
+    syntax = UID(text_value(buf, ts[1], ts[2]) if ts else "")
     if syntax == _IMPLICIT_LE:
         implicit = True
-        if buf[body + 4 : body + 6] in _VRS:
+        if buf[body + 4 : body + 6] in VRS:
             raise UnsupportedError("Implicit VR transfer syntax but the dataset looks explicit")
     elif syntax == _EXPLICIT_LE or (
         syntax.is_transfer_syntax and syntax.is_compressed and syntax.is_little_endian and not syntax.is_deflated
@@ -371,11 +234,11 @@ def _deidentify(buf: bytes, ctx: DeidContext) -> tuple[str, bytes]:
     if 0x00020013 not in meta:
         raise UnsupportedError("file meta lacks Implementation Version Name")
 
-    elements, _ = _dataset(buf, body, len(buf), implicit, False)
+    elements, _ = parse_dataset(buf, body, len(buf), implicit, False)
     top = {e[0]: e for e in elements if e[0] in IDENTITY_TAGS or e[0] in (0x00080005, 0x00080016, 0x00080018)}
     if elements and elements[0][0] >> 16 in (0, 2):
         raise UnsupportedError("command or file meta elements inside the dataset")
-    pixel = next((e for e in reversed(elements) if e[0] == _PIXEL_DATA), None)
+    pixel = next((e for e in reversed(elements) if e[0] == PIXEL_DATA), None)
     undefined = pixel is not None and pixel[5] != pixel[4]  # an undefined length ends with a delimiter
     if pixel is not None and undefined != syntax.is_compressed:  # pydicom sets the length by the transfer syntax
         raise UnsupportedError("Pixel Data length does not match the transfer syntax (pydicom would rewrite it)")
@@ -390,8 +253,8 @@ def _deidentify(buf: bytes, ctx: DeidContext) -> tuple[str, bytes]:
         return None if e is None else (e[1], _values(buf, e[3], e[4], e[1], encodings))
 
     sop_class = top.get(0x00080016)
-    class_uid = _text(buf, sop_class[3], sop_class[4]) if sop_class else ""
-    if class_uid and class_uid != _text(buf, *meta[0x00020002][1:]):
+    class_uid = text_value(buf, sop_class[3], sop_class[4]) if sop_class else ""
+    if class_uid and class_uid != text_value(buf, *meta[0x00020002][1:]):
         raise UnsupportedError("Media Storage SOP Class UID differs from SOP Class UID")
 
     writer = _Writer(buf, implicit, Policy(ctx, identity_from(values, ctx.options)), encodings)
@@ -400,7 +263,7 @@ def _deidentify(buf: bytes, ctx: DeidContext) -> tuple[str, bytes]:
     if isinstance(sop_edit, list):
         sop = "\\".join(sop_edit)
     else:  # kept as it was, or emptied
-        sop = _text(buf, sop_element[3], sop_element[4]) if sop_edit == KEEP and sop_element else ""
+        sop = text_value(buf, sop_element[3], sop_element[4]) if sop_edit == KEEP and sop_element else ""
 
     view = memoryview(buf)
     parts: list[bytes | memoryview] = []
@@ -410,5 +273,5 @@ def _deidentify(buf: bytes, ctx: DeidContext) -> tuple[str, bytes]:
         start, _, end = meta[tag]
         parts.append(_element(tag, "UI", [sop], [], False) if tag == 0x00020003 and sop else view[start:end])
     size = sum(map(len, parts))
-    head = [bytes(128), b"DICM", _header(0x00020000, "UL", 4, False), _UL.pack(size)]
+    head = [bytes(128), b"DICM", _header(0x00020000, "UL", 4, False), UL.pack(size)]
     return sop, b"".join([*head, *parts, *writer.out])

@@ -5,15 +5,9 @@ Inside the library a tooth is always its FDI code (0 = gingiva/background, -1 = 
 by the YAML files in ``catalogs/labelmaps/``.
 """
 
+from toothmcl_data.fdi.catalog import labelmaps_dir, scheme_names
 from toothmcl_data.fdi.colors import ColorTable, load_color_table
-from toothmcl_data.fdi.schemes import (
-    LabelScheme,
-    from_fdi,
-    labelmaps_dir,
-    load_scheme,
-    scheme_names,
-    to_fdi,
-)
+from toothmcl_data.fdi.schemes import LabelScheme, from_fdi, load_scheme, to_fdi
 from toothmcl_data.fdi.teeth import (
     ALL_TEETH,
     DECIDUOUS_FDI,

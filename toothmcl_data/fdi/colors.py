@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from toothmcl_data.errors import LabelSchemeError
-from toothmcl_data.fdi.schemes import labelmaps_dir, read_catalog_file
+from toothmcl_data.fdi.catalog import catalog_folder, read_catalog_file
 from toothmcl_data.fdi.teeth import ALL_TEETH, GINGIVA, INVALID_LABEL, UNKNOWN, as_label_array, format_codes
 
 RGB = tuple[int, int, int]
@@ -195,7 +195,7 @@ def _color_table_from_file(path: Path) -> ColorTable:
 
 def load_color_table(name: str = "fdi_colors", directory: str | Path | None = None) -> ColorTable:
     """Load (once, then cached) the colour table ``<directory>/<name>.yaml`` (default: the catalog)."""
-    folder = (Path(directory) if directory is not None else labelmaps_dir()).resolve()
+    folder = catalog_folder(directory)
     return _load_color_table(name, folder)
 
 

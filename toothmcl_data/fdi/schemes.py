@@ -1,25 +1,29 @@
 """Label schemes: other tooth numberings ↔ FDI, and FDI ↔ colour, driven by ``catalogs/labelmaps/*.yaml``.
 
 Inside the library teeth are always FDI (0 = gingiva/background, -1 = unknown). Readers and writers convert at
-the edges through one registry: each scheme is a YAML file (format in ``catalogs/labelmaps/README.md``) loaded
-by :func:`load_scheme`; nothing here hard-codes a scheme's numbers. Conversions are vectorised lookup tables,
--1 passes through every converter unchanged, and unknown codes raise :class:`LabelSchemeError` naming them.
+the edges through one registry: each scheme is a YAML file (format in ``catalogs/labelmaps/README.md``, found
+and read by :mod:`toothmcl_data.fdi.catalog`) loaded by :func:`load_scheme`; nothing here hard-codes a scheme's
+numbers. Conversions are vectorised lookup tables, -1 passes through every converter unchanged, and unknown
+codes raise :class:`LabelSchemeError` naming them.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import yaml
 from numpy.typing import ArrayLike, NDArray
 
-import toothmcl_data
 from toothmcl_data.errors import LabelSchemeError
+from toothmcl_data.fdi.catalog import (  # re-exported: the catalog folder and its files
+    catalog_folder,
+    labelmaps_dir,
+    read_catalog_file,
+    scheme_names,
+)
 from toothmcl_data.fdi.teeth import (
     ALL_TEETH,
     DECIDUOUS_FDI,
@@ -34,21 +38,22 @@ from toothmcl_data.fdi.teeth import (
 )
 from toothmcl_data.types import JAWS, Jaw
 
+__all__ = [
+    "MAX_CODE",
+    "LabelScheme",
+    "format_ranges",
+    "from_fdi",
+    "labelmaps_dir",
+    "load_scheme",
+    "read_catalog_file",
+    "scheme_names",
+    "to_fdi",
+]
+
 MAX_CODE = 32767
 """Largest code a scheme may use (converters return int16)."""
 _FDI_LUT_SIZE = max(ALL_TEETH) + 1
 _DECIDUOUS = frozenset(DECIDUOUS_FDI)
-_REQUIRED = {
-    "label_scheme": ("name", "kind", "description", "source", "to_fdi"),
-    "color_table": ("name", "kind", "description", "source", "tolerance", "colors"),
-}
-
-
-def labelmaps_dir() -> Path:
-    """The ``catalogs/labelmaps`` folder: packaged in the wheel, else at the repository root."""
-    package = Path(toothmcl_data.__file__).parent
-    catalogs = package / "catalogs"
-    return (catalogs if catalogs.is_dir() else package.parent / "catalogs") / "labelmaps"
 
 
 def format_ranges(codes: Iterable[int]) -> str:
@@ -271,40 +276,6 @@ def _schemes_accepting(codes: list[int], jaw: Jaw | None, exclude: LabelScheme) 
     return found
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """A safe YAML loader that refuses duplicate mapping keys (PyYAML silently keeps the last one)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
-        keys: set[Hashable] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if isinstance(key, Hashable) and key in keys:
-                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
-            keys.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-def read_catalog_file(path: Path, kind: str) -> dict[str, Any]:
-    """Parse one ``catalogs/labelmaps`` YAML file of ``kind`` and check its required keys."""
-    try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)
-    except (OSError, yaml.YAMLError) as err:
-        raise LabelSchemeError(f"{path}: cannot read label-map YAML: {err}") from err
-    if not isinstance(data, dict):
-        raise LabelSchemeError(f"{path}: expected a YAML mapping with keys {', '.join(_REQUIRED[kind])}")
-    if data.get("kind") != kind:
-        raise LabelSchemeError(f"{path}: kind is {data.get('kind')!r}, expected {kind!r}")
-    missing = [k for k in _REQUIRED[kind] if k not in data]
-    if missing:
-        raise LabelSchemeError(
-            f"{path}: missing key(s) {', '.join(missing)}; a {kind} file needs {', '.join(_REQUIRED[kind])} "
-            "(see catalogs/labelmaps/README.md)"
-        )
-    if data["name"] != path.stem:
-        raise LabelSchemeError(f"{path}: name {data['name']!r} must equal the file name {path.stem!r}")
-    return data
-
-
 def _int(value: object, path: Path, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise LabelSchemeError(f"{path}: {where}: {value!r} is not an integer; codes and FDI are integers")
@@ -349,27 +320,9 @@ def _scheme_from_file(path: Path) -> LabelScheme:
     )
 
 
-def _folder(directory: str | Path | None) -> Path:
-    return (Path(directory) if directory is not None else labelmaps_dir()).resolve()
-
-
-def scheme_names(directory: str | Path | None = None, *, kind: str = "label_scheme") -> list[str]:
-    """Names of the label schemes (``kind: label_scheme`` files; ``kind="color_table"``: the colour tables) in
-    ``directory`` (default: the catalog)."""
-    names = []
-    for path in sorted(_folder(directory).glob("*.yaml")):
-        try:
-            found = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader).get("kind")
-        except (OSError, yaml.YAMLError, AttributeError) as err:
-            raise LabelSchemeError(f"{path}: cannot read label-map YAML: {err}") from err
-        if found == kind:
-            names.append(path.stem)
-    return names
-
-
 def load_scheme(name: str, directory: str | Path | None = None) -> LabelScheme:
     """Load (once, then cached) the scheme ``<directory>/<name>.yaml``; malformed files raise naming it."""
-    return _load_scheme(name, _folder(directory))
+    return _load_scheme(name, catalog_folder(directory))
 
 
 @functools.lru_cache(maxsize=64)

@@ -4,6 +4,6 @@
 """
 
 from toothmcl_data.pair.case import PairResult, pair_case
-from toothmcl_data.register.config import PairConfig
+from toothmcl_data.pair.config import PairConfig
 
 __all__ = ["PairConfig", "PairResult", "pair_case"]

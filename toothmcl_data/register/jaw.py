@@ -11,6 +11,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
+from toothmcl_data import geometry
 from toothmcl_data.errors import RegistrationError
 from toothmcl_data.io.meshlabels import jaw_from_labels
 from toothmcl_data.register import features, qc
@@ -29,23 +30,9 @@ search."""
 
 
 def vertex_normals(mesh: Mesh, index: NDArray[np.intp] | None = None) -> NDArray[np.float64]:
-    """(n, 3) float64 unit vertex normals of ``mesh`` in its own frame: sums of the area-weighted normals of the
-    faces around each vertex (orientation follows the face winding); (0, 0, 0) for unused vertices. With
-    ``index`` (k,), only those vertices' normals (k, 3), from the faces around them alone (same values)."""
-    v, f = mesh.vertices, mesh.faces
-    if index is not None:
-        wanted = np.zeros(len(v), dtype=bool)
-        wanted[index] = True
-        f = f[wanted[f].any(axis=1)]
-    fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
-    out = np.zeros_like(v)
-    for corner in range(3):
-        for axis in range(3):
-            out[:, axis] += np.bincount(f[:, corner], weights=fn[:, axis], minlength=len(v))
-    if index is not None:
-        out = out[index]
-    norm = np.linalg.norm(out, axis=1, keepdims=True)
-    return np.divide(out, norm, out=np.zeros_like(out), where=norm > 0)
+    """(n, 3) float64 unit vertex normals of ``mesh`` in its own frame (or (k, 3) for ``index`` (k,)):
+    :func:`toothmcl_data.geometry.vertex_normals` (area-weighted, the one definition every stage uses)."""
+    return geometry.vertex_normals(mesh.vertices, mesh.faces, index)
 
 
 def fps_indices(points: NDArray[np.float64], n: int) -> NDArray[np.intp]:

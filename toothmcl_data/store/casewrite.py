@@ -10,24 +10,10 @@ import numpy as np
 import zarr
 from numpy.typing import NDArray
 
+from toothmcl_data.geometry import vertex_normals
 from toothmcl_data.store import layout as lay
 from toothmcl_data.store.records import CaseRecord, registration_dict
 from toothmcl_data.types import ToothPair
-
-
-def vertex_normals(vertices: NDArray[Any], faces: NDArray[Any]) -> NDArray[np.float32]:
-    """(n, 3) float32 unit vertex normals (area-weighted face normals) of ``vertices`` (n, 3) mm with ``faces``
-    (m, 3) int vertex indices, in the mesh's own frame. Vertices on no face get (0, 0, 0)."""
-    v = np.asarray(vertices, dtype=np.float64)
-    f = np.asarray(faces, dtype=np.int64)
-    out = np.zeros((len(v), 3), dtype=np.float64)
-    if len(f):
-        face_n = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
-        idx = f.ravel()
-        for axis in range(3):
-            out[:, axis] = np.bincount(idx, weights=np.repeat(face_n[:, axis], 3), minlength=len(v))
-    norm = np.linalg.norm(out, axis=1, keepdims=True)
-    return (out / np.where(norm > 0, norm, 1.0)).astype(np.float32)
 
 
 def write_case_arrays(
@@ -53,7 +39,7 @@ def write_case_arrays(
         data = {
             "vertices": mesh.vertices,
             "faces": mesh.faces,
-            "normals": vertex_normals(mesh.vertices, mesh.faces),
+            "normals": vertex_normals(mesh.vertices, mesh.faces).astype(np.float32),
             "labels": mesh.labels,
             "instances": mesh.instances,
             "face_labels": mesh.face_labels,

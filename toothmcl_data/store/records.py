@@ -158,6 +158,30 @@ def _array(h: Any, name: str, arr: NDArray[Any] | None) -> None:
     h.update(a.data)
 
 
+def validate_record(record: CaseRecord) -> None:
+    """Refuse a record the store cannot hold as given: a pseudonym that is not a plain name, a CBCT that is not
+    int16 scanner values, a tooth pair naming another case, crops that are not one (X, Y, Z) shape, crown points
+    that are not (N, 6) (x, y, z, nx, ny, nz)."""
+    case = record.case
+    p = case.pseudonym
+    if not p or "/" in p or p.startswith("."):
+        raise StoreError(f"case {p!r}: a pseudonym must be non-empty, without '/', not starting with '.'")
+    if case.cbct is not None and case.cbct.array.dtype != np.int16:
+        raise StoreError(
+            f"case {p}: CBCT must be int16 scanner values, got {case.cbct.array.dtype}; convert on read (io.*)"
+        )
+    for pair in record.pairs:
+        if pair.case != p:
+            raise StoreError(f"case {p}: tooth pair {pair.fdi} names case {pair.case!r}")
+        if pair.cbct_crop.ndim != 3 or pair.label_crop.shape != pair.cbct_crop.shape:
+            raise StoreError(
+                f"case {p}: tooth {pair.fdi}: cbct_crop and label_crop must be one (X, Y, Z) shape, got "
+                f"{pair.cbct_crop.shape} and {pair.label_crop.shape}"
+            )
+        if pair.ios_points.ndim != 2 or pair.ios_points.shape[1] != 6:
+            raise StoreError(f"case {p}: tooth {pair.fdi}: ios_points must be (N, 6), got {pair.ios_points.shape}")
+
+
 def sorted_pairs(pairs: Sequence[ToothPair]) -> list[ToothPair]:
     """Pairs in store order: by FDI, stable for equal FDI."""
     return sorted(pairs, key=lambda p: p.fdi)

@@ -12,7 +12,6 @@ hash equals the base's makes no new commit.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 from collections.abc import Iterable, Mapping
@@ -28,27 +27,22 @@ import zarr
 
 from toothmcl_data.errors import StoreError, ToothmclError
 from toothmcl_data.store import layout as lay
-from toothmcl_data.store.card import build_card, render_markdown
 from toothmcl_data.store.casewrite import clear_pair_slots, write_case_arrays, write_pair_slots
+from toothmcl_data.store.contents import build_tables, encode_tables, write_tables_and_card
 from toothmcl_data.store.guard import exclusive, store_lock_path, write_error
 from toothmcl_data.store.records import (
     CaseRecord,
     Provenance,
-    canonical_json,
     case_content_hash,
     sorted_pairs,
+    validate_record,
 )
 from toothmcl_data.store.repo import BRANCH, FORMAT_VERSION, META_KEY, VersionInfo, create_tag, open_repo, resolve
-from toothmcl_data.store.splits import SplitConfig, assign_splits
+from toothmcl_data.store.splits import SplitConfig
 from toothmcl_data.store.tables import (
     case_rows,
-    check_columns,
-    content_hash,
     filter_rows,
-    parquet_bytes,
     read_parquet,
-    to_arrow,
-    version_hash,
 )
 
 log = logging.getLogger(__name__)
@@ -167,7 +161,7 @@ class Writer:
                 self._state.unchanged += 1
                 self._add_rows(rows)
             return h
-        self._validate(record)
+        validate_record(record)
         if old is not None:
             self._clear_case(p)
         pairs = sorted_pairs(record.pairs)
@@ -197,26 +191,6 @@ class Writer:
     def _add_rows(self, rows: Mapping[str, list[dict[str, Any]]]) -> None:
         for name, value in rows.items():
             self._state.rows[name].extend(value)
-
-    def _validate(self, record: CaseRecord) -> None:
-        case = record.case
-        p = case.pseudonym
-        if not p or "/" in p or p.startswith("."):
-            raise StoreError(f"case {p!r}: a pseudonym must be non-empty, without '/', not starting with '.'")
-        if case.cbct is not None and case.cbct.array.dtype != np.int16:
-            raise StoreError(
-                f"case {p}: CBCT must be int16 scanner values, got {case.cbct.array.dtype}; convert on read (io.*)"
-            )
-        for pair in record.pairs:
-            if pair.case != p:
-                raise StoreError(f"case {p}: tooth pair {pair.fdi} names case {pair.case!r}")
-            if pair.cbct_crop.ndim != 3 or pair.label_crop.shape != pair.cbct_crop.shape:
-                raise StoreError(
-                    f"case {p}: tooth {pair.fdi}: cbct_crop and label_crop must be one (X, Y, Z) shape, got "
-                    f"{pair.cbct_crop.shape} and {pair.label_crop.shape}"
-                )
-            if pair.ios_points.ndim != 2 or pair.ios_points.shape[1] != 6:
-                raise StoreError(f"case {p}: tooth {pair.fdi}: ios_points must be (N, 6), got {pair.ios_points.shape}")
 
     def _allocate(self, pairs: list[Any], reuse: _BaseCase | None = None) -> int:
         """Reserve whole shards of pair slots for one case (a changed case keeps its old slots when its pairs
@@ -306,11 +280,16 @@ class Writer:
         removed = sorted(set(self._base_cases) - self._state.seen)
         for p in removed:
             self._clear_case(p)
-        built = self._build_tables(list(inventory), list(quarantine), provenance, splits)
-        payloads = {name: parquet_bytes(t) for name, t in built.items()}
-        tables = {name: read_parquet(payload) for name, payload in payloads.items()}  # hash what readers see
-        hashes = {name: content_hash(name, t) for name, t in tables.items()}
-        vhash = version_hash(hashes)
+        built = build_tables(
+            self._state.rows,
+            list(inventory),
+            list(quarantine),
+            provenance,
+            splits,
+            base_tables=self._base_tables,
+            where=f"store {self.store}",
+        )
+        payloads, tables, hashes, vhash = encode_tables(built)
         stats = {"cases_written": self._state.written, "cases_unchanged": self._state.unchanged}
         stats["cases_removed"] = len(removed)
         if self._base is not None and vhash == self._base.content_hash:
@@ -320,28 +299,7 @@ class Writer:
                 create_tag(self._repo, tag, self._base.id, store=self.store)
             return resolve(self._repo, self._base.id, store=self.store)
         self._write_case_index(tables["cases"])
-        card = build_card(
-            tables,
-            content_hash=vhash,
-            provenance=provenance.to_dict(),
-            splits={
-                "fractions": list(splits.fractions),
-                "stratify_by": splits.stratify_by,
-                "key_fingerprint": splits.key_fingerprint,
-            },
-        )
-        for name, table in tables.items():
-            payload = payloads[name]
-            lay.create_bytes(
-                self._zstore,
-                f"tables/{name}",
-                payload,
-                {"sha256": _sha256(payload), "content_sha256": hashes[name], "rows": table.num_rows},
-            )
-        card_json = canonical_json(card).encode()
-        lay.create_bytes(self._zstore, "card/json", card_json, {"sha256": _sha256(card_json)})
-        card_md = render_markdown(card).encode()
-        lay.create_bytes(self._zstore, "card/md", card_md, {"sha256": _sha256(card_md)})
+        write_tables_and_card(self._zstore, tables, payloads, hashes, vhash=vhash, provenance=provenance, splits=splits)
         meta = {
             "format": FORMAT_VERSION,
             "content_hash": vhash,
@@ -364,43 +322,6 @@ class Writer:
         info = resolve(self._repo, snapshot_id, store=self.store)
         log.info("store %s: version %s (%s) %s", self.store, snapshot_id, vhash[:12], stats)
         return VersionInfo(**{**info.__dict__, "stats": stats})
-
-    def _build_tables(
-        self,
-        inventory: list[Mapping[str, Any]],
-        quarantine: list[Mapping[str, Any]],
-        provenance: Provenance,
-        splits: SplitConfig,
-    ) -> dict[str, Any]:
-        rows = self._state.rows
-        check_columns("inventory", inventory, f"store {self.store}")
-        check_columns("quarantine", quarantine, f"store {self.store}")
-        cases = to_arrow("cases", rows["cases"])
-        names = cases.column("pseudonym").to_pylist() if cases.num_rows else []
-        strata = None
-        if splits.stratify_by is not None:
-            if cases.num_rows and splits.stratify_by not in cases.column_names:
-                raise StoreError(
-                    f"store {self.store}: splits stratified by {splits.stratify_by!r}, but the cases table has no "
-                    f"such column (columns: {', '.join(cases.column_names)}); add it to CaseRecord.attributes"
-                )
-            strata = dict(zip(names, cases.column(splits.stratify_by).to_pylist(), strict=True)) if names else {}
-        previous = {}
-        if "splits" in self._base_tables and self._base_tables["splits"].num_rows:
-            previous = {r["pseudonym"]: r["split"] for r in self._base_tables["splits"].to_pylist()}
-        assigned = assign_splits(names, splits, previous=previous, strata=strata)
-        prov = {**provenance.to_dict(), "splits": {**splits.to_dict(), "key": splits.key_fingerprint}}
-        return {
-            "cases": cases,
-            "scans": to_arrow("scans", rows["scans"]),
-            "teeth": to_arrow("teeth", rows["teeth"]),
-            "pairs": to_arrow("pairs", rows["pairs"]),
-            "registrations": to_arrow("registrations", rows["registrations"]),
-            "inventory": to_arrow("inventory", inventory),
-            "quarantine": to_arrow("quarantine", quarantine),
-            "splits": to_arrow("splits", [{"pseudonym": p, "split": s} for p, s in assigned.items()]),
-            "provenance": to_arrow("provenance", [{"field": k, "value": canonical_json(v)} for k, v in prov.items()]),
-        }
 
     def _write_case_index(self, cases: Any) -> None:
         st = self._state
@@ -471,7 +392,3 @@ def publish(
         if isinstance(err, ToothmclError):
             raise  # already says what happened
         raise write_error(store, err) from err
-
-
-def _sha256(payload: bytes) -> str:
-    return hashlib.sha256(payload).hexdigest()

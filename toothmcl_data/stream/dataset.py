@@ -31,6 +31,7 @@ from scipy import ndimage
 from torch.utils.data import Dataset
 
 from toothmcl_data.errors import ConfigError
+from toothmcl_data.geometry import crop_grid  # re-exported: the stream places its crops with it
 from toothmcl_data.store import open_version
 from toothmcl_data.store.blocks import read_block
 from toothmcl_data.stream.augment import AugmentConfig, augment_pair, draw_motion, move_crop, move_points
@@ -156,14 +157,6 @@ class PairDataset(_VersionDataset):
             "index": index,
             "applied": applied,
         }
-
-
-def crop_grid(centre: NDArray[np.float64], shape: tuple[int, int, int], spacing: float) -> Affine4x4:
-    """``world_from_crop`` (4, 4) of an LPS-aligned crop of ``shape`` voxels and ``spacing`` mm centred on
-    ``centre`` (3,) LPS mm."""
-    affine = np.diag([spacing, spacing, spacing, 1.0])
-    affine[:3, 3] = centre - spacing * (np.asarray(shape, dtype=np.float64) - 1) / 2
-    return affine
 
 
 def resample(

@@ -12,9 +12,9 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
-import trimesh
 
 from toothmcl_data.errors import ConfigError
+from toothmcl_data.geometry import vertex_normals
 from toothmcl_data.store.records import CaseRecord
 from toothmcl_data.synth.config import SynthConfig
 from toothmcl_data.synth.patient import SyntheticPatient, make_patient
@@ -41,7 +41,7 @@ def synth_record(patient: SyntheticPatient, pseudonym: str) -> CaseRecord:
         ios[jaw] = Mesh(mesh.vertices, mesh.faces, f"ios:{pseudonym}:{jaw}", mesh.labels, mesh.instances, jaw=jaw)
         T = patient.world_from_ios[jaw]
         regs[jaw] = Registration(jaw, T, 0.0, 0.0, 1.0, {}, "pass")
-        normals = trimesh.Trimesh(mesh.vertices, mesh.faces, process=False).vertex_normals @ T[:3, :3].T
+        normals = vertex_normals(mesh.vertices, mesh.faces) @ T[:3, :3].T
         world = apply_transform(T, mesh.vertices)
         for fdi in sorted(set(np.unique(mesh.labels).tolist()) - {0}) if mesh.labels is not None else []:
             if fdi not in centroid_index:

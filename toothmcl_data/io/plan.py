@@ -1,0 +1,28 @@
+"""Plan a raw drop's files: discover them, group them into units and units into raw cases, match each unit to a
+patient (:class:`~toothmcl_data.io.group.DropPlan`). Nothing is read beyond headers and nothing is written; the
+de-identification stage (:mod:`toothmcl_data.deid.run`) and the curation flow start from the plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from toothmcl_data.io.discover import discover
+from toothmcl_data.io.fs import open_source
+from toothmcl_data.io.group import DropPlan, RawCase, plan_units
+from toothmcl_data.io.match import read_manifest
+
+
+def plan_files(
+    raw: str | Path, *, manifest: Path | None = None, progress: Callable[[int], None] | None = None
+) -> DropPlan:
+    """Discover, group and match the drop at ``raw`` (path or fsspec URL); writes nothing."""
+    source = open_source(raw)
+    records = discover(source, progress=progress)
+    return plan_units(source, records, read_manifest(manifest) if manifest else None)
+
+
+def plan_drop(raw: str | Path, *, manifest: Path | None = None) -> list[RawCase]:
+    """The raw cases of a drop (see :func:`plan_files` for the files that belong to no case)."""
+    return list(plan_files(raw, manifest=manifest).cases)

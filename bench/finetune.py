@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import shutil
 import time
 from collections.abc import Sequence
@@ -97,7 +98,7 @@ def score(task: str, run: Path, store: Path, cases: Sequence[str], seed: int) ->
     if task == "cbct":
         assert isinstance(net, CBCTSegmenter)
         return score_cbct_cases(
-            net, version, list(cases), spacing_mm=config.data.spacing_mm, roi=config.data.crop_shape
+            net, version, list(cases), spacing_mm=config.data.spacing_mm, roi=config.data.crop_shape, breakdown=True
         )
     assert isinstance(net, IOSSegmenter)
     scans = random_pose_scans(version, cases, np.random.default_rng([seed, 7]))
@@ -106,23 +107,24 @@ def score(task: str, run: Path, store: Path, cases: Sequence[str], seed: int) ->
 
 def train_with_curve(
     task: str, store: Path, config: FinetuneConfig, run: Path, val: Sequence[str], eval_every: int, seed: int
-) -> tuple[list[dict[str, float]], float]:
-    """Train in chunks of ``eval_every`` steps, scoring ``val`` after each; returns the curve and training minutes
-    (validation time excluded)."""
+) -> tuple[list[dict[str, float]], float, float]:
+    """Train in chunks of ``eval_every`` steps, scoring ``val`` after each; returns the curve, training wall minutes
+    and training CPU minutes (user + system of all threads; validation time excluded from both)."""
     if run.exists():
         shutil.rmtree(run)
-    curve, seconds, step = [], 0.0, 0
+    curve, seconds, cpu, step = [], 0.0, 0.0, 0
     total = config.optim.total_steps
     while step < total:
         step = min(step + eval_every, total)
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         resume = (run / "checkpoints").is_dir()
         finetune(str(store), "latest", config, run, resume=resume, max_steps=step)
         seconds += time.perf_counter() - t
+        cpu += time.process_time() - c
         figures = score(task, run, store, val, seed)
         curve.append({"step": float(step), "train_minutes": seconds / 60, **figures})
         print(f"[{task}] step {step}/{total}: {json.dumps({k: round(v, 4) for k, v in figures.items()})}", flush=True)
-    return curve, seconds / 60
+    return curve, seconds / 60, cpu / 60
 
 
 def read_losses(run: Path) -> tuple[list[int], list[float]]:
@@ -180,9 +182,18 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
             run=replace(base.run, seed=args.seed, threads=args.threads),
         )
         run = out / task
-        curve, minutes = train_with_curve(task, out / "store", config, run, roles["val"], args.eval_every, args.seed)
+        curve, minutes, cpu = train_with_curve(
+            task, out / "store", config, run, roles["val"], args.eval_every, args.seed
+        )
         figures = score(task, run, out / "store", roles["test"], args.seed)
-        report[task] = {**figures, "train_minutes": minutes, "steps": config.optim.total_steps, "curve": curve}
+        report[task] = {
+            **figures,
+            "train_minutes": minutes,
+            "train_cpu_minutes": cpu,
+            "load_average": os.getloadavg()[1],
+            "steps": config.optim.total_steps,
+            "curve": curve,
+        }
         curves[task] = (run, curve)
     plot(curves, out / "learning_curve.png")
     report["learning_curve"] = str(out / "learning_curve.png")

@@ -15,7 +15,7 @@ import pytest
 
 from tests.metrics.conftest import SPACING
 from toothmcl_data.errors import InputError, LabelSchemeError
-from toothmcl_data.metrics.cbct import hd95, score_label_maps, surface
+from toothmcl_data.metrics.cbct import hd95, numbering_errors, score_label_maps, surface
 
 
 def test_perfect_prediction(label_map: np.ndarray) -> None:
@@ -165,3 +165,14 @@ def test_dice_and_hd95_match_monai() -> None:
     np.testing.assert_allclose([t.hd95_mm for t in ours.teeth], hd[0].numpy(), rtol=1e-5)
     assert ours.summary["mean_dice"] == pytest.approx(float(dice.nanmean()), rel=1e-6)
     assert min(t.hd95_mm for t in ours.teeth) > 0.3  # the comparison is not between zeros
+
+
+def test_numbering_errors_tell_along_the_arch_from_left_right_and_upper_lower(label_map: np.ndarray) -> None:
+    # 11 → 21 (other side), 21 → 12 (other side), 16 → 15 (own quadrant: counted wrong along the arch)
+    pred = np.select([label_map == 11, label_map == 21, label_map == 16], [21, 12, 15], 0)
+    errors = numbering_errors(score_label_maps(label_map, pred, SPACING).teeth)
+    assert errors == {"along_arch": 1 / 3, "left_right": 2 / 3, "upper_lower": 0.0, "not_detected": 0.0}
+    pred = np.select([label_map == 11, label_map == 21], [41, 21], 0)  # 11 → 41 (other jaw), 16 missed
+    errors = numbering_errors(score_label_maps(label_map, pred, SPACING).teeth)
+    assert errors == {"along_arch": 0.0, "left_right": 0.0, "upper_lower": 1 / 3, "not_detected": 1 / 3}
+    assert numbering_errors(score_label_maps(label_map, label_map, SPACING).teeth) == dict.fromkeys(errors, 0.0)

@@ -64,3 +64,38 @@ def test_bad_arguments_are_refused(stream_store: Path) -> None:
     with pytest.raises(ConfigError, match="are not labelled CBCT cases"):
         VolumeDataset(stream_store, split=None, cases=["P0009"])
     assert VolumeDataset(stream_store, split=None, cases=["P0001"]).cases == ["P0001"]
+
+
+def test_mirrored_crop_flips_patient_left_right_and_swaps_the_fdi_quadrants(stream_store: Path) -> None:
+    """A mirror (finetune_cbct_cpu.yaml draws one half the time) flips the crop along LPS x, the patient's
+    left-right axis, and renames every tooth to its mirror, so quadrant 1 (patient right, −x in LPS) stays on the
+    −x side of quadrant 2 — the numbering a network learns from mirrored crops is the true one."""
+    from toothmcl_data.fdi import mirror_labels
+    from toothmcl_data.stream.augment import AugmentConfig
+
+    shape = (64, 48, 32)  # at 2 mm: the whole coarse synthetic arch, both sides
+    mirror = AugmentConfig(rotate_deg=0.0, shift_mm=0.0, mirror_probability=1.0, intensity_scale=0.0, noise_std=0.0)
+    plain = VolumeDataset(
+        stream_store,
+        split=None,
+        config=StreamConfig(crop_shape=shape, spacing_mm=2.0, seed=3),
+        foreground_probability=1.0,
+    )
+    mirrored = VolumeDataset(
+        stream_store,
+        split=None,
+        config=StreamConfig(crop_shape=shape, spacing_mm=2.0, seed=3, augment=mirror),
+        foreground_probability=1.0,
+    )
+    a, b = plain[0], mirrored[0]
+    np.testing.assert_array_equal(field(a, "world_from_crop").numpy(), field(b, "world_from_crop").numpy())
+    image, labels = field(a, "cbct").numpy()[0], field(a, "cbct_labels").numpy()
+    np.testing.assert_allclose(field(b, "cbct").numpy()[0], image[::-1], atol=1e-3)  # flipped along i = LPS x only
+    moved = field(b, "cbct_labels").numpy()
+    np.testing.assert_array_equal(moved, mirror_labels(labels[::-1]))
+    for crop in (labels, moved):
+        x = np.argwhere(crop > 0)[:, 0]
+        quadrant = crop[crop > 0] // 10
+        assert (quadrant == 1).any()
+        assert (quadrant == 2).any()
+        assert x[quadrant == 1].mean() < x[quadrant == 2].mean()  # patient right (quadrant 1) at −x in LPS

@@ -223,3 +223,33 @@ def _summary(teeth: list[ToothScore]) -> dict[str, float | int]:
         "detection_rate": float(np.mean([t.detected for t in teeth])),
         "gt_teeth": len(teeth),
     }
+
+
+NUMBERING_ERRORS = ("along_arch", "left_right", "upper_lower", "not_detected")
+"""Kinds of identification failure, see :func:`numbering_errors`."""
+
+
+def numbering_errors(teeth: tuple[ToothScore, ...] | list[ToothScore]) -> dict[str, float]:
+    """Why GT teeth were not identified: fraction of ``teeth`` (from :func:`score_label_maps`) per kind.
+
+    A tooth found (detected) under another number ``l`` is ``along_arch`` when ``l`` is in its own quadrant (a
+    neighbour's number: counted wrong along the arch), ``left_right`` when ``l`` is on the other side of the same
+    jaw (quadrants 1 ↔ 2, 3 ↔ 4), ``upper_lower`` when ``l`` is in the other jaw; ``not_detected`` when no predicted
+    label covers it with Dice > 0.5. The four fractions plus the identification rate sum to 1.
+    """
+    counts = dict.fromkeys(NUMBERING_ERRORS, 0)
+    for t in teeth:
+        if t.identified:
+            continue
+        if not t.detected:
+            counts["not_detected"] += 1
+            continue
+        (jaw, side), (jaw_l, side_l) = _jaw_side(t.fdi), _jaw_side(t.best_label)
+        counts["upper_lower" if jaw != jaw_l else "left_right" if side != side_l else "along_arch"] += 1
+    return {k: v / len(teeth) if teeth else math.nan for k, v in counts.items()}
+
+
+def _jaw_side(fdi: int) -> tuple[int, int]:
+    """(0 upper / 1 lower, 0 patient right / 1 left) of an FDI tooth code; deciduous quadrants 5–8 as 1–4."""
+    q = (fdi // 10 - 1) % 4 + 1
+    return (q - 1) // 2, int(q in (2, 3))

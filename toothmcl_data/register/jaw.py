@@ -180,7 +180,7 @@ def _slide(
     cbct = surface.points[fps_indices(surface.points, 2000)]
     target = Target.of(surface.points, surface.normals)
     starts = slide.slide_hypotheses(sample.points[: slide.POSITIONS * 40], normal, cbct, occlusal)
-    starts, rank = slide.settle(starts, sample.points[:SLIDE_POINTS], target.tree, occlusal)
+    starts, rank = slide.settle(starts, sample.points[:SLIDE_POINTS], cKDTree(cbct), occlusal)
     kept = [starts[i] for i in np.argsort(rank, kind="stable")[:SLIDE_KEEP]]
     k = 600
     best, _ = best_start(target, sample.points[:k], sample.normals[:k], kept, iterations=20, normal_agreement=agree)

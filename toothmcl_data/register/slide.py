@@ -117,19 +117,21 @@ def settle(
     x = np.einsum("kij,mj->kmi", T[:, :3, :3], points) + T[:, None, :3, 3]
     h = x @ occlusal
     cusp = h > h.max(axis=1, keepdims=True) - CUSP_BAND_MM
+    owner = np.nonzero(cusp)[0]  # only the cusps are queried: the start each belongs to
+    y0 = x[cusp]
+    count = np.maximum(np.bincount(owner, minlength=len(T)), 1)
     shift = np.zeros((len(T), 3))
     n = tree.n
     for step in range(SETTLE_STEPS + 1):
-        y = (x + shift[:, None, :]).reshape(-1, 3)
-        d, i = tree.query(y, k=1, workers=1, distance_upper_bound=SETTLE_MM)
+        y = y0 + shift[owner]
+        d, i = tree.query(y, k=1, workers=1, distance_upper_bound=SETTLE_MM if step < SETTLE_STEPS else RANK_CAP_MM)
         if step == SETTLE_STEPS:
-            capped = np.minimum(d, RANK_CAP_MM).reshape(len(T), -1)
-            rank = (capped * cusp).sum(axis=1) / np.maximum(cusp.sum(axis=1), 1)
+            rank = np.bincount(owner, weights=np.minimum(d, RANK_CAP_MM), minlength=len(T)) / count
             break
-        found = (i < n).reshape(len(T), -1) & cusp
-        q = tree.data[np.minimum(i, n - 1)].reshape(len(T), -1, 3)
-        pull = (q - y.reshape(len(T), -1, 3)) * found[..., None]
-        shift += pull.sum(axis=1) / np.maximum(found.sum(axis=1), 1)[:, None]
+        found = i < n
+        pull = np.where(found[:, None], tree.data[np.minimum(i, n - 1)] - y, 0.0)
+        moved = np.stack([np.bincount(owner, weights=pull[:, c], minlength=len(T)) for c in range(3)], axis=1)
+        shift += moved / np.maximum(np.bincount(owner, weights=found, minlength=len(T)), 1)[:, None]
     out = T.copy()
     out[:, :3, 3] += shift
     return list(out), np.asarray(rank, dtype=np.float64)

@@ -177,10 +177,13 @@ def _slide(
     v, f = mesh.vertices, mesh.faces
     normal = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]]).sum(axis=0)
     normal = normal / max(float(np.linalg.norm(normal)), 1e-12)
-    cbct = surface.points[fps_indices(surface.points, 2000)]
+    pick = fps_indices(surface.points, 2000)
+    cbct = surface.points[pick]
     target = Target.of(surface.points, surface.normals)
     starts = slide.slide_hypotheses(sample.points[: slide.POSITIONS * 40], normal, cbct, occlusal)
-    starts, rank = slide.settle(starts, sample.points[:SLIDE_POINTS], cKDTree(cbct), occlusal)
+    few = slice(0, SLIDE_POINTS)
+    tree = cKDTree(cbct)
+    starts, rank = slide.settle(starts, sample.points[few], sample.normals[few], tree, surface.normals[pick], occlusal)
     kept = [starts[i] for i in np.argsort(rank, kind="stable")[:SLIDE_KEEP]]
     k = 600
     best, _ = best_start(target, sample.points[:k], sample.normals[:k], kept, iterations=20, normal_agreement=agree)

@@ -31,9 +31,14 @@ YAWS = (-10, 0, 10)
 SETTLE_STEPS = 3
 """Translation-only steps that move each start's cusps onto their nearest CBCT crown points."""
 SETTLE_MM = 6.0
-"""Cusp points farther than this from the CBCT crowns do not pull a settle step."""
+"""Cusp points farther than this from the CBCT crowns do not pull the first settle step (Tukey's biweight)."""
+SETTLE_SHRINK = 0.6
+"""... and each further step's gate is this fraction of the one before."""
 RANK_CAP_MM = 3.0
 """The rank of a settled start is the mean cusp distance to the CBCT crowns, each capped at this."""
+RANK_AGREEMENT = 0.7
+"""A cusp point whose unit normal and its nearest CBCT point's differ by more (|cos| below this) counts as far:
+at 0.8 mm voxels the crowns are dense enough that cusps pushed into their sides land near some surface."""
 MIN_WINDOW = 20
 """A position whose window holds fewer CBCT points than this is skipped."""
 
@@ -90,7 +95,7 @@ def slide_hypotheses(
         t = t / np.linalg.norm(t)
         hw = w @ o
         cusps = w[hw > hw.max() - CUSP_BAND_MM].mean(axis=0)
-        for sign in (1.0, -1.0):
+        for sign in (1.0, -1.0):  # the scan's long axis either way along the arch
             along = sign * t
             base = np.stack([along, o, np.cross(along, o)], axis=1) @ scan_frame.T
             for roll, yaw in turns:
@@ -104,34 +109,66 @@ def slide_hypotheses(
     return starts
 
 
+def _group_sum(owner: NDArray[np.intp], values: NDArray[np.float64], k: int) -> NDArray[np.float64]:
+    """Per start (k, ...) the sum of ``values`` (m, ...) over the rows each start ``owner`` (m,) holds."""
+    flat = values.reshape(len(values), -1)
+    out = np.stack([np.bincount(owner, weights=flat[:, c], minlength=k) for c in range(flat.shape[1])], axis=1)
+    return out.reshape((k, *values.shape[1:]))
+
+
 def settle(
-    starts: list[Affine4x4], points: NDArray[np.float64], tree: cKDTree, occlusal: NDArray[np.float64]
+    starts: list[Affine4x4],
+    points: NDArray[np.float64],
+    normals: NDArray[np.float64],
+    tree: cKDTree,
+    tree_normals: NDArray[np.float64],
+    occlusal: NDArray[np.float64],
 ) -> tuple[list[Affine4x4], NDArray[np.float64]]:
-    """Move each start (4, 4) ``world_from_ios`` by ``SETTLE_STEPS`` translation-only steps that bring the cusps
-    of ``points`` (m, 3) IOS-frame mm (those within ``CUSP_BAND_MM`` of the most occlusal one along
-    ``occlusal`` (3,) after the start's rotation) onto their nearest points of the CBCT crowns in ``tree`` (LPS
-    mm). Returns the moved starts and their rank (k,) (mean capped cusp distance, mm: smaller is better)."""
+    """Refine each start (4, 4) ``world_from_ios`` by ``SETTLE_STEPS`` rigid point-to-point steps (all starts at
+    once) that bring the cusps of ``points`` (m, 3) IOS-frame mm (those within ``CUSP_BAND_MM`` of the most
+    occlusal one along ``occlusal`` (3,) after the start's rotation) onto their nearest points of the CBCT crowns
+    in ``tree`` (LPS mm, unit ``tree_normals`` (n, 3)). Returns the refined starts and their rank (k,): the mean
+    cusp distance, each capped at ``RANK_CAP_MM`` and counted as capped where the unit ``normals`` (m, 3) of the
+    cusp and its CBCT point disagree (smaller is better)."""
     if not starts:
         return [], np.zeros(0)
     T = np.stack(starts)
+    k = len(T)
     x = np.einsum("kij,mj->kmi", T[:, :3, :3], points) + T[:, None, :3, 3]
     h = x @ occlusal
     cusp = h > h.max(axis=1, keepdims=True) - CUSP_BAND_MM
     owner = np.nonzero(cusp)[0]  # only the cusps are queried: the start each belongs to
-    y0 = x[cusp]
-    count = np.maximum(np.bincount(owner, minlength=len(T)), 1)
-    shift = np.zeros((len(T), 3))
+    y = x[cusp]
+    ny = np.einsum("kij,mj->kmi", T[:, :3, :3], normals)[cusp]
+    count = np.maximum(np.bincount(owner, minlength=k), 1)
     n = tree.n
     for step in range(SETTLE_STEPS + 1):
-        y = y0 + shift[owner]
-        d, i = tree.query(y, k=1, workers=1, distance_upper_bound=SETTLE_MM if step < SETTLE_STEPS else RANK_CAP_MM)
-        if step == SETTLE_STEPS:
-            rank = np.bincount(owner, weights=np.minimum(d, RANK_CAP_MM), minlength=len(T)) / count
-            break
+        gate = SETTLE_MM * SETTLE_SHRINK**step if step < SETTLE_STEPS else RANK_CAP_MM
+        d, i = tree.query(y, k=1, workers=1, distance_upper_bound=gate)
         found = i < n
-        pull = np.where(found[:, None], tree.data[np.minimum(i, n - 1)] - y, 0.0)
-        moved = np.stack([np.bincount(owner, weights=pull[:, c], minlength=len(T)) for c in range(3)], axis=1)
-        shift += moved / np.maximum(np.bincount(owner, weights=found, minlength=len(T)), 1)[:, None]
-    out = T.copy()
-    out[:, :3, 3] += shift
-    return list(out), np.asarray(rank, dtype=np.float64)
+        i = np.minimum(i, n - 1)
+        if step == SETTLE_STEPS:
+            agree = np.abs(np.einsum("ij,ij->i", ny, tree_normals[i])) >= RANK_AGREEMENT
+            capped = np.where(agree, np.minimum(d, RANK_CAP_MM), RANK_CAP_MM)
+            rank = np.bincount(owner, weights=capped, minlength=k) / count
+            break
+        w = np.where(found, (1.0 - np.minimum(d / gate, 1.0) ** 2) ** 2, 0.0)  # Tukey's biweight
+        q = tree.data[i]
+        total = np.maximum(np.bincount(owner, weights=w, minlength=k), 1e-9)
+        cy = _group_sum(owner, y * w[:, None], k) / total[:, None]
+        cq = _group_sum(owner, q * w[:, None], k) / total[:, None]
+        cov = _group_sum(owner, np.einsum("mi,mj->mij", (y - cy[owner]) * w[:, None], q - cq[owner]), k)
+        u, _, vt = np.linalg.svd(cov)
+        fix = np.tile(np.eye(3), (k, 1, 1))
+        fix[:, 2, 2] = np.sign(np.linalg.det(np.einsum("kji,klj->kil", vt, u)))
+        fix[fix[:, 2, 2] == 0, 2, 2] = 1.0
+        r = np.einsum("kji,kjl,kml->kim", vt, fix, u)  # vᵀ · fix · uᵀ: maps y − cy onto q − cq
+        r[total < 3] = np.eye(3)  # too few matches to turn: stay
+        t = cq - np.einsum("kij,kj->ki", r, cy)
+        t[total < 3] = 0.0
+        y = np.einsum("mij,mj->mi", r[owner], y) + t[owner]
+        ny = np.einsum("mij,mj->mi", r[owner], ny)
+        step_T = np.tile(np.eye(4), (k, 1, 1))
+        step_T[:, :3, :3], step_T[:, :3, 3] = r, t
+        T = np.einsum("kij,kjl->kil", step_T, T)
+    return list(T), np.asarray(rank, dtype=np.float64)

@@ -71,13 +71,16 @@ def test_slid_starts_hold_one_near_the_truth(quadrant_scan: SyntheticPatient) ->
     v, f = p.ios["lower"].vertices, p.ios["lower"].faces
     normal = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]]).sum(axis=0)
     pick = fps_indices(surface.points, 2000)
-    starts = slide.slide_hypotheses(sample.points[:640], normal / np.linalg.norm(normal), surface.points[pick], surface.up)
+    starts = slide.slide_hypotheses(
+        sample.points[:640], normal / np.linalg.norm(normal), surface.points[pick], surface.up
+    )
     settled, rank = slide.settle(
         starts, sample.points[:150], sample.normals[:150], cKDTree(surface.points[pick]), surface.normals[pick],
         surface.up,
     )  # fmt: skip
     truth = p.world_from_ios["lower"]
-    err = np.array([np.linalg.norm(apply_transform(T, sample.points) - apply_transform(truth, sample.points), axis=1).mean() for T in settled])  # fmt: skip
+    at_truth = apply_transform(truth, sample.points)
+    err = np.array([np.linalg.norm(apply_transform(T, sample.points) - at_truth, axis=1).mean() for T in settled])
     assert err.min() < 2.5
     kept = np.argsort(rank, kind="stable")[:SLIDE_KEEP]  # the starts handed to the polish
     assert err[kept].min() < 3.0

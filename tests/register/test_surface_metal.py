@@ -83,7 +83,7 @@ def test_edge_sharpness_of_a_blurred_step(sigma_mm: float) -> None:
     affine = np.diag([spacing, spacing, spacing, 1.0])
     points = np.array([[40 * spacing - 0.3, 0.8, 0.8]])  # near the edge at i = 39.5
     normals = np.array([[1.0, 0.0, 0.0]])
-    refined, inner, outer, ok, sharp = refine_along_normals(image, affine, points, normals, 2.0)
+    refined, _, _, ok, sharp = refine_along_normals(image, affine, points, normals, 2.0)
     assert ok.all()
     assert abs(refined[0, 0] - 39.5 * spacing) < 0.03
     expected = 1.0 / (sigma_mm * np.sqrt(2 * np.pi))

@@ -92,7 +92,7 @@ def refine_along_normals(
     points: NDArray[np.float64],
     normals: NDArray[np.float64],
     half_mm: float,
-) -> tuple[NDArray[np.float64], NDArray[np.float32], NDArray[np.float32], NDArray[np.bool_]]:
+) -> tuple[NDArray[np.float64], NDArray[np.float32], NDArray[np.float32], NDArray[np.bool_], NDArray[np.float32]]:
     """Move each point to the half-way level of its own intensity profile.
 
     image: (I, J, K) float32 intensities. affine: (4, 4) LPS mm from voxel index. points, normals: (n, 3) LPS
@@ -123,6 +123,7 @@ def refine_along_normals(
     ok = found & (np.abs(offset) < half_mm - step)
     sharp = (a - b) / np.float32(step) / np.maximum(inner - outer, np.float32(1e-6))
     return points + offset[:, None] * normals, inner, outer, ok, sharp.astype(np.float32)
+
 
 BLUNT_EDGE = 0.8
 """Intensity path, metal in the CBCT: an air-facing candidate whose edge sharpness is below this fraction of the

@@ -138,13 +138,20 @@ def _stats(rows: list[dict], with_qc: bool) -> dict[str, Any]:
 
 
 def run_condition(
-    name: str, n: int, seed: int, config: SynthConfig, reg_config: RegisterConfig, with_peer: bool, log: bool
+    name: str,
+    n: int,
+    seed: int,
+    config: SynthConfig,
+    reg_config: RegisterConfig,
+    with_peer: bool,
+    log: bool,
+    paths: tuple[str, ...] = PATHS,
 ) -> dict[str, dict]:
     rng = np.random.default_rng(seed)
-    rows: dict[str, list[dict]] = {p: [] for p in (*PATHS, *((PEER,) if with_peer else ()))}
+    rows: dict[str, list[dict]] = {p: [] for p in (*paths, *((PEER,) if with_peer else ()))}
     for i in range(n):
         p = draw(name, config, rng, i)
-        for path in PATHS:
+        for path in paths:
             labels = p.cbct_labels if path == "label map" else None
             t0 = time.perf_counter()
             surface = cbct_surface(p.cbct, labels)
@@ -191,11 +198,15 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print only the JSON summary")
     parser.add_argument("--peer", action="store_true", help="also run the Open3D FPFH+RANSAC+ICP baseline")
     parser.add_argument("--verbose", action="store_true", help="one line per jaw (on stderr)")
+    parser.add_argument("--paths", default=",".join(PATHS), help=f"comma-separated subset of: {', '.join(PATHS)}")
     args = parser.parse_args()
     names = list(NAMES) if args.conditions == "all" else [c.strip() for c in args.conditions.split(",") if c.strip()]
     unknown = [c for c in names if c not in NAMES]
     if unknown:
         parser.error(f"unknown conditions {unknown}; known: {', '.join(NAMES)}")
+    paths = tuple(q.strip() for q in args.paths.split(",") if q.strip())
+    if not paths or set(paths) - set(PATHS):
+        parser.error(f"unknown paths {sorted(set(paths) - set(PATHS))}; known: {', '.join(PATHS)}")
     config = SynthConfig(spacing_mm=args.spacing, ios_noise_mm=0.02)
     out: dict[str, dict] = {"conditions": {}}
     for name in names:
@@ -203,7 +214,7 @@ def main() -> None:
         # each condition's own seed, independent of which others run: groups can run apart and be merged
         res = run_condition(
             name, args.patients, args.seed + 1000 * NAMES.index(name), config, RegisterConfig(), args.peer,
-            args.verbose,
+            args.verbose, paths,
         )  # fmt: skip
         out["conditions"][name] = res
         if not args.json:

@@ -14,7 +14,7 @@ from scipy.spatial import cKDTree
 from toothmcl_data import geometry
 from toothmcl_data.errors import RegistrationError
 from toothmcl_data.io.meshlabels import jaw_from_labels
-from toothmcl_data.register import features, qc
+from toothmcl_data.register import features, qc, slide
 from toothmcl_data.register.config import RegisterConfig
 from toothmcl_data.register.icp import Target, icp
 from toothmcl_data.register.init import CLEAR_SCORE, best_start, centroid_start, centroids, hypotheses
@@ -24,6 +24,13 @@ from toothmcl_data.types import JAWS, Affine4x4, Jaw, Mesh, Registration, Verdic
 log = logging.getLogger(__name__)
 
 MIN_TARGET_POINTS = 50
+PARTIAL_SCAN = 0.75
+"""An unlabelled scan shorter than this fraction of the CBCT jaw's crowns (along their largest axes) covers part
+of the arch (a quadrant scan): the search also slides it along the arch (``slide``)."""
+SLIDE_POINTS = 150
+"""Scan points (a prefix of the farthest-point sample) whose cusps settle and rank the slid starts."""
+SLIDE_KEEP = 24
+"""Slid starts, best ranked, handed to the polish and score of ``init.best_start``."""
 GOOD_START = 0.6
 """A centroid start whose polished pose puts this fraction of crown points on the CBCT crowns is kept without a
 search."""
@@ -138,11 +145,36 @@ def _fit(
             surface.points[cbct_pick], surface.normals[cbct_pick], mesh.vertices, ios_normals, _rng()
         )
         starts = [np.asarray(np.linalg.inv(previous), dtype=np.float64), *found]
+        if slide.extent_mm(sample.points) < PARTIAL_SCAN * slide.extent_mm(surface.points):
+            slid = _slide(surface, mesh, sample, occlusal, agree)
+            starts += [np.asarray(np.linalg.inv(slid), dtype=np.float64)]
     else:
         hyps = hypotheses(sample.points, surface.points[cbct_pick], occlusal, config.init_angles)
         starts = [np.asarray(np.linalg.inv(T), dtype=np.float64) for T in hyps]
     best, score = best_start(target, cbct_pts, cbct_nrm, starts, iterations=20, normal_agreement=agree)
     return np.asarray(np.linalg.inv(best), dtype=np.float64), score
+
+
+def _slide(
+    surface: ToothSurface, mesh: Mesh, sample: CrownSample, occlusal: NDArray[np.float64], agree: float
+) -> Affine4x4:
+    """The best ``world_from_ios`` of a partial scan slid along the arch (``slide``): its starts settled and
+    ranked, the ``SLIDE_KEEP`` best polished and scored scan → CBCT crowns (a quadrant scan's cusps all have a
+    counterpart there; most of the jaw's crowns have none on the scan)."""
+    v, f = mesh.vertices, mesh.faces
+    normal = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]]).sum(axis=0)
+    normal = normal / max(float(np.linalg.norm(normal)), 1e-12)
+    pick = fps_indices(surface.points, 2000)
+    cbct = surface.points[pick]
+    target = Target.of(surface.points, surface.normals)
+    starts = slide.slide_hypotheses(sample.points[: slide.POSITIONS * 40], normal, cbct, occlusal)
+    few = slice(0, SLIDE_POINTS)
+    tree = cKDTree(cbct)
+    starts, rank = slide.settle(starts, sample.points[few], sample.normals[few], tree, surface.normals[pick], occlusal)
+    kept = [starts[i] for i in np.argsort(rank, kind="stable")[:SLIDE_KEEP]]
+    k = 600
+    best, _ = best_start(target, sample.points[:k], sample.normals[:k], kept, iterations=20, normal_agreement=agree)
+    return best
 
 
 def _polish(

@@ -92,13 +92,14 @@ def refine_along_normals(
     points: NDArray[np.float64],
     normals: NDArray[np.float64],
     half_mm: float,
-) -> tuple[NDArray[np.float64], NDArray[np.float32], NDArray[np.float32], NDArray[np.bool_]]:
+) -> tuple[NDArray[np.float64], NDArray[np.float32], NDArray[np.float32], NDArray[np.bool_], NDArray[np.float32]]:
     """Move each point to the half-way level of its own intensity profile.
 
     image: (I, J, K) float32 intensities. affine: (4, 4) LPS mm from voxel index. points, normals: (n, 3) LPS
     mm and unit outward normals. half_mm: profile half-length.
-    Returns refined points (n, 3) LPS mm, inner and outer plateaus (n,) float32, and ok (n,) bool (a crossing
-    was found within the profile).
+    Returns refined points (n, 3) LPS mm, inner and outer plateaus (n,) float32, ok (n,) bool (a crossing
+    was found within the profile), and the edge sharpness (n,) float32 (1/mm): the profile's slope at the
+    crossing over the contrast ``inner − outer`` (a blurred step of width σ mm: ≈ 0.4/σ).
     """
     step = float(min(np.linalg.norm(affine[:3, :3], axis=0))) / 3.0
     s = np.arange(-half_mm, half_mm + step / 2, step)
@@ -120,7 +121,13 @@ def refine_along_normals(
     frac = np.clip((a - level) / np.maximum(a - b, 1e-6), 0.0, 1.0)
     offset = s[j - 1] + frac * step
     ok = found & (np.abs(offset) < half_mm - step)
-    return points + offset[:, None] * normals, inner, outer, ok
+    sharp = (a - b) / np.float32(step) / np.maximum(inner - outer, np.float32(1e-6))
+    return points + offset[:, None] * normals, inner, outer, ok, sharp.astype(np.float32)
+
+
+BLUNT_EDGE = 0.8
+"""Intensity path, metal in the CBCT: an air-facing candidate whose edge sharpness is below this fraction of the
+median is the rim of a bright streak, not a crown (see ``_crowns``)."""
 
 
 def _box(mask: NDArray[np.bool_], margin: int) -> tuple[tuple[slice, slice, slice], NDArray[np.intp]]:
@@ -222,7 +229,7 @@ def _crowns(
     probe = apply_transform(np.linalg.inv(affine), pts + nrm * profile_mm)
     dark = _sample(image, probe[:, None, :])[:, 0] < level
     pts, nrm = pts[dark], nrm[dark]
-    pts, inner, outer, ok = refine_along_normals(image, affine, pts, nrm, profile_mm)
+    pts, inner, outer, ok, sharp = refine_along_normals(image, affine, pts, nrm, profile_mm)
     if not ok.any():
         raise RegistrationError(f"{where}: no tooth surface found at level {level:.0f}; is this a dental CBCT?")
     air = _split(outer[ok], "air level beside the crowns", where)
@@ -231,6 +238,11 @@ def _crowns(
     if streaks and low.size > 50:
         floor, air = air_classes.air_window(low, air)
         keep = ok & (outer > floor) & (outer < air)
+        # A bright streak beside a crown lifts the air there: the half-way crossing then slides out along a
+        # gentle slope, off the crown (measured at 0.4 mm with 2-3x streaks: points > 0.5 mm off the crowns
+        # had a median sharpness 0.62x the crowns' own; 85 % of them below 0.8x, against 8 % of the others).
+        if keep.sum() > 50:
+            keep &= sharp > BLUNT_EDGE * float(np.median(sharp[keep]))
         return pts[keep], nrm[keep], inner[keep], outer[keep]
     if low.size > 50 and (
         float(np.percentile(low, 95) - np.percentile(low, 5)) > 0.25 * (level - float(low.min()))

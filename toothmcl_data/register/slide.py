@@ -1,0 +1,174 @@
+"""Start poses for a scan that covers part of the arch (a quadrant scan): the scan slid along the CBCT arch.
+
+The arch-axis search (``init.hypotheses``) matches the principal axes and centroids of the whole scan and the
+whole jaw, which a quadrant of 3-6 teeth does not share with the arch; shape features (``features``) find few
+correct matches on so little surface (measured on ``ios_quadrant`` patients: 7-8 of ~100 feature matches
+right). Here the scan's own long axis is laid along the arch's local direction at positions spread over the CBCT
+crowns, its mean surface normal (gums → crowns, 8-40° off the occlusal direction on quadrant scans) turned about
+the arch in ``ROLLS`` and about the occlusal axis in ``YAWS``, both ends first; each start's cusps are then
+settled onto the CBCT crowns by a few translation-only steps and all starts are ranked at once by how close the
+cusps land.
+"""
+
+from __future__ import annotations
+
+import fpsample
+import numpy as np
+from numpy.typing import NDArray
+from scipy.spatial import cKDTree
+from scipy.spatial.transform import Rotation
+
+from toothmcl_data.types import Affine4x4
+
+CUSP_BAND_MM = 3.0
+"""The scan's (and the CBCT window's) cusps: points within this depth of the most occlusal one."""
+POSITIONS = 16
+"""Positions on the CBCT crowns (farthest-point spread, in the occlusal plane) the scan is slid to."""
+ROLLS = tuple(range(-60, 61, 15))
+"""Turns (degrees) of the scan about the arch direction, from its mean normal put on the occlusal axis."""
+YAWS = (-10, 0, 10)
+"""Turns (degrees) about the occlusal axis, from the scan's long axis put on the arch's local direction."""
+SETTLE_STEPS = 3
+"""Translation-only steps that move each start's cusps onto their nearest CBCT crown points."""
+SETTLE_MM = 6.0
+"""Cusp points farther than this from the CBCT crowns do not pull the first settle step (Tukey's biweight)."""
+SETTLE_SHRINK = 0.6
+"""... and each further step's gate is this fraction of the one before."""
+RANK_CAP_MM = 3.0
+"""The rank of a settled start is the mean cusp distance to the CBCT crowns, each capped at this."""
+RANK_AGREEMENT = 0.7
+"""A cusp point whose unit normal and its nearest CBCT point's differ by more (|cos| below this) counts as far:
+at 0.8 mm voxels the crowns are dense enough that cusps pushed into their sides land near some surface."""
+MIN_WINDOW = 20
+"""A position whose window holds fewer CBCT points than this is skipped."""
+
+
+def _farthest(points: NDArray[np.float64], n: int) -> NDArray[np.float64]:
+    """``n`` of ``points`` (m, 3), a deterministic farthest-point sample from the first (all when m ≤ n)."""
+    if len(points) <= n:
+        return points
+    return points[np.asarray(fpsample.bucket_fps_kdline_sampling(points, n, h=3, start_idx=0), dtype=np.intp)]
+
+
+def extent_mm(points: NDArray[np.float64]) -> float:
+    """Length (mm) of ``points`` (n, 3) along their largest principal axis."""
+    centred = points - points.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    return float(np.ptp(centred @ vt[0]))
+
+
+def slide_hypotheses(
+    ios: NDArray[np.float64],
+    ios_normal: NDArray[np.float64],
+    cbct: NDArray[np.float64],
+    occlusal: NDArray[np.float64],
+) -> list[Affine4x4]:
+    """Start poses (4, 4) ``world_from_ios`` of a partial scan slid along the CBCT arch.
+
+    ios: (n, 3) IOS-frame mm points of the scan (a spread sample); ios_normal: (3,) unit mean surface normal of
+    the scan (IOS frame, pointing out of the surface: roughly occlusal); cbct: (m, 3) LPS mm crown points of the
+    jaw; occlusal: (3,) unit LPS direction from the gums towards the crown tips of that jaw.
+    """
+    o = occlusal / np.linalg.norm(occlusal)
+    cs = ios.mean(axis=0)
+    _, _, vt = np.linalg.svd(ios - cs, full_matrices=False)
+    a = vt[0]
+    b = ios_normal - (ios_normal @ a) * a
+    if np.linalg.norm(b) < 1e-6:
+        b = vt[1]
+    b = b / np.linalg.norm(b)
+    scan_frame = np.stack([a, b, np.cross(a, b)], axis=1)
+    radius = max(0.5 * float(np.ptp((ios - cs) @ a)), 8.0)
+    flat = cbct - np.outer(cbct @ o, o)
+    tree = cKDTree(flat)
+    turns = [
+        (roll, Rotation.from_rotvec(o * np.radians(yaw)).as_matrix()) for roll in ROLLS for yaw in YAWS
+    ]  # fmt: skip
+    starts: list[Affine4x4] = []
+    for p in _farthest(flat, POSITIONS):
+        window = tree.query_ball_point(p, radius)
+        if len(window) < MIN_WINDOW:
+            continue
+        w, wf = cbct[window], flat[window]
+        _, _, wt = np.linalg.svd(wf - wf.mean(axis=0), full_matrices=False)
+        t = wt[0] - (wt[0] @ o) * o
+        t = t / np.linalg.norm(t)
+        hw = w @ o
+        cusps = w[hw > hw.max() - CUSP_BAND_MM].mean(axis=0)
+        for sign in (1.0, -1.0):  # the scan's long axis either way along the arch
+            along = sign * t
+            base = np.stack([along, o, np.cross(along, o)], axis=1) @ scan_frame.T
+            for roll, yaw in turns:
+                r = yaw @ Rotation.from_rotvec(along * np.radians(roll)).as_matrix() @ base
+                y = ios @ r.T
+                h = y @ o
+                T = np.eye(4)
+                T[:3, :3] = r
+                T[:3, 3] = cusps - y[h > h.max() - CUSP_BAND_MM].mean(axis=0)
+                starts.append(T)
+    return starts
+
+
+def _group_sum(owner: NDArray[np.intp], values: NDArray[np.float64], k: int) -> NDArray[np.float64]:
+    """Per start (k, ...) the sum of ``values`` (m, ...) over the rows each start ``owner`` (m,) holds."""
+    flat = values.reshape(len(values), -1)
+    out = np.stack([np.bincount(owner, weights=flat[:, c], minlength=k) for c in range(flat.shape[1])], axis=1)
+    return out.reshape((k, *values.shape[1:]))
+
+
+def settle(
+    starts: list[Affine4x4],
+    points: NDArray[np.float64],
+    normals: NDArray[np.float64],
+    tree: cKDTree,
+    tree_normals: NDArray[np.float64],
+    occlusal: NDArray[np.float64],
+) -> tuple[list[Affine4x4], NDArray[np.float64]]:
+    """Refine each start (4, 4) ``world_from_ios`` by ``SETTLE_STEPS`` rigid point-to-point steps (all starts at
+    once) that bring the cusps of ``points`` (m, 3) IOS-frame mm (those within ``CUSP_BAND_MM`` of the most
+    occlusal one along ``occlusal`` (3,) after the start's rotation) onto their nearest points of the CBCT crowns
+    in ``tree`` (LPS mm, unit ``tree_normals`` (n, 3)). Returns the refined starts and their rank (k,): the mean
+    cusp distance, each capped at ``RANK_CAP_MM`` and counted as capped where the unit ``normals`` (m, 3) of the
+    cusp and its CBCT point disagree (smaller is better)."""
+    if not starts:
+        return [], np.zeros(0)
+    T = np.stack(starts)
+    k = len(T)
+    x = np.einsum("kij,mj->kmi", T[:, :3, :3], points) + T[:, None, :3, 3]
+    h = x @ occlusal
+    cusp = h > h.max(axis=1, keepdims=True) - CUSP_BAND_MM
+    owner = np.nonzero(cusp)[0]  # only the cusps are queried: the start each belongs to
+    y = x[cusp]
+    ny = np.einsum("kij,mj->kmi", T[:, :3, :3], normals)[cusp]
+    count = np.maximum(np.bincount(owner, minlength=k), 1)
+    n = tree.n
+    for step in range(SETTLE_STEPS + 1):
+        gate = SETTLE_MM * SETTLE_SHRINK**step if step < SETTLE_STEPS else RANK_CAP_MM
+        d, i = tree.query(y, k=1, workers=1, distance_upper_bound=gate)
+        found = i < n
+        i = np.minimum(i, n - 1)
+        if step == SETTLE_STEPS:
+            agree = np.abs(np.einsum("ij,ij->i", ny, tree_normals[i])) >= RANK_AGREEMENT
+            capped = np.where(agree, np.minimum(d, RANK_CAP_MM), RANK_CAP_MM)
+            rank = np.bincount(owner, weights=capped, minlength=k) / count
+            break
+        w = np.where(found, (1.0 - np.minimum(d / gate, 1.0) ** 2) ** 2, 0.0)  # Tukey's biweight
+        q = tree.data[i]
+        total = np.maximum(np.bincount(owner, weights=w, minlength=k), 1e-9)
+        cy = _group_sum(owner, y * w[:, None], k) / total[:, None]
+        cq = _group_sum(owner, q * w[:, None], k) / total[:, None]
+        cov = _group_sum(owner, np.einsum("mi,mj->mij", (y - cy[owner]) * w[:, None], q - cq[owner]), k)
+        u, _, vt = np.linalg.svd(cov)
+        fix = np.tile(np.eye(3), (k, 1, 1))
+        fix[:, 2, 2] = np.sign(np.linalg.det(np.einsum("kji,klj->kil", vt, u)))
+        fix[fix[:, 2, 2] == 0, 2, 2] = 1.0
+        r = np.einsum("kji,kjl,kml->kim", vt, fix, u)  # vᵀ · fix · uᵀ: maps y − cy onto q − cq
+        r[total < 3] = np.eye(3)  # too few matches to turn: stay
+        t = cq - np.einsum("kij,kj->ki", r, cy)
+        t[total < 3] = 0.0
+        y = np.einsum("mij,mj->mi", r[owner], y) + t[owner]
+        ny = np.einsum("mij,mj->mi", r[owner], ny)
+        step_T = np.tile(np.eye(4), (k, 1, 1))
+        step_T[:, :3, :3], step_T[:, :3, 3] = r, t
+        T = np.einsum("kij,kjl->kil", step_T, T)
+    return list(T), np.asarray(rank, dtype=np.float64)

@@ -42,8 +42,8 @@ from toothmcl_data.synth.config import SynthConfig
 from toothmcl_data.synth.patient import make_patient
 from toothmcl_data.synth.record import synth_record
 from toothmcl_data.types import JAWS, Mesh, apply_transform
-from toothmcl_models.evaluate import score_cbct_cases, score_ios_cases
 from toothmcl_models.finetune import finetune, load_finetuned
+from toothmcl_models.scoring import score_cbct_cases, score_ios_cases
 from toothmcl_models.segconfig import FinetuneConfig
 from toothmcl_models.segmentation import CBCTSegmenter, IOSSegmenter
 

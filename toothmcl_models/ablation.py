@@ -44,10 +44,10 @@ from toothmcl_data.errors import ConfigError
 from toothmcl_data.store import open_version
 from toothmcl_data.types import JAWS
 from toothmcl_models.ablation_stats import INITS, plot, summarise
-from toothmcl_models.evaluate import score_cbct_cases, score_ios_cases
 from toothmcl_models.finetune import finetune, load_finetuned
 from toothmcl_models.pretrain import pretrain
 from toothmcl_models.runconfig import PretrainConfig
+from toothmcl_models.scoring import score_cbct_cases, score_ios_cases
 from toothmcl_models.segconfig import FinetuneConfig
 from toothmcl_models.segmentation import CBCTSegmenter, IOSSegmenter
 

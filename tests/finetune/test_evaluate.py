@@ -23,11 +23,10 @@ from toothmcl_models.evaluate import (
     native_argmax,
     predict_mesh,
     predict_volume,
-    score_mesh,
-    score_volume,
     write_prediction_nifti,
     write_prediction_teeth3ds,
 )
+from toothmcl_models.scoring import score_mesh, score_volume
 from toothmcl_models.segmentation import IOS_CLASSES
 
 

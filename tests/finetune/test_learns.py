@@ -17,8 +17,9 @@ from toothmcl_data.stream.collate import collate
 from toothmcl_data.stream.jaws import JawDataset, canonical_from_scan
 from toothmcl_data.stream.volumes import VolumeDataset
 from toothmcl_data.types import Jaw, Mesh, apply_transform
-from toothmcl_models.evaluate import foreground_dice, predict_volume, score_ios_cases, vertex_normals
+from toothmcl_models.evaluate import predict_volume, vertex_normals
 from toothmcl_models.finetune import SegmentationStep, finetune, load_finetuned, make_dataset
+from toothmcl_models.scoring import foreground_dice, score_ios_cases
 from toothmcl_models.segconfig import FinetuneConfig
 from toothmcl_models.segmentation import (
     CBCTSegmenter,

@@ -76,10 +76,12 @@ class AblationConfig:
     ios_resolution_mm: float = 0.8
     pretrain_steps: int = 200
     """≈ 13 epochs of 32 patients at batch 2 (the ``cpu`` preset's 300 steps at 2 ranks gave retrieval 0.86)."""
-    cbct_steps: int = 100
-    """The 90-minute budget's share: 24 CBCT runs × 100 steps × ~1.3 s is ~52 of the ~85 CPU minutes. The
-    fine-tuning preset needs ~700 steps of 2 crops to number teeth (README): at this budget the CBCT arm shows
-    whether pretraining speeds up the first steps (foreground found, numbering begun), not the converged gap."""
+    cbct_steps: int = 200
+    """The 90-minute budget's share. Measured on 2 idle cores (``--ks 1 --seeds 1 --pretrain-patients 4``, 40/60
+    steps): CBCT 0.64 s per one-crop step, IOS 0.15 s, pretraining 1.01 s, stores ~5 s per patient, scoring 1.6 s
+    per CBCT and 0.7 s per IOS test patient: 24 × (200 × 0.64 + 2 × 1.6) s ≈ 52 min of CBCT, ≈ 78 min in all.
+    The held-out bench needs 700 steps of 2 crops to number teeth well (per-tooth Dice 0.64 at step 350, 0.87 at
+    700): 200 one-crop steps is the regime where numbering has begun, where a better start can show."""
     ios_steps: int = 300
     """IOS steps are ~9× cheaper than CBCT ones; 300 steps gave held-out TSA 0.97, mIoU 0.41 (README)."""
     cbct_batch: int = 1
@@ -349,7 +351,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--ks", default=None, help="labelled patients, comma-separated (default 1,2,4,8)")
     parser.add_argument("--seeds", type=int, default=None, help="fine-tuning seeds 1..N (default 3)")
     parser.add_argument("--pretrain-patients", type=int, default=None, help="paired pretraining patients (≥ 4 × max k)")
-    parser.add_argument("--test-patients", type=int, default=None, help="held-out test patients (default 3)")
+    parser.add_argument(
+        "--test-patients", type=int, default=None, help=f"held-out test patients (default {CPU.test_patients})"
+    )
     for name in ("pretrain-steps", "cbct-steps", "ios-steps"):
         parser.add_argument(f"--{name}", type=int, default=None, help=f"override the preset's {name.replace('-', ' ')}")
     parser.add_argument("--no-curated", action="store_true", help="pretraining store from ground-truth records")

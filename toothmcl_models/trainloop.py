@@ -40,6 +40,7 @@ from torch.utils.data import DataLoader, Dataset
 from toothmcl_data.errors import ConfigError
 from toothmcl_data.stream.collate import collate
 from toothmcl_data.stream.order import ResumableSampler
+from toothmcl_models.allocator import keep_freed_memory
 from toothmcl_models.checkpoint import restore_training, save_checkpoint, training_state
 from toothmcl_models.config import OptimConfig
 from toothmcl_models.distributed import mean_across_ranks, setup_distributed, to_device
@@ -150,6 +151,8 @@ def train_loop(
     rank, world, device = setup_distributed()
     if run.threads:
         torch.set_num_threads(run.threads)
+    if device.type == "cpu":
+        keep_freed_memory()
     sampler = ResumableSampler(len(dataset), seed=run.seed, rank=rank, world_size=world)  # type: ignore[arg-type]
     saved = step_module if saved is None else saved
     evaluated = saved if evaluated is None else evaluated

@@ -1,0 +1,46 @@
+"""keep_freed_memory: a big CPU tensor freed and allocated again no longer page-faults in every time."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from toothmcl_models.allocator import keep_freed_memory
+
+PROBE = """
+import resource, sys
+import torch
+from toothmcl_models.allocator import keep_freed_memory
+
+torch.set_num_threads(1)
+logits = torch.randn(2, 33, 64, 64, 32)  # a CPU preset step's logits: 35 MB, above glibc's 32 MiB dynamic limit
+
+def faults(rounds):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(rounds):
+        torch.softmax(logits * 2, dim=1).sum()  # two 35 MB temporaries allocated and freed, as every step does
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+faults(4)
+default = faults(12)
+took = keep_freed_memory()
+faults(4)
+print(default, faults(12), took)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt is Linux-only")
+def test_freed_tensor_memory_is_reused_without_new_page_faults() -> None:
+    out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, check=True).stdout.split()
+    default, tuned, took = int(out[0]), int(out[1]), out[2] == "True"
+    assert took
+    # default: ~17,000 fresh pages per round (each temporary mmapped anew); tuned: mostly reused heap memory (measured
+    # 0 in most rounds, 8,448 in a few while the heap's free chunks settle)
+    assert default > 150_000, default
+    assert tuned < default / 3, (default, tuned)
+
+
+def test_is_idempotent() -> None:
+    assert keep_freed_memory() == keep_freed_memory()

@@ -176,6 +176,10 @@ def _describe(cls: type, err: pydantic.ValidationError, where: str | None, overr
         if kind == "value_error" and isinstance(cause, ConfigError):
             lines.append(f"{_label(loc, where)}: {cause}{_from_set(loc, overrides)}")
             continue
+        if kind == "literal_error":
+            expected = (e.get("ctx") or {}).get("expected")
+            lines.append(f"{_label(loc, where)} must be {expected}, got {e['input']!r}{_from_set(loc, overrides)}")
+            continue
         if kind == "missing" and loc and isinstance(loc[-1], int):
             lines.append(f"{_label(loc[:-1], where)}: too few entries, got {e['input']!r}{_from_set(loc, overrides)}")
             continue

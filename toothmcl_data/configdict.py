@@ -86,7 +86,7 @@ def _root(cls: type) -> type[pydantic.BaseModel]:
 def config_from_dict(cls: type[C], data: Any, where: str | None = None, overrides: Sequence[str] = ()) -> C:
     """``data`` (after ``overrides``) validated into the dataclass ``cls``; ``where`` names the file in errors
     (None or ``"config"``: a dict, key paths read ``config.optim.lr``). Raises :class:`ConfigError`."""
-    data = apply_overrides(data, overrides)
+    data = apply_overrides(dict(data) if isinstance(data, Mapping) else data, overrides)
     try:
         value: C = _root(cls).model_validate({"value": data}).value  # type: ignore[attr-defined]
     except pydantic.ValidationError as err:

@@ -46,7 +46,9 @@ class _Outer:
 
 def test_config_from_dict_makes_tuples_and_refuses_unknown_keys() -> None:
     assert config_from_dict(_Demo, {"size": [4.0, 5.0]}) == _Demo(size=(4.0, 5.0))
-    with pytest.raises(ConfigError, match=r"config: unknown key\(s\) \['sise'\]; known keys: \['count', 'size'\] \(_Demo\)"):
+    with pytest.raises(
+        ConfigError, match=r"config: unknown key\(s\) \['sise'\]; known keys: \['count', 'size'\] \(_Demo\)"
+    ):
         config_from_dict(_Demo, {"sise": [1.0, 1.0]})
 
 
@@ -70,9 +72,7 @@ def test_unknown_key_in_a_yaml_file_names_key_section_and_file(tmp_path: Path) -
     path.write_text("inner:\n  lr: 0.1\n  lrr: 0.2\n", encoding="utf-8")
     with pytest.raises(ConfigError) as err:
         config_from_yaml(_Outer, path)
-    assert str(err.value) == (
-        f"{path}: inner: unknown key(s) ['lrr']; known keys: ['kind', 'lr'] (_Inner)"
-    )
+    assert str(err.value) == (f"{path}: inner: unknown key(s) ['lrr']; known keys: ['kind', 'lr'] (_Inner)")
 
 
 def test_wrong_type_names_the_key_path_expected_and_found(tmp_path: Path) -> None:

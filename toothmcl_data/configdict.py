@@ -38,7 +38,7 @@ def add_set_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_override(item: str) -> tuple[tuple[str, ...], Any]:
-    """``"optim.lr=0.01"`` → ``(("optim", "lr"), 0.01)``; the value is parsed as YAML (``[1, 2]``, ``null``, ``true``)."""
+    """``"optim.lr=0.01"`` → ``(("optim", "lr"), 0.01)``; the value is parsed as YAML (``[1, 2]``, ``null``)."""
     key, sep, text = item.partition("=")
     path = tuple(key.strip().split("."))
     if not sep or not all(path):
@@ -88,7 +88,8 @@ def config_from_dict(cls: type[C], data: Any, where: str | None = None, override
     (None or ``"config"``: a dict, key paths read ``config.optim.lr``). Raises :class:`ConfigError`."""
     data = apply_overrides(dict(data) if isinstance(data, Mapping) else data, overrides)
     try:
-        value: C = _root(cls).model_validate({"value": data}).value  # type: ignore[attr-defined]
+        model = _root(typing.cast(type, cls))
+        value: C = model.model_validate({"value": data}).value  # type: ignore[attr-defined]
     except pydantic.ValidationError as err:
         raise ConfigError(_describe(cls, err, where, overrides)) from err
     return value

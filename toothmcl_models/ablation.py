@@ -113,7 +113,6 @@ class AblationConfig:
             raise ConfigError("ablation: step counts must be ≥ 1")
 
 
-
 def load_config(path: Path = Path("cpu"), overrides: Sequence[str] = ()) -> AblationConfig:
     """The ablation config of a YAML file, or of the preset ``configs/ablation_<path>.yaml``, with ``--set``
     ``overrides``."""

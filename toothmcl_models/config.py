@@ -11,9 +11,9 @@ loading and validation go through :mod:`toothmcl_data.configdict`.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Sequence
 from typing import Any, Literal
 
 import yaml
@@ -24,6 +24,7 @@ from toothmcl_data.errors import ConfigError
 CONFIG_DIR = Path(__file__).parent / "configs"
 """The YAML presets: ``toothmcl_<name>.yaml`` (model side), ``pretrain_<name>.yaml``,
 ``finetune_<task>_<name>.yaml``, ``ablation_<name>.yaml``."""
+
 
 def _positive_ints(name: str, values: tuple[int, ...], length: int | None = None) -> None:
     if length is not None and len(values) != length:

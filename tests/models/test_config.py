@@ -114,10 +114,13 @@ def test_presets_live_in_yaml_and_every_shipped_preset_loads() -> None:
         else:
             raise AssertionError(f"{path.name}: a preset of no known kind")
     assert len(loaded) == len(_shipped()) >= 12
-    assert paper() == preset("paper") and paper().tokens.cbct_min_fraction == 0.3
+    assert paper() == preset("paper")
+    assert paper().tokens.cbct_min_fraction == 0.3
     assert loaded["ablation_cpu"] == AblationConfig()  # the field defaults are the cpu preset's values
     cpu = loaded["pretrain_cpu"]
-    assert isinstance(cpu, PretrainConfig) and cpu.data.crop_shape == (64, 64, 32) and cpu.toothmcl.optim.lr == 0.002
+    assert isinstance(cpu, PretrainConfig)
+    assert cpu.data.crop_shape == (64, 64, 32)
+    assert cpu.toothmcl.optim.lr == 0.002
 
 
 def test_run_configs_round_trip_and_take_overrides() -> None:

@@ -270,13 +270,18 @@ class OptimConfig:
 
 
 @dataclass(frozen=True)
-class ToothMCLConfig:
-    """Everything the model side needs: model, tokens, loss, optimiser."""
+class ModelSections:
+    """The model-side sections: those of a :class:`ToothMCLConfig`, and the top of a pretraining YAML."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
     tokens: TokenConfig = field(default_factory=TokenConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+
+
+@dataclass(frozen=True)
+class ToothMCLConfig(ModelSections):
+    """Everything the model side needs: model, tokens, loss, optimiser."""
 
     def to_dict(self) -> dict[str, Any]:
         return config_to_dict(self)

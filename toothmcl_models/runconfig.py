@@ -18,14 +18,7 @@ from toothmcl_data.configdict import config_from_dict, config_to_dict, read_yaml
 from toothmcl_data.errors import ConfigError
 from toothmcl_data.stream.augment import AugmentConfig
 from toothmcl_data.stream.dataset import StreamConfig
-from toothmcl_models.config import (
-    CONFIG_DIR,
-    LossConfig,
-    ModelConfig,
-    OptimConfig,
-    TokenConfig,
-    ToothMCLConfig,
-)
+from toothmcl_models.config import CONFIG_DIR, ModelSections, ToothMCLConfig
 
 __all__ = ["CONFIG_DIR", "DataConfig", "PretrainConfig", "RunConfig", "preset_path"]
 
@@ -91,13 +84,9 @@ class RunConfig:
 
 
 @dataclass(frozen=True)
-class PretrainFile:
+class PretrainFile(ModelSections):
     """The YAML layout of a :class:`PretrainConfig`: the ``ToothMCLConfig`` sections at the top level."""
 
-    model: ModelConfig = field(default_factory=ModelConfig)
-    tokens: TokenConfig = field(default_factory=TokenConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
     data: DataConfig = field(default_factory=DataConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
@@ -110,7 +99,7 @@ class PretrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         t = self.toothmcl
-        return config_to_dict(PretrainFile(t.model, t.tokens, t.loss, t.optim, self.data, self.run))
+        return config_to_dict(PretrainFile(t.model, t.tokens, t.loss, t.optim, data=self.data, run=self.run))
 
     @classmethod
     def from_dict(cls, raw: Any, where: str = "config", overrides: Sequence[str] = ()) -> PretrainConfig:
@@ -118,7 +107,7 @@ class PretrainConfig:
         if isinstance(raw, dict):  # an empty section (``run:``) means its defaults
             raw = {k: v for k, v in raw.items() if not (k in ("data", "run") and v is None)}
         f = config_from_dict(PretrainFile, raw, where, overrides)
-        return cls(ToothMCLConfig(f.model, f.tokens, f.loss, f.optim), f.data, f.run)
+        return cls(ToothMCLConfig(f.model, f.tokens, f.loss, f.optim), data=f.data, run=f.run)
 
     @classmethod
     def from_yaml(cls, path: Path, overrides: Sequence[str] = ()) -> PretrainConfig:

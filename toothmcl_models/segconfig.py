@@ -81,11 +81,9 @@ def _no_augment() -> DataConfig:
 
 
 @dataclass(frozen=True)
-class FinetuneFile:
-    """The YAML layout of a :class:`FinetuneConfig` (encoders under ``model``)."""
+class TrainingSections:
+    """The sections of a fine-tuning run besides task and encoders (the config's and its YAML layout's)."""
 
-    task: Task = "cbct"
-    model: EncoderSections = field(default_factory=EncoderSections)
     segment: SegmentConfig = field(default_factory=SegmentConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     data: DataConfig = field(default_factory=_no_augment)
@@ -93,22 +91,30 @@ class FinetuneFile:
 
 
 @dataclass(frozen=True)
-class FinetuneConfig:
+class FinetuneFile(TrainingSections):
+    """The YAML layout of a :class:`FinetuneConfig` (encoders under ``model``)."""
+
+    task: Task = "cbct"
+    model: EncoderSections = field(default_factory=EncoderSections)
+
+
+@dataclass(frozen=True)
+class FinetuneConfig(TrainingSections):
+    """Task, encoder architecture (as pretraining's ``model.cbct`` / ``model.ios``) and the training sections."""
+
     task: Task = "cbct"
     cbct: CBCTEncoderConfig = field(default_factory=CBCTEncoderConfig)
     ios: IOSEncoderConfig = field(default_factory=IOSEncoderConfig)
-    segment: SegmentConfig = field(default_factory=SegmentConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    data: DataConfig = field(default_factory=_no_augment)
-    run: RunConfig = field(default_factory=RunConfig)
 
     def __post_init__(self) -> None:
         if self.task not in ("cbct", "ios"):
             raise ConfigError(f"task must be 'cbct' or 'ios', got {self.task!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        model = EncoderSections(self.cbct, self.ios)
-        return config_to_dict(FinetuneFile(self.task, model, self.segment, self.optim, self.data, self.run))
+        """The YAML layout, in the order of the files: task, model, segment, optim, data, run."""
+        sections = {name: getattr(self, name) for name in ("segment", "optim", "data", "run")}
+        d = config_to_dict(FinetuneFile(task=self.task, model=EncoderSections(self.cbct, self.ios), **sections))
+        return {"task": d.pop("task"), "model": d.pop("model"), **d}
 
     @classmethod
     def from_dict(cls, raw: Any, where: str = "config", overrides: Sequence[str] = ()) -> FinetuneConfig:
@@ -120,7 +126,7 @@ class FinetuneConfig:
             if isinstance(raw.get("data"), dict) and "augment" not in raw["data"]:
                 raw["data"] = {**raw["data"], "augment": None}
         f = config_from_dict(FinetuneFile, raw, where, overrides)  # (overrides again: idempotent; named in errors)
-        return cls(f.task, f.model.cbct, f.model.ios, f.segment, f.optim, f.data, f.run)
+        return cls(f.segment, f.optim, f.data, f.run, task=f.task, cbct=f.model.cbct, ios=f.model.ios)
 
     @classmethod
     def from_yaml(cls, path: Path, task: str | None = None, overrides: Sequence[str] = ()) -> FinetuneConfig:

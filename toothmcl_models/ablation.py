@@ -1,7 +1,10 @@
 """Does ToothMCL pretraining help when labels are scarce? Pretrained vs scratch fine-tuning on synthetic patients.
 
-    python -m toothmcl_models.ablation [--ks 1,2,4,8] [--seeds 3] [--out DIR] [--json] [--no-curated] \
-        [--pretrain-steps N] [--cbct-steps N] [--ios-steps N]
+    python -m toothmcl_models.ablation [--config cpu|FILE] [--set KEY=VALUE ...] [--ks 1,2,4,8] [--seeds 3] \
+        [--out DIR] [--json] [--no-curated] [--pretrain-steps N] [--cbct-steps N] [--ios-steps N]
+
+The run's sizes come from ``configs/ablation_<name>.yaml`` (default ``cpu``) or a YAML file, then ``--set``
+overrides, then the flags.
 
 1. Three disjoint cohorts (``toothmcl_data.cohorts``): ``pretrain_patients`` paired patients (≥ 4 × the
    largest k), a labelled pool of ``max(ks)`` and ``test_patients`` held-out ones. The pretraining cohort goes
@@ -40,13 +43,14 @@ from typing import Any
 import torch
 
 from toothmcl_data.cohorts import build_cohort_stores
+from toothmcl_data.configdict import add_set_argument, config_from_dict, read_yaml
 from toothmcl_data.errors import ConfigError
 from toothmcl_data.store import open_version
 from toothmcl_data.types import JAWS
 from toothmcl_models.ablation_stats import INITS, plot, summarise
 from toothmcl_models.finetune import finetune, load_finetuned
 from toothmcl_models.pretrain import pretrain
-from toothmcl_models.runconfig import PretrainConfig
+from toothmcl_models.runconfig import PretrainConfig, preset_path
 from toothmcl_models.scoring import score_cbct_cases, score_ios_cases
 from toothmcl_models.segconfig import FinetuneConfig
 from toothmcl_models.segmentation import CBCTSegmenter, IOSSegmenter
@@ -56,8 +60,9 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class AblationConfig:
-    """Sizes of one ablation run. The default is the CPU preset (≤ 90 min on 2 idle cores; README states the
-    arithmetic from measured per-step times)."""
+    """Sizes of one ablation run. The presets live in ``configs/ablation_<name>.yaml`` (:func:`load_config`); the
+    field defaults are the ``cpu`` preset's values (≤ 90 min on 2 idle cores; README states the arithmetic from
+    measured per-step times)."""
 
     ks: tuple[int, ...] = (1, 2, 4, 8)
     pretrain_patients: int = 32
@@ -108,7 +113,15 @@ class AblationConfig:
             raise ConfigError("ablation: step counts must be ≥ 1")
 
 
-CPU = AblationConfig()
+def load_config(path: Path = Path("cpu"), overrides: Sequence[str] = ()) -> AblationConfig:
+    """The ablation config of a YAML file, or of the preset ``configs/ablation_<path>.yaml``, with ``--set``
+    ``overrides``."""
+    path = preset_path(path, "ablation")
+    return config_from_dict(AblationConfig, read_yaml(path), str(path), overrides)
+
+
+CPU = load_config()
+"""The CPU preset (``configs/ablation_cpu.yaml``)."""
 
 
 def build_stores(config: AblationConfig, out: Path) -> tuple[Path, Path, list[str], list[str]]:
@@ -348,6 +361,8 @@ def format_report(report: dict[str, Any]) -> str:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m toothmcl_models.ablation", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("--config", type=Path, default=Path("cpu"), help="ablation YAML or a preset (default cpu)")
+    add_set_argument(parser)
     parser.add_argument("--ks", default=None, help="labelled patients, comma-separated (default 1,2,4,8)")
     parser.add_argument("--seeds", type=int, default=None, help="fine-tuning seeds 1..N (default 3)")
     parser.add_argument("--pretrain-patients", type=int, default=None, help="paired pretraining patients (≥ 4 × max k)")
@@ -371,7 +386,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     for name in ("pretrain_patients", "test_patients", "pretrain_steps", "cbct_steps", "ios_steps", "threads"):
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)
-    report = run_ablation(replace(CPU, **changes), args.out)
+    report = run_ablation(replace(load_config(args.config, args.set), **changes), args.out)
     print(json.dumps(report, indent=2, default=float) if args.json else format_report(report))
 
 

@@ -1,44 +1,29 @@
 """Configuration of the ToothMCL model, its tokens, losses and optimiser: frozen, validated, YAML round-trip.
 
-Two presets: :func:`tiny` (CPU tests, seconds) and :func:`paper` (ToothMCL, arXiv 2509.07923: SwinUNETR-v2
-encoder with feature size 48, Point Transformer IOS encoder, 512-d shared space, sigmoid loss with the logit
-temperature initialised at 512^-0.5, λ = 0.5; the sigmoid bias starts at SigLIP's −10, not the paper's 0).
-Values the paper does not state are our choices and are marked so in the field docs.
+The field defaults are the paper's setting (ToothMCL, arXiv 2509.07923: SwinUNETR-v2 encoder with feature size
+48, Point Transformer IOS encoder, 512-d shared space, sigmoid loss with the logit temperature initialised at
+512^-0.5, λ = 0.5; the sigmoid bias starts at SigLIP's −10, not the paper's 0); values the paper does not state
+are our choices and are marked so in the field docs. Presets live only in YAML beside this module
+(``configs/toothmcl_<name>.yaml``: :func:`tiny` for CPU tests, :func:`paper`), loaded by :func:`preset`;
+loading and validation go through :mod:`toothmcl_data.configdict`.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import yaml
 
+from toothmcl_data.configdict import config_from_dict, config_from_yaml, config_to_dict, read_yaml
 from toothmcl_data.errors import ConfigError
 
-T = TypeVar("T")
-
-
-def _from_dict(cls: type[T], data: Any, where: str) -> T:
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
-    known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - set(known))
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; known keys: {sorted(known)}")
-    kwargs: dict[str, Any] = {}
-    for name, value in data.items():
-        sub = _SECTIONS.get((cls.__name__, name))
-        if sub is not None:
-            kwargs[name] = _from_dict(sub, value, f"{where}.{name}")
-        elif isinstance(value, list):
-            kwargs[name] = tuple(value)
-        else:
-            kwargs[name] = value
-    try:
-        return cls(**kwargs)
-    except TypeError as err:
-        raise ConfigError(f"{where}: {err}") from err
+CONFIG_DIR = Path(__file__).parent / "configs"
+"""The YAML presets: ``toothmcl_<name>.yaml`` (model side), ``pretrain_<name>.yaml``,
+``finetune_<task>_<name>.yaml``, ``ablation_<name>.yaml``."""
 
 
 def _positive_ints(name: str, values: tuple[int, ...], length: int | None = None) -> None:
@@ -285,85 +270,59 @@ class OptimConfig:
 
 
 @dataclass(frozen=True)
-class ToothMCLConfig:
-    """Everything the model side needs: model, tokens, loss, optimiser."""
+class ModelSections:
+    """The model-side sections: those of a :class:`ToothMCLConfig`, and the top of a pretraining YAML."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
     tokens: TokenConfig = field(default_factory=TokenConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
 
+
+@dataclass(frozen=True)
+class ToothMCLConfig(ModelSections):
+    """Everything the model side needs: model, tokens, loss, optimiser."""
+
     def to_dict(self) -> dict[str, Any]:
-        return _lists(asdict(self))
+        return config_to_dict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ToothMCLConfig:
-        return _from_dict(cls, data, "config")
+    def from_dict(cls, data: Any, where: str = "config", overrides: Sequence[str] = ()) -> ToothMCLConfig:
+        return config_from_dict(cls, data, where, overrides)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     @classmethod
-    def from_yaml(cls, text: str | Path) -> ToothMCLConfig:
+    def from_yaml(cls, text: str | Path, overrides: Sequence[str] = ()) -> ToothMCLConfig:
         """Parse YAML text, or read a ``.yaml`` file when given a Path."""
-        where = str(text) if isinstance(text, Path) else "config"
-        raw = text.read_text(encoding="utf-8") if isinstance(text, Path) else text
+        if isinstance(text, Path):
+            return config_from_yaml(cls, text, overrides)
         try:
-            data = yaml.safe_load(raw)
+            data = yaml.safe_load(text)
         except yaml.YAMLError as err:
-            raise ConfigError(f"{where}: not valid YAML ({err}); fix the syntax") from err
-        return _from_dict(cls, data, where)
+            raise ConfigError(f"config: not valid YAML ({err}); fix the syntax") from err
+        return config_from_dict(cls, data, "config", overrides)
 
 
-def _lists(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _lists(v) for k, v in value.items()}
-    if isinstance(value, tuple | list):
-        return [_lists(v) for v in value]
-    return value
-
-
-_SECTIONS: dict[tuple[str, str], type] = {
-    ("ToothMCLConfig", "model"): ModelConfig,
-    ("ToothMCLConfig", "tokens"): TokenConfig,
-    ("ToothMCLConfig", "loss"): LossConfig,
-    ("ToothMCLConfig", "optim"): OptimConfig,
-    ("ModelConfig", "cbct"): CBCTEncoderConfig,
-    ("ModelConfig", "ios"): IOSEncoderConfig,
-}
+@functools.cache
+def preset(name: str) -> ToothMCLConfig:
+    """The model-side preset ``configs/toothmcl_<name>.yaml`` (``tiny``, ``paper``)."""
+    path = CONFIG_DIR / f"toothmcl_{name}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem.removeprefix("toothmcl_") for p in CONFIG_DIR.glob("toothmcl_*.yaml"))
+        raise ConfigError(f"{path}: no model preset {name!r}; known: {known}")
+    return ToothMCLConfig.from_dict(read_yaml(path), str(path))
 
 
 def paper() -> ToothMCLConfig:
-    """The paper's configuration (values it does not state are our defaults, see field docs).
-
-    Our choice beyond the paper: CBCT tokens need 30 % of their 32³-voxel patch on one tooth (a 9.6 mm cube at
-    0.3 mm rarely holds a tooth at 50 %).
-    """
-    return ToothMCLConfig(tokens=TokenConfig(cbct_min_fraction=0.3))
+    """The paper's configuration (``configs/toothmcl_paper.yaml``; values it does not state are our defaults)."""
+    return preset("paper")
 
 
 def tiny() -> ToothMCLConfig:
-    """CPU-test sized: feature size 12, 3-level Point Transformer, 32-d tokens; for crops like 64×64×32 and
-    1024 points per jaw. CBCT tokens from stage 1 (4-voxel patches, 2.4 mm at 0.6 mm) fused with the deeper
-    stages: at stage 2 (4.8 mm) only 1–30 of 512 tokens of a crop landed on one tooth, at stage 1 ≈ 150–200 of
-    4,096 carry a tooth at 50 % — measured on a curated store."""
-    return ToothMCLConfig(
-        model=ModelConfig(
-            cbct=CBCTEncoderConfig(feature_size=12, depths=(1, 1, 1, 1), num_heads=(1, 2, 3, 6), token_stage=1),
-            ios=IOSEncoderConfig(
-                planes=(16, 32, 64),
-                blocks=(1, 1, 1),
-                strides=(1, 4, 4),
-                neighbours=(8, 8, 8),
-                share_planes=4,
-                token_group_size=32,
-            ),
-            embed_dim=32,
-            head_hidden=64,
-        ),
-        tokens=TokenConfig(cbct_min_fraction=0.5),
-        optim=OptimConfig(lr=1e-3, warmup_steps=5, total_steps=100),
-    )
+    """CPU-test sized (``configs/toothmcl_tiny.yaml``): for crops like 64×64×32 and 1024 points per jaw."""
+    return preset("tiny")
 
 
 PRESETS = {"paper": paper, "tiny": tiny}

@@ -27,6 +27,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from toothmcl_data.configdict import add_set_argument
 from toothmcl_data.errors import ConfigError
 from toothmcl_data.stream.jaws import JawDataset
 from toothmcl_data.stream.volumes import VolumeDataset
@@ -174,13 +175,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("task", choices=("cbct", "ios"))
     parser.add_argument("--store", required=True, help="store path or URL")
     parser.add_argument("--version", default="latest", help="version tag or id (default: latest)")
-    parser.add_argument("--config", required=True, type=Path, help="run config YAML, or 'tiny'")
+    parser.add_argument("--config", required=True, type=Path, help="run config YAML, or a preset: tiny, cpu, paper")
     parser.add_argument("--out", required=True, type=Path, help="run folder (metrics, checkpoints)")
     parser.add_argument("--init", type=Path, default=None, help="pretraining checkpoint or run folder (else scratch)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/latest.pt")
     parser.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (schedule kept)")
+    add_set_argument(parser)
     args = parser.parse_args(argv)
-    config = FinetuneConfig.from_yaml(args.config, args.task)
+    config = FinetuneConfig.from_yaml(args.config, args.task, args.set)
     try:
         result = finetune(
             args.store, args.version, config, args.out, init=args.init, resume=args.resume, max_steps=args.max_steps

@@ -22,6 +22,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from toothmcl_data.configdict import add_set_argument
 from toothmcl_data.errors import ConfigError
 from toothmcl_data.stream.dataset import CaseDataset
 from toothmcl_models.losses import ToothMCLLoss
@@ -99,12 +100,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--store", required=True, help="store path or URL")
     parser.add_argument("--version", default="latest", help="version tag or id (default: latest)")
-    parser.add_argument("--config", required=True, type=Path, help="run config YAML, or 'tiny' / 'paper'")
+    parser.add_argument("--config", required=True, type=Path, help="run config YAML, or a preset: tiny, cpu, paper")
     parser.add_argument("--out", required=True, type=Path, help="run folder (metrics, checkpoints)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/latest.pt")
     parser.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (schedule kept)")
+    add_set_argument(parser)
     args = parser.parse_args(argv)
-    config = PretrainConfig.from_yaml(args.config)
+    config = PretrainConfig.from_yaml(args.config, args.set)
     try:
         result = pretrain(args.store, args.version, config, args.out, resume=args.resume, max_steps=args.max_steps)
     finally:

@@ -9,18 +9,29 @@ One YAML file holds all of it, validated on load and stored in every checkpoint:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from toothmcl_data.configdict import config_from_dict, config_to_dict, read_yaml
 from toothmcl_data.errors import ConfigError
 from toothmcl_data.stream.augment import AugmentConfig
 from toothmcl_data.stream.dataset import StreamConfig
-from toothmcl_models.config import ToothMCLConfig
+from toothmcl_models.config import CONFIG_DIR, ModelSections, ToothMCLConfig
 
-CONFIG_DIR = Path(__file__).parent / "configs"
+__all__ = ["CONFIG_DIR", "DataConfig", "PretrainConfig", "RunConfig", "preset_path"]
+
+
+def preset_path(path: Path, prefix: str) -> Path:
+    """``path`` itself when it exists, else the preset ``configs/<prefix>_<path>.yaml`` when ``path`` names one."""
+    named = CONFIG_DIR / f"{prefix}_{path}.yaml"
+    if not path.exists() and named.is_file():
+        return named
+    if not path.is_file():
+        known = sorted(p.stem.removeprefix(f"{prefix}_") for p in CONFIG_DIR.glob(f"{prefix}_*.yaml"))
+        raise ConfigError(f"{path}: no such config file; pass a YAML path or one of the presets {known}")
+    return path
 
 
 @dataclass(frozen=True)
@@ -73,44 +84,33 @@ class RunConfig:
 
 
 @dataclass(frozen=True)
+class PretrainFile(ModelSections):
+    """The YAML layout of a :class:`PretrainConfig`: the ``ToothMCLConfig`` sections at the top level."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+
+@dataclass(frozen=True)
 class PretrainConfig:
     toothmcl: ToothMCLConfig = field(default_factory=ToothMCLConfig)
     data: DataConfig = field(default_factory=DataConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self.data)
-        data["crop_shape"] = list(self.data.crop_shape)
-        data["eval_splits"] = list(self.data.eval_splits)
-        return {**self.toothmcl.to_dict(), "data": data, "run": asdict(self.run)}
+        t = self.toothmcl
+        return config_to_dict(PretrainFile(t.model, t.tokens, t.loss, t.optim, data=self.data, run=self.run))
 
     @classmethod
-    def from_dict(cls, raw: Any, where: str = "config") -> PretrainConfig:
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{where}: expected a mapping with model/tokens/loss/optim/data/run sections")
-        raw = dict(raw)
-        data = dict(raw.pop("data", {}) or {})
-        run = dict(raw.pop("run", {}) or {})
-        for section, kind in ((data, DataConfig), (run, RunConfig)):
-            unknown = set(section) - {f.name for f in fields(kind)}
-            if unknown:
-                raise ConfigError(f"{where}: unknown {kind.__name__} keys {sorted(unknown)}")
-        if data.get("augment") is not None:
-            data["augment"] = AugmentConfig(**data["augment"])
-        try:
-            return cls(ToothMCLConfig.from_dict(raw), DataConfig(**data), RunConfig(**run))
-        except TypeError as err:
-            raise ConfigError(f"{where}: {err}") from err
+    def from_dict(cls, raw: Any, where: str = "config", overrides: Sequence[str] = ()) -> PretrainConfig:
+        """Validate a run config dict (``overrides``: ``--set KEY=VALUE`` items); errors name ``where``."""
+        if isinstance(raw, dict):  # an empty section (``run:``) means its defaults
+            raw = {k: v for k, v in raw.items() if not (k in ("data", "run") and v is None)}
+        f = config_from_dict(PretrainFile, raw, where, overrides)
+        return cls(ToothMCLConfig(f.model, f.tokens, f.loss, f.optim), data=f.data, run=f.run)
 
     @classmethod
-    def from_yaml(cls, path: Path) -> PretrainConfig:
-        """Read a run config; a bare name (``tiny``, ``paper``) means ``configs/pretrain_<name>.yaml`` here."""
-        if not path.exists() and (CONFIG_DIR / f"pretrain_{path}.yaml").exists():
-            path = CONFIG_DIR / f"pretrain_{path}.yaml"
-        if not path.is_file():
-            raise ConfigError(f"{path}: no such config file; pass a YAML path or one of: tiny, cpu, paper")
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: not valid YAML ({err}); fix the syntax") from err
-        return cls.from_dict(raw, str(path))
+    def from_yaml(cls, path: Path, overrides: Sequence[str] = ()) -> PretrainConfig:
+        """Read a run config; a bare name (``tiny``, ``cpu``, ``paper``) means ``configs/pretrain_<name>.yaml``."""
+        path = preset_path(path, "pretrain")
+        return cls.from_dict(read_yaml(path), str(path), overrides)

@@ -13,17 +13,16 @@ One YAML file (``configs/finetune_<task>_<name>.yaml``), validated on load and s
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
+from toothmcl_data.configdict import apply_overrides, config_from_dict, config_to_dict, read_yaml
 from toothmcl_data.errors import ConfigError
-from toothmcl_data.stream.augment import AugmentConfig
 from toothmcl_data.types import JAWS, Jaw
-from toothmcl_models.config import CBCTEncoderConfig, IOSEncoderConfig, OptimConfig, _from_dict, _lists
-from toothmcl_models.runconfig import CONFIG_DIR, DataConfig, RunConfig
+from toothmcl_models.config import CBCTEncoderConfig, IOSEncoderConfig, OptimConfig
+from toothmcl_models.runconfig import DataConfig, RunConfig, preset_path
 
 Task = Literal["cbct", "ios"]
 
@@ -70,80 +69,70 @@ class SegmentConfig:
 
 
 @dataclass(frozen=True)
-class FinetuneConfig:
+class EncoderSections:
+    """The ``model`` section of a fine-tuning YAML: the encoders' architecture."""
+
+    cbct: CBCTEncoderConfig = field(default_factory=CBCTEncoderConfig)
+    ios: IOSEncoderConfig = field(default_factory=IOSEncoderConfig)
+
+
+def _no_augment() -> DataConfig:
+    return DataConfig(augment=None)
+
+
+@dataclass(frozen=True)
+class TrainingSections:
+    """The sections of a fine-tuning run besides task and encoders (the config's and its YAML layout's)."""
+
+    segment: SegmentConfig = field(default_factory=SegmentConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    data: DataConfig = field(default_factory=_no_augment)
+    run: RunConfig = field(default_factory=RunConfig)
+
+
+@dataclass(frozen=True)
+class FinetuneFile(TrainingSections):
+    """The YAML layout of a :class:`FinetuneConfig` (encoders under ``model``)."""
+
+    task: Task = "cbct"
+    model: EncoderSections = field(default_factory=EncoderSections)
+
+
+@dataclass(frozen=True)
+class FinetuneConfig(TrainingSections):
+    """Task, encoder architecture (as pretraining's ``model.cbct`` / ``model.ios``) and the training sections."""
+
     task: Task = "cbct"
     cbct: CBCTEncoderConfig = field(default_factory=CBCTEncoderConfig)
     ios: IOSEncoderConfig = field(default_factory=IOSEncoderConfig)
-    segment: SegmentConfig = field(default_factory=SegmentConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    data: DataConfig = field(default_factory=lambda: DataConfig(augment=None))
-    run: RunConfig = field(default_factory=RunConfig)
 
     def __post_init__(self) -> None:
         if self.task not in ("cbct", "ios"):
             raise ConfigError(f"task must be 'cbct' or 'ios', got {self.task!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = _lists(
-            {
-                "task": self.task,
-                "model": {"cbct": asdict(self.cbct), "ios": asdict(self.ios)},
-                "segment": asdict(self.segment),
-                "optim": asdict(self.optim),
-                "data": asdict(self.data),
-                "run": asdict(self.run),
-            }
-        )
-        return out
+        """The YAML layout, in the order of the files: task, model, segment, optim, data, run."""
+        sections = {name: getattr(self, name) for name in ("segment", "optim", "data", "run")}
+        d = config_to_dict(FinetuneFile(task=self.task, model=EncoderSections(self.cbct, self.ios), **sections))
+        return {"task": d.pop("task"), "model": d.pop("model"), **d}
 
     @classmethod
-    def from_dict(cls, raw: Any, where: str = "config") -> FinetuneConfig:
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{where}: expected a mapping with task/model/segment/optim/data/run sections")
-        unknown = sorted(set(raw) - {"task", "model", "segment", "optim", "data", "run"})
-        if unknown:
-            raise ConfigError(f"{where}: unknown section(s) {unknown}; known: task, model, segment, optim, data, run")
-        model = dict(raw.get("model") or {})
-        bad = sorted(set(model) - {"cbct", "ios"})
-        if bad:
-            raise ConfigError(f"{where}: unknown model section(s) {bad}; known: cbct, ios")
-        data = dict(raw.get("data") or {})
-        run = dict(raw.get("run") or {})
-        segment = dict(raw.get("segment") or {})
-        for section, kind in ((data, DataConfig), (run, RunConfig), (segment, SegmentConfig)):
-            extra = set(section) - {f.name for f in fields(kind)}
-            if extra:
-                raise ConfigError(f"{where}: unknown {kind.__name__} keys {sorted(extra)}")
-        if data.get("augment") is not None:
-            data["augment"] = AugmentConfig(**data["augment"])
-        else:
-            data["augment"] = None
-        try:
-            return cls(
-                task=raw.get("task", "cbct"),
-                cbct=_from_dict(CBCTEncoderConfig, model.get("cbct") or {}, f"{where}.model.cbct"),
-                ios=_from_dict(IOSEncoderConfig, model.get("ios") or {}, f"{where}.model.ios"),
-                segment=SegmentConfig(**segment),
-                optim=_from_dict(OptimConfig, raw.get("optim") or {}, f"{where}.optim"),
-                data=DataConfig(**data),
-                run=RunConfig(**run),
-            )
-        except TypeError as err:
-            raise ConfigError(f"{where}: {err}") from err
+    def from_dict(cls, raw: Any, where: str = "config", overrides: Sequence[str] = ()) -> FinetuneConfig:
+        """Validate a run config dict (``overrides``: ``--set KEY=VALUE`` items); errors name ``where``. Without
+        an ``augment`` entry, fine-tuning data is not augmented."""
+        raw = apply_overrides(raw, overrides)
+        if isinstance(raw, dict):  # an empty section (``run:``) means its defaults
+            raw = {k: v for k, v in raw.items() if not (k != "task" and v is None)}
+            if isinstance(raw.get("data"), dict) and "augment" not in raw["data"]:
+                raw["data"] = {**raw["data"], "augment": None}
+        f = config_from_dict(FinetuneFile, raw, where, overrides)  # (overrides again: idempotent; named in errors)
+        return cls(f.segment, f.optim, f.data, f.run, task=f.task, cbct=f.model.cbct, ios=f.model.ios)
 
     @classmethod
-    def from_yaml(cls, path: Path, task: str | None = None) -> FinetuneConfig:
-        """Read a run config; a bare name (``tiny``) means ``configs/finetune_<task>_<name>.yaml`` here."""
-        named = CONFIG_DIR / f"finetune_{task}_{path}.yaml"
-        if not path.exists() and task is not None and named.exists():
-            path = named
-        if not path.is_file():
-            raise ConfigError(f"{path}: no such config file; pass a YAML path or 'tiny'")
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: not valid YAML ({err}); fix the syntax") from err
-        config = cls.from_dict(raw, str(path))
+    def from_yaml(cls, path: Path, task: str | None = None, overrides: Sequence[str] = ()) -> FinetuneConfig:
+        """Read a run config; a bare name (``tiny``, ``cpu``) means ``configs/finetune_<task>_<name>.yaml``."""
+        path = preset_path(path, f"finetune_{task}") if task is not None else preset_path(path, "finetune")
+        config = cls.from_dict(read_yaml(path), str(path), overrides)
         if task is not None and config.task != task:
             raise ConfigError(f"{path}: config is for task {config.task!r} but {task!r} was asked for")
         return config

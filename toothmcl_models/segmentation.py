@@ -22,11 +22,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from toothmcl_data.configdict import config_to_dict
 from toothmcl_data.errors import ConfigError, DependencyError, InputError
 from toothmcl_data.fdi import PERMANENT_FDI, load_scheme
 from toothmcl_data.types import JAWS, Jaw
 from toothmcl_models.checkpoint import load_checkpoint
-from toothmcl_models.config import CBCTEncoderConfig, IOSEncoderConfig, _lists
+from toothmcl_models.config import CBCTEncoderConfig, IOSEncoderConfig
 from toothmcl_models.encoders.cbct import check_crop_shape, normalise_intensity
 from toothmcl_models.encoders.ios import PointTransformerEncoder
 from toothmcl_models.encoders.ops import Backend, interpolate_features
@@ -185,7 +186,7 @@ def _check_architecture(checkpoint: Path, part: str, theirs: Mapping[str, Any] |
     """Raise :class:`ConfigError` when the pretrained encoder's shape-defining fields differ from ``config``'s."""
     if theirs is None:
         return
-    ours = _lists(vars(config))
+    ours = config_to_dict(config)
     differ = {k: (theirs.get(k), ours[k]) for k in _ARCHITECTURE[part] if theirs.get(k) != ours[k]}
     if differ:
         raise ConfigError(

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from tests.conftest import SHARED_FIXTURES
 from toothmcl_data.cli.app import app
+from toothmcl_data.errors import ConfigError
 
 runner = CliRunner()
 
@@ -84,3 +85,28 @@ def test_library_error_is_one_line_and_exit_code_2() -> None:
     assert "error:" in proc.stderr
     assert "19" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_set_reaches_the_synth_config_and_unknown_keys_are_named(tmp_path: Path) -> None:
+    out = tmp_path / "d"
+    args = ["synth", "--patients", "1", "--out", str(out), "--spacing", "0.8", "--json"]
+    result = runner.invoke(app, [*args, "--set", "cbct_noise=12.5", "--set", "mesh_formats=[ply]"])
+    assert result.exit_code == 0, result.output
+    truth = json.loads((out / "ground_truth" / "truth.json").read_text(encoding="utf-8"))
+    assert (truth["config"]["cbct_noise"], truth["config"]["mesh_formats"], truth["config"]["spacing_mm"]) == (
+        12.5,
+        ["ply"],
+        0.8,
+    )
+    result = runner.invoke(app, [*args, "--set", "cbct_nois=1"])  # main() turns it into one line, exit code 2
+    assert isinstance(result.exception, ConfigError)
+    assert "unknown key(s) ['cbct_nois']" in str(result.exception)
+    assert "--set cbct_nois=1" in str(result.exception)
+
+
+def test_register_set_refuses_unknown_keys_before_reading_files(tmp_path: Path) -> None:
+    args = ["register", "--cbct", str(tmp_path / "no.nii.gz"), "--ios", str(tmp_path / "no.stl"), "-o", str(tmp_path)]
+    result = runner.invoke(app, [*args, "--set", "icp_iterations=many"])
+    assert isinstance(result.exception, ConfigError)
+    assert "config.icp_iterations: " in str(result.exception)
+    assert "got 'many'" in str(result.exception)

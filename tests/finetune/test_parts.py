@@ -41,11 +41,14 @@ def test_finetune_config_round_trips() -> None:
     ("raw", "message"),
     [
         ({"task": "mri"}, "task must be 'cbct' or 'ios'"),
-        ({"model": {"pet": {}}}, r"unknown model section\(s\) \['pet'\]"),
-        ({"segment": {"jaws": ["middle"]}}, "segment.jaws must be a non-empty subset"),
+        ({"model": {"pet": {}}}, r"config\.model: unknown key\(s\) \['pet'\]; known keys: \['cbct', 'ios'\]"),
+        ({"segment": {"jaws": ["middle"]}}, r"config\.segment\.jaws\[0\] must be 'upper' or 'lower', got 'middle'"),
         ({"segment": {"output_scheme": "universal"}}, "output_scheme must be 'fdi' or 'toothfairy2'"),
-        ({"data": {"crop": 3}}, r"unknown DataConfig keys \['crop'\]"),
-        ({"extra": 1}, r"unknown section\(s\) \['extra'\]"),
+        ({"data": {"crop": 3}}, r"config\.data: unknown key\(s\) \['crop'\]; known keys: .* \(DataConfig\)"),
+        (
+            {"extra": 1},
+            r"config: unknown key\(s\) \['extra'\]; known keys: \['data', 'model', 'optim', 'run', 'segment', 'task'\]",
+        ),
     ],
 )
 def test_finetune_config_errors(raw: dict[str, Any], message: str) -> None:

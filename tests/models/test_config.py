@@ -83,3 +83,93 @@ def test_swinunetr_kwargs_follow_the_config() -> None:
     assert kw["window_size"] == 5
     assert kw["depths"] == (2, 2, 2, 2)
     assert math.isclose(CBCTEncoderConfig().token_stride, 32)
+
+
+def _shipped() -> list[Path]:
+    from toothmcl_models.config import CONFIG_DIR
+
+    return sorted(CONFIG_DIR.glob("*.yaml"))
+
+
+def test_presets_live_in_yaml_and_every_shipped_preset_loads() -> None:
+    from toothmcl_models.ablation import AblationConfig, load_config
+    from toothmcl_models.config import preset
+    from toothmcl_models.runconfig import PretrainConfig
+    from toothmcl_models.segconfig import FinetuneConfig
+
+    loaded: dict[str, object] = {}
+    for path in _shipped():
+        kind, _, name = path.stem.partition("_")
+        if kind == "toothmcl":
+            loaded[path.stem] = preset(name)
+        elif kind == "pretrain":
+            loaded[path.stem] = PretrainConfig.from_yaml(Path(name))
+        elif kind == "finetune":
+            task, _, name = name.partition("_")
+            config = FinetuneConfig.from_yaml(Path(name), task)
+            assert config.task == task
+            loaded[path.stem] = config
+        elif kind == "ablation":
+            loaded[path.stem] = load_config(Path(name))
+        else:
+            raise AssertionError(f"{path.name}: a preset of no known kind")
+    assert len(loaded) == len(_shipped()) >= 12
+    assert paper() == preset("paper")
+    assert paper().tokens.cbct_min_fraction == 0.3
+    assert loaded["ablation_cpu"] == AblationConfig()  # the field defaults are the cpu preset's values
+    cpu = loaded["pretrain_cpu"]
+    assert isinstance(cpu, PretrainConfig)
+    assert cpu.data.crop_shape == (64, 64, 32)
+    assert cpu.toothmcl.optim.lr == 0.002
+
+
+def test_run_configs_round_trip_and_take_overrides() -> None:
+    from toothmcl_models.runconfig import PretrainConfig
+    from toothmcl_models.segconfig import FinetuneConfig
+
+    pre = PretrainConfig.from_yaml(Path("cpu"), ["optim.lr=0.01", "data.augment=null", "model.ios.blocks=[2, 2, 2]"])
+    assert (pre.toothmcl.optim.lr, pre.data.augment, pre.toothmcl.model.ios.blocks) == (0.01, None, (2, 2, 2))
+    assert PretrainConfig.from_dict(pre.to_dict()) == pre
+    fine = FinetuneConfig.from_yaml(Path("cpu"), "ios", ["segment.jaws=[lower]", "run.seed=4"])
+    assert (fine.segment.jaws, fine.run.seed) == (("lower",), 4)
+    assert FinetuneConfig.from_dict(fine.to_dict()) == fine
+    assert FinetuneConfig.from_dict({"task": "ios", "data": {"points": 512}}).data.augment is None
+    with pytest.raises(ConfigError, match=r"finetune_ios_cpu\.yaml: model: unknown key\(s\) \['decoder'\]"):
+        FinetuneConfig.from_yaml(Path("cpu"), "ios", ["model.decoder.width=3"])
+    with pytest.raises(ConfigError, match=r"pretrain_cpu\.yaml: run\.seed: .*got 'x' \(from --set run\.seed=x\)"):
+        PretrainConfig.from_yaml(Path("cpu"), ["run.seed=x"])
+
+
+def test_unknown_key_in_a_yaml_file_names_file_and_key(tmp_path: Path) -> None:
+    from toothmcl_models.runconfig import PretrainConfig
+
+    path = tmp_path / "run.yaml"
+    path.write_text("optim: {lr: 0.01, lr_max: 1}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=rf"^{path}: optim: unknown key\(s\) \['lr_max'\]; known keys: .*lr"):
+        PretrainConfig.from_yaml(path)
+    path.write_text("optim: {lr: fast}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=rf"^{path}: optim\.lr: Input should be a valid number.*got 'fast'$"):
+        PretrainConfig.from_yaml(path)
+
+
+@pytest.mark.parametrize("module", ["pretrain", "finetune"])
+def test_set_on_the_training_command_lines_reaches_the_config(
+    module: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib
+
+    cli = importlib.import_module(f"toothmcl_models.{module}")
+    seen: list[Any] = []
+
+    def fake(store: str, version: str, config: Any, out: Path, **kwargs: Any) -> dict[str, Any]:
+        seen.append(config)
+        return {"step": 0, "loss": 0.0, "pretrained_tensors": 0}
+
+    monkeypatch.setattr(cli, module, fake)
+    task = ["cbct"] if module == "finetune" else []
+    common = [*task, "--store", "s", "--config", "tiny", "--out", str(tmp_path)]
+    cli.main([*common, "--set", "optim.lr=0.01", "--set", "run.seed=7"])
+    assert (seen[0].optim if module == "finetune" else seen[0].toothmcl.optim).lr == 0.01
+    assert seen[0].run.seed == 7
+    with pytest.raises(ConfigError, match=r"optim: unknown key\(s\) \['lrr'\].*\(from --set optim\.lrr=1\)"):
+        cli.main([*common, "--set", "optim.lrr=1"])

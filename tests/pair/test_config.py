@@ -20,5 +20,5 @@ def test_pair_config_dict_round_trip_and_checks() -> None:
     assert config.to_dict()["crop_mm"] == [16.0, 16.0, 32.0]
     with pytest.raises(ConfigError, match=r"PairConfig.fov_tolerance_mm must be ≥ 0 mm, got -0.1"):
         PairConfig(fov_tolerance_mm=-0.1)
-    with pytest.raises(ConfigError, match=r"unknown PairConfig keys \['point'\]"):
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['point'\]; known keys: \[.*\] \(PairConfig\)"):
         PairConfig.from_dict({"point": 3})

@@ -43,5 +43,5 @@ def test_config_errors_name_the_field(cls: type, kwargs: dict[str, Any], message
 
 
 def test_unknown_keys_are_refused() -> None:
-    with pytest.raises(ConfigError, match=r"unknown RegisterConfig keys \['bogus'\]"):
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['bogus'\]; known keys: \[.*\] \(RegisterConfig\)"):
         RegisterConfig.from_dict({"bogus": 1})

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from toothmcl_data.cli.output import emit, progress
+from toothmcl_data.configdict import SET_HELP
 from toothmcl_data.synth.conditions import CONDITION_NAMES
 
 
@@ -35,6 +36,9 @@ def synth(
     spacing: Annotated[float, typer.Option(help="CBCT voxel size in mm.")] = 0.4,
     preview: Annotated[bool, typer.Option("--preview", help="Also write PNG previews under OUT/preview/.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    overrides: Annotated[
+        list[str] | None, typer.Option("--set", metavar="KEY=VALUE", help=f"SynthConfig: {SET_HELP}.")
+    ] = None,
 ) -> None:
     """Synthesise PATIENTS paired CBCT + IOS patients (with planted PHI and, optionally, bad inputs and
     clinical conditions: field of view, bite, head pose, intensity scale, IOS kind, anatomy)."""
@@ -42,7 +46,7 @@ def synth(
     from toothmcl_data.synth.config import SynthConfig
     from toothmcl_data.synth.drop import write_drop
 
-    config = SynthConfig(spacing_mm=spacing)
+    config = SynthConfig.from_dict({"spacing_mm": spacing}, overrides or [])
     conditions = parse_condition_specs(condition or [], variety)
     with progress("synthesising patients", patients, enabled=not as_json) as advance:
         summary = write_drop(

@@ -27,12 +27,13 @@ by the option's own definition in E.3 rather than per-row flags:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, Literal
 
 from pydicom.datadict import dictionary_VR, keyword_for_tag
 
+from toothmcl_data.configdict import config_from_dict, config_to_dict
 from toothmcl_data.errors import ConfigError
 
 Action = Literal["D", "Z", "X", "K", "C", "U"]
@@ -122,19 +123,11 @@ class DeidOptions:
         object.__setattr__(self, "safe_private", tuple((str(c), int(e)) for c, e in self.safe_private))
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["safe_private"] = [list(p) for p in self.safe_private]
-        return d
+        return config_to_dict(self)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> DeidOptions:
-        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
-        unknown = sorted(set(d) - set(known))
-        if unknown:
-            raise ConfigError(f"unknown DeidOptions key(s) {unknown}; known: {sorted(cls.__dataclass_fields__)}")
-        if "safe_private" in known:
-            known["safe_private"] = tuple(tuple(p) for p in known["safe_private"])
-        return cls(**known)
+        return config_from_dict(cls, d)
 
     def codes(self) -> list[tuple[str, str]]:
         """The DICOM CID 7050 codes (value, meaning) of the profile and the selected options."""

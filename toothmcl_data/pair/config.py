@@ -3,10 +3,11 @@ vertex belongs to which CBCT tooth, and the field-of-view tolerance (frozen, val
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from toothmcl_data.configdict import config_from_dict, require_positive
+from toothmcl_data.configdict import config_from_dict, config_to_dict, require_positive
 from toothmcl_data.errors import ConfigError
 
 
@@ -52,10 +53,8 @@ class PairConfig:
         return x, y, z
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["crop_mm"] = list(self.crop_mm)
-        return d
+        return config_to_dict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PairConfig:
-        return config_from_dict(cls, data)
+    def from_dict(cls, data: Mapping[str, Any], overrides: Sequence[str] = ()) -> PairConfig:
+        return config_from_dict(cls, data, overrides=overrides)

@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from toothmcl_data.configdict import config_from_dict, require_positive
+from toothmcl_data.configdict import config_from_dict, config_to_dict, require_positive
 from toothmcl_data.errors import ConfigError
 
 
@@ -71,11 +72,11 @@ class RegisterConfig:
                 )
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return config_to_dict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RegisterConfig:
-        return config_from_dict(cls, data)
+    def from_dict(cls, data: Mapping[str, Any], overrides: Sequence[str] = ()) -> RegisterConfig:
+        return config_from_dict(cls, data, overrides=overrides)
 
 
 # PairConfig lives with pairing; re-exported here (after RegisterConfig: pair imports register modules)

@@ -32,6 +32,7 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec
 
+from toothmcl_data.configdict import config_from_dict
 from toothmcl_data.errors import ConfigError
 
 TABLES = (
@@ -86,7 +87,7 @@ class LayoutConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LayoutConfig:
-        return cls(**{k: int(v) for k, v in data.items()})
+        return config_from_dict(cls, data)
 
 
 def compressor(config: LayoutConfig, dtype: np.dtype[Any]) -> BloscCodec:

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from toothmcl_data.configdict import config_from_dict, config_to_dict
 from toothmcl_data.errors import ConfigError
 
 SPLITS = ("train", "val", "test")
@@ -39,11 +40,11 @@ class SplitConfig:
             raise ConfigError("SplitConfig.key must be a non-empty string")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"key": self.key, "fractions": list(self.fractions), "stratify_by": self.stratify_by}
+        return config_to_dict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SplitConfig:
-        return cls(key=data["key"], fractions=tuple(data["fractions"]), stratify_by=data.get("stratify_by"))
+        return config_from_dict(cls, data)
 
     @property
     def key_fingerprint(self) -> str:

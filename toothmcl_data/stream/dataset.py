@@ -20,7 +20,7 @@ sample does not depend on which worker or rank loads it, and a resumed run sees 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from numpy.typing import DTypeLike, NDArray
 from scipy import ndimage
 from torch.utils.data import Dataset
 
+from toothmcl_data.configdict import config_from_dict, config_to_dict
 from toothmcl_data.errors import ConfigError
 from toothmcl_data.geometry import crop_grid  # re-exported: the stream places its crops with it
 from toothmcl_data.store import open_version
@@ -60,18 +61,11 @@ class StreamConfig:
             raise ConfigError(f"spacing_mm and points must be positive, got {self}")
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["crop_shape"] = list(self.crop_shape)
-        return d
+        return config_to_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StreamConfig:
-        data = dict(data)
-        if data.get("augment") is not None:
-            data["augment"] = AugmentConfig(**data["augment"])
-        if "crop_shape" in data:
-            data["crop_shape"] = tuple(data["crop_shape"])
-        return cls(**data)
+        return config_from_dict(cls, data)
 
 
 def split_cases(version: Any, split: str | None) -> list[str]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
 from typing import Any
 
+from toothmcl_data.configdict import config_from_dict, config_to_dict
 from toothmcl_data.errors import ConfigError
 
 
@@ -61,17 +63,8 @@ class SynthConfig:
             )
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["mesh_formats"] = list(self.mesh_formats)
-        return d
+        return config_to_dict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SynthConfig:
-        names = {f.name for f in fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            raise ConfigError(f"unknown SynthConfig keys {sorted(unknown)}; known: {sorted(names)}")
-        data = dict(data)
-        if "mesh_formats" in data:
-            data["mesh_formats"] = tuple(data["mesh_formats"])
-        return cls(**data)
+    def from_dict(cls, data: Mapping[str, Any], overrides: Sequence[str] = ()) -> SynthConfig:
+        return config_from_dict(cls, data, overrides=overrides)

@@ -87,6 +87,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
             ax.errorbar(ks, mean, yerr=std, marker="o", capsize=3, color=colour, label=init)
         name = {"tooth_dice": "CBCT per-tooth Dice", "miou": "IOS mIoU"}[summary["metric"]]
         ax.set(xscale="log", xticks=ks, xticklabels=[str(k) for k in ks], xlabel="labelled patients k", ylabel=name)
+        ax.minorticks_off()  # log-scale minor labels (3×10⁰, 6×10⁰) would sit between the k ticks
         ax.set_title(f"{name} on {len(report['test_cases'])} test patients")
         ax.grid(alpha=0.3)
         ax.legend()

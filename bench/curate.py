@@ -4,10 +4,10 @@
    slice of a series, nibabel for a NIfTI) and write the same array with the store's chunks, shards and codecs
    into a plain local zarr — what reading and writing the bytes costs (``bound``); ``bound_all_arrays`` also
    writes every other array the store keeps for the case (scan arrays, tooth-pair crops and points).
-2. **Stages per case**, in-process through the functions the flow's tasks call (:func:`flows.steps.curate_case`,
-   then ``finish_drop`` and ``publish``): ingest (plan share + reading/decoding the inputs), de-id, register,
-   pair, figures, record, publish. During this run ``pydicom.dcmread`` and ``Source.read_bytes`` are counted
-   per series file: a file's pixels must be decoded once.
+2. **Stages per case**, in-process through the functions the flow's tasks call
+   (:func:`toothmcl_data.curate.curate_case`, then ``finish_drop`` and ``publish``): ingest (plan share +
+   reading/decoding the inputs), de-id, register, pair, figures, record, publish. During this run
+   ``pydicom.dcmread`` and ``Source.read_bytes`` are counted per series file: a file's pixels must be decoded once.
 3. **Prefect overhead per case**: the flow on the same drop (one thread, fresh store) minus the in-process wall,
    per case; the ephemeral API's start-up is measured apart (a no-op flow first) and not counted per case.
    Beside every wall figure, CPU seconds (``cpu_s_per_case``: the stage's thread in-process, the flow process
@@ -55,10 +55,11 @@ import numpy as np
 import pydicom
 import zarr
 
-from flows.steps import STAGES, curate_case, load_records
-from toothmcl_data.deid.run import finish_drop, load_case_result, plan_files
+from toothmcl_data.curate import STAGES, curate_case, load_records
+from toothmcl_data.deid.run import finish_drop, load_case_result
 from toothmcl_data.io.fs import Source
 from toothmcl_data.io.group import RawCase
+from toothmcl_data.io.plan import plan_files
 from toothmcl_data.store import layout as lay
 from toothmcl_data.store import publish
 from toothmcl_data.synth.config import SynthConfig

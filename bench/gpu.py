@@ -125,7 +125,7 @@ def one_batch(task: str, store: Path, config: Any, rank: int) -> dict[str, Any]:
         dataset = CaseDataset(str(store), "latest", None, data.stream(config.run.seed))
     else:
         dataset = make_dataset(str(store), "latest", config)
-    n = len(dataset)  # type: ignore[arg-type]
+    n = len(dataset)
     return collate([dataset[(rank * data.batch_size + i) % n] for i in range(data.batch_size)])
 
 

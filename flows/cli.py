@@ -62,7 +62,7 @@ def build(
         figures=figures,
     )
     if dry_run:
-        from toothmcl_data.deid.run import plan_files
+        from toothmcl_data.io.plan import plan_files
 
         plan = plan_files(raw)
         emit(

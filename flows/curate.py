@@ -1,11 +1,11 @@
 """The curation flow: raw drop → de-identify → register → pair → publish one immutable version.
 
-Thin wiring: each task is one call. One task per case (:func:`flows.steps.curate_case`) de-identifies, registers
-and pairs it, so its series is read and decoded once and its CBCT never crosses a process; tasks pass file
-references (record files), never large arrays. Case tasks are cached on the inputs' content hashes + the code
-version + the configuration, so a re-run skips every case already done; a case that fails a stage ends in the
-quarantine table with its reason while the others complete, and the version is published only when the run
-completes.
+Thin wiring: each task is one call into the library (:mod:`toothmcl_data.curate`). One task per case
+(:func:`toothmcl_data.curate.curate_case`) de-identifies, registers and pairs it, so its series is read and
+decoded once and its CBCT never crosses a process; tasks pass file references (record files), never large arrays.
+Case tasks are cached on the inputs' content hashes + the code version + the configuration, so a re-run skips
+every case already done; a case that fails a stage ends in the quarantine table with its reason while the others
+complete, and the version is published only when the run completes.
 
     python -m flows.curate RAW --store STORE --key-file K            # or: toothmcl-data build …
 """
@@ -25,18 +25,26 @@ from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
-from flows.steps import STAGES, curate_case, load_records
+from toothmcl_data.curate import (
+    CaseSummary,
+    curate_case,
+    curation_config,
+    curation_provenance,
+    load_records,
+    nothing_to_publish,
+    run_quarantine,
+    stage_totals,
+)
 from toothmcl_data.deid.audit import private_dir
+from toothmcl_data.deid.case import load_case_result
 from toothmcl_data.deid.pseudonym import key_fingerprint, read_key
-from toothmcl_data.deid.run import finish_drop, load_case_result, plan_files
-from toothmcl_data.errors import DependencyError, InputError
+from toothmcl_data.deid.run import finish_drop
+from toothmcl_data.errors import DependencyError
 from toothmcl_data.io.group import DropPlan
-from toothmcl_data.pair import PairConfig
+from toothmcl_data.io.plan import plan_files
 from toothmcl_data.provenance import code_version
-from toothmcl_data.register import RegisterConfig
-from toothmcl_data.store import Provenance, VersionInfo, publish
+from toothmcl_data.store import VersionInfo, publish
 from toothmcl_data.store.guard import exclusive
-from toothmcl_data.store.tables import read_parquet
 
 
 class CurateParams(BaseModel):
@@ -61,10 +69,6 @@ class CurateParams(BaseModel):
         return work, audit
 
 
-def _config() -> dict[str, Any]:
-    return {"register": RegisterConfig().to_dict(), "pair": PairConfig().to_dict()}
-
-
 def _key(params: CurateParams) -> bytes:
     return read_key(key_file=Path(params.key_file) if params.key_file else None, key_env=params.key_env)
 
@@ -78,7 +82,7 @@ def _case_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     files = sorted(f.sha256 for f in raw_case.files)
     where = [str(parameters["work"]), str(parameters["audit"])]
     figures = parameters["key_ref"].figures
-    return "case-" + _hash(files, parameters["fingerprint"], where, figures, _config(), code_version())
+    return "case-" + _hash(files, parameters["fingerprint"], where, figures, curation_config(), code_version())
 
 
 @task(
@@ -89,48 +93,11 @@ def plan_task(raw: str) -> DropPlan:
 
 
 @task(name="curate case", cache_key_fn=_case_key, persist_result=True)
-def case_task(raw_case: Any, work: Path, audit: Path, key_ref: CurateParams, fingerprint: str) -> dict[str, Any]:
+def case_task(raw_case: Any, work: Path, audit: Path, key_ref: CurateParams, fingerprint: str) -> CaseSummary:
     """De-identify, register and pair one case in one task (its CBCT is read and decoded once and never
     leaves the worker); returns a summary without identity (results that name originals stay in the audit
-    area, never in Prefect's result storage) — see :func:`flows.steps.curate_case`."""
+    area, never in Prefect's result storage) — see :func:`toothmcl_data.curate.curate_case`."""
     return curate_case(raw_case, work, audit, key=_key(key_ref), figures=key_ref.figures)
-
-
-def _quarantine(work: Path, summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every quarantine row of the run, one per input unit: those of de-identification
-    (``work/tables/quarantine.parquet``) and one per case that failed registration or pairing, its files listed."""
-    rows = read_parquet((work / "tables" / "quarantine.parquet").read_bytes()).to_pylist()
-    inventory = read_parquet((work / "tables" / "inventory.parquet").read_bytes()).to_pylist()
-    for s in summaries:
-        if s["record"] is not None:
-            continue
-        files = [r for r in inventory if r["case"] == s["pseudonym"] and r["fate"] == "used"]
-        rows.append(
-            {
-                "unit": f"case:{s['pseudonym']}",
-                "case": s["pseudonym"],
-                "kind": "case",
-                "format": "",
-                "role": "register/pair",
-                "n_files": len(files),
-                "size": sum(int(r["size"]) for r in files),
-                "files": sorted(r["sha256"] for r in files),
-                "reason": s["reason"],
-            }
-        )
-    return rows
-
-
-def _nothing_to_publish(params: CurateParams, n_cases: int, quarantine: list[dict[str, Any]]) -> InputError:
-    work, audit = params.folders()
-    files = sum(int(r["n_files"]) for r in quarantine)
-    reasons = min((str(r["reason"]) for r in quarantine), default="")
-    return InputError(
-        f"build {params.raw}: no case can be published — {n_cases} cases found, {len(quarantine)} input units "
-        f"({files} files) quarantined (e.g. {reasons or 'no medical files found'}). No version was published. "
-        f"Reasons per unit: {work / 'tables' / 'quarantine.parquet'} (paths: {audit / 'inventory.parquet'}); "
-        "fix or replace those inputs and run again"
-    )
 
 
 @task(name="publish version", cache_policy=NO_CACHE)
@@ -138,14 +105,8 @@ def publish_task(
     params: CurateParams, records: list[str], quarantine: list[dict[str, Any]], fingerprint: str
 ) -> VersionInfo:
     work, _ = params.folders()
-    inventory = read_parquet((work / "tables" / "inventory.parquet").read_bytes()).to_pylist()
-    provenance = Provenance(
-        code_version=code_version(),
-        config=_config(),
-        input_hashes={row["sha256"]: row["fate"] for row in inventory if "sha256" in row},
-        key_fingerprint=fingerprint,
-        source=params.source,
-        licence=params.licence,
+    provenance, inventory = curation_provenance(
+        work, key_fingerprint=fingerprint, source=params.source, licence=params.licence
     )
     return publish(
         params.store,
@@ -183,20 +144,13 @@ def _curate(params: CurateParams, work: Path, audit: Path) -> dict[str, Any]:
     hits = [f.state.name == "Cached" for f in futures]
     cached = sum(hits)
     logger.info("%d of %d case tasks were cache hits", cached, len(futures))
-    stage_seconds = {  # summed over the cases this run computed (a cache hit carries its first run's times)
-        stage: round(sum(s["seconds"].get(stage, 0.0) for s, hit in zip(everything, hits, strict=True) if not hit), 3)
-        for stage in STAGES
-    }
-    stage_cpu_seconds = {  # the same for the CPU seconds of each stage's thread (not inflated by other load)
-        stage: round(
-            sum(s.get("cpu_seconds", {}).get(stage, 0.0) for s, hit in zip(everything, hits, strict=True) if not hit), 3
-        )
-        for stage in STAGES
-    }
-    quarantine = _quarantine(work, summaries)
+    computed = [not hit for hit in hits]  # a cache hit carries its first run's times: not summed
+    stage_seconds = stage_totals(everything, computed)
+    stage_cpu_seconds = stage_totals(everything, computed, "cpu_seconds")  # not inflated by other load
+    quarantine = run_quarantine(work, summaries)
     records = [s["record"] for s in summaries if s["record"]]
     if not records:  # never an empty version in silence: the whole drop was quarantined
-        raise _nothing_to_publish(params, len(everything), quarantine)
+        raise nothing_to_publish(params.raw, work, audit, len(everything), quarantine)
     info = publish_task(params, records, quarantine, fingerprint)
     table = [
         {

@@ -25,7 +25,6 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
-from torch.utils.data import Dataset
 
 from toothmcl_data.configdict import add_set_argument
 from toothmcl_data.errors import ConfigError
@@ -44,7 +43,7 @@ from toothmcl_models.segmentation import (
 from toothmcl_models.trainloop import train_loop
 
 
-def make_dataset(store: str, version: str, config: FinetuneConfig) -> Dataset[dict[str, Any]]:
+def make_dataset(store: str, version: str, config: FinetuneConfig) -> VolumeDataset | JawDataset:
     """The training stream of ``config.task`` (raises :class:`ConfigError` when it is empty)."""
     stream = config.data.stream(config.run.seed)
     seg = config.segment
@@ -143,7 +142,7 @@ def finetune(
             "task": config.task,
             "init": str(init) if init is not None else None,
             "store": store,
-            "version": dataset.version.id,  # type: ignore[attr-defined]
+            "version": dataset.version.id,
         },
         resume=resume,
         max_steps=max_steps,

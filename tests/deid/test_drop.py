@@ -11,9 +11,10 @@ import pytest
 from tests.deid.acceptance import check_all, check_faults, check_inventory_complete
 from tests.deid.conftest import COARSE, KEY, DeidRun, run_drop
 from toothmcl_data.deid.pseudonym import key_fingerprint
-from toothmcl_data.deid.run import deidentify_case, deidentify_drop, plan_drop
+from toothmcl_data.deid.run import deidentify_case, deidentify_drop
 from toothmcl_data.deid.scan import scan_tree
 from toothmcl_data.errors import DeidError
+from toothmcl_data.io.plan import plan_drop
 from toothmcl_data.synth.drop import write_drop
 
 

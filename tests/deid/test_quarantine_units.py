@@ -11,9 +11,10 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from tests.io.test_dicom import _slice
-from toothmcl_data.deid.run import deidentify_drop, plan_files
+from toothmcl_data.deid.run import deidentify_drop
 from toothmcl_data.io.discover import FileRecord
 from toothmcl_data.io.inventory import Fate, quarantine_rows, redact
+from toothmcl_data.io.plan import plan_files
 
 KEY = b"a-test-key-that-is-long-enough-for-hmac-0123456789"
 TILT = (1.0, 0.0, 0.0, 0.0, 0.984808, 0.173648)  # 10° about x

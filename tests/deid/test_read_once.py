@@ -1,5 +1,5 @@
 """Each raw input is read once: de-identification decodes a series from the bytes it de-identifies, hands the
-decoded CBCT on, and curating the case (flows.steps) never reads the series again — counted by wrapping
+decoded CBCT on, and curating the case (toothmcl_data.curate) never reads the series again — counted by wrapping
 ``pydicom.dcmread`` and ``Source.read_bytes``. The CBCT handed on equals the written copy read back."""
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ import numpy as np
 import pydicom
 import pytest
 
-from toothmcl_data.deid.run import deidentify_case, plan_files
+from toothmcl_data.deid.run import deidentify_case
 from toothmcl_data.io.case import load_case
 from toothmcl_data.io.fs import Source
+from toothmcl_data.io.plan import plan_files
 from toothmcl_data.synth.config import SynthConfig
 from toothmcl_data.synth.drop import write_drop
 
@@ -88,7 +89,7 @@ def test_a_nifti_cbct_kept_in_memory_equals_the_written_copy(tmp_path: Path) -> 
 
 
 def test_curating_a_case_decodes_its_series_once(tmp_path: Path, reads: dict[str, Counter[str]]) -> None:
-    from flows.steps import STAGES, curate_case
+    from toothmcl_data.curate import STAGES, curate_case
 
     plan = plan_files(_drop(tmp_path, nifti_fraction=0.0))
     (raw,) = plan.cases

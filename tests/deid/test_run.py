@@ -17,10 +17,10 @@ from toothmcl_data.deid.run import (
     deidentify_case,
     deidentify_drop,
     load_case_result,
-    plan_files,
 )
 from toothmcl_data.errors import DeidError
 from toothmcl_data.io.group import DropPlan
+from toothmcl_data.io.plan import plan_files
 from toothmcl_data.synth.config import SynthConfig
 from toothmcl_data.synth.drop import write_drop
 

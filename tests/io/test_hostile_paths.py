@@ -9,10 +9,10 @@ from pathlib import Path
 import fsspec
 import pytest
 
-from toothmcl_data.deid.run import plan_files
 from toothmcl_data.errors import InputError, UnsafeInputError
 from toothmcl_data.io.fs import Source, check_name, local_files
 from toothmcl_data.io.match import read_manifest
+from toothmcl_data.io.plan import plan_files
 
 
 def _drop(tmp_path: Path) -> Path:

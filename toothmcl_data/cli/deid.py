@@ -43,8 +43,9 @@ def run(
 ) -> None:
     """De-identify the drop RAW into OUT: DICOM, NIfTI and meshes under pseudonyms, plus inventory tables."""
     from toothmcl_data.deid.pseudonym import key_fingerprint, read_key
-    from toothmcl_data.deid.run import deidentify_drop, plan_files
+    from toothmcl_data.deid.run import deidentify_drop
     from toothmcl_data.deid.table import DeidOptions
+    from toothmcl_data.io.plan import plan_files
 
     key = read_key(key_file=key_file, key_env=key_env)
     plan = plan_files(raw, manifest=manifest)

@@ -36,11 +36,11 @@ from toothmcl_data.errors import DeidError
 from toothmcl_data.io.fs import Source
 from toothmcl_data.io.group import DropPlan
 from toothmcl_data.io.inventory import Fate, write_inventory, write_table
-from toothmcl_data.io.plan import plan_drop, plan_files
+from toothmcl_data.io.plan import plan_files
 
 log = logging.getLogger(__name__)
 
-__all__ = [  # one case's steps live in deid.case, the drop's plan in io.plan; re-exported for callers
+__all__ = [  # one case's steps live in deid.case, re-exported for callers; the drop's plan: import io.plan
     "CaseResult",
     "DeidSummary",
     "default_audit",
@@ -48,8 +48,6 @@ __all__ = [  # one case's steps live in deid.case, the drop's plan in io.plan; r
     "deidentify_drop",
     "finish_drop",
     "load_case_result",
-    "plan_drop",
-    "plan_files",
 ]
 
 _CASE_SCHEMA = pa.schema(

@@ -11,7 +11,6 @@ modalities, since a mirrored tooth 11 *is* a tooth 21.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -20,6 +19,7 @@ from scipy.spatial.transform import Rotation
 
 from toothmcl_data.errors import ConfigError
 from toothmcl_data.fdi import mirror_labels
+from toothmcl_data.stream.sample import AugmentRecord
 from toothmcl_data.types import Affine4x4, apply_transform
 
 
@@ -55,8 +55,10 @@ def crop_centre(world_from_crop: Affine4x4, shape: tuple[int, ...]) -> NDArray[n
 
 def draw_motion(
     config: AugmentConfig, rng: np.random.Generator, centre: NDArray[np.float64]
-) -> tuple[Affine4x4, dict[str, Any]]:
-    """A random motion (4, 4) about ``centre`` (3,) LPS mm, and the record of what was drawn."""
+) -> tuple[Affine4x4, AugmentRecord]:
+    """A random motion (4, 4) about ``centre`` (3,) LPS mm, and the record of what was drawn: ``rotate_deg``,
+    ``axis``, ``shift_mm``, ``mirror``, ``centre_mm`` and the ``motion`` itself as nested lists
+    (:class:`~toothmcl_data.stream.sample.AugmentRecord`)."""
     axis = rng.normal(size=3)
     axis /= np.linalg.norm(axis)
     angle = rng.uniform(-config.rotate_deg, config.rotate_deg)
@@ -68,7 +70,14 @@ def draw_motion(
     motion = np.eye(4)
     motion[:3, :3] = linear
     motion[:3, 3] = centre - linear @ centre + shift
-    applied = {"rotate_deg": float(angle), "axis": axis.tolist(), "shift_mm": shift.tolist(), "mirror": mirror}
+    applied: AugmentRecord = {
+        "rotate_deg": float(angle),
+        "axis": axis.tolist(),
+        "shift_mm": shift.tolist(),
+        "mirror": mirror,
+        "centre_mm": np.asarray(centre, dtype=np.float64).tolist(),
+        "motion": motion.tolist(),
+    }
     return motion, applied
 
 
@@ -119,7 +128,7 @@ def augment_pair(
     world_from_crop: Affine4x4,
     config: AugmentConfig,
     rng: np.random.Generator,
-) -> tuple[NDArray[np.float32], NDArray[np.int16], NDArray[np.float32], NDArray[np.int64], dict[str, Any]]:
+) -> tuple[NDArray[np.float32], NDArray[np.int16], NDArray[np.float32], NDArray[np.int64], AugmentRecord]:
     """Apply one random motion to both modalities, then intensity changes to the (normalised) CBCT.
 
     image (X, Y, Z) float32 CBCT scanner values; labels (X, Y, Z) FDI; points (N, 6) LPS mm + normals; point_labels
@@ -133,7 +142,8 @@ def augment_pair(
     moved = (moved - mean) * scale + mean
     if config.noise_std > 0:
         moved = moved + rng.normal(0.0, config.noise_std, size=moved.shape).astype(np.float32)
-    applied |= {"intensity_scale": float(scale), "noise_std": config.noise_std}
+    applied["intensity_scale"] = float(scale)
+    applied["noise_std"] = config.noise_std
     if moved_labels is None or moved_point_labels is None:
         raise ConfigError("augment_pair needs labels for both modalities")
     return moved.astype(np.float32), moved_labels, moved_points, moved_point_labels, applied

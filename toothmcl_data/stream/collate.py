@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -10,8 +10,10 @@ import torch
 from toothmcl_data.errors import InputError
 
 
-def collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Collate samples of one dataset (same keys; per-jaw dicts with the same jaws)."""
+def collate(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Collate samples of one dataset (same keys; per-jaw dicts with the same jaws), e.g. the typed samples of
+    :mod:`toothmcl_data.stream.sample`: tensors [...] → [B, ...], per-jaw tensors likewise per jaw, anything else
+    (``case``, ``index``, the augmentation records ``applied`` …) → a list of B values."""
     if not samples:
         raise InputError("cannot collate an empty batch")
     out: dict[str, Any] = {}

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -36,6 +36,7 @@ from toothmcl_data.geometry import crop_grid  # re-exported: the stream places i
 from toothmcl_data.store import open_version
 from toothmcl_data.store.blocks import read_block
 from toothmcl_data.stream.augment import AugmentConfig, augment_pair, draw_motion, move_crop, move_points
+from toothmcl_data.stream.sample import AugmentRecord, CaseSample, PairSample
 from toothmcl_data.types import JAWS, Affine4x4, Jaw, apply_transform
 
 
@@ -80,7 +81,11 @@ def split_cases(version: Any, split: str | None) -> list[str]:
     return [c for c in chosen if c in set(cases)]
 
 
-class _VersionDataset(Dataset[dict[str, Any]]):
+SampleT = TypeVar("SampleT")
+"""The sample type of a dataset (one of :mod:`toothmcl_data.stream.sample`)."""
+
+
+class _VersionDataset(Dataset[SampleT]):
     def __init__(self, store: str | Path, version: str, split: str | None, config: StreamConfig) -> None:
         self.version = open_version(store, version)
         self.split = split
@@ -95,13 +100,9 @@ class _VersionDataset(Dataset[dict[str, Any]]):
         return np.random.default_rng([self.config.seed, self.epoch, index])
 
 
-class PairDataset(_VersionDataset):
-    """One sample per paired tooth of ``split``.
-
-    Sample: ``cbct`` float32 [1, X, Y, Z] scanner values; ``cbct_labels`` int16 [X, Y, Z] FDI; ``ios`` float32 [N, 6]
-    xyz LPS mm + normal; ``ios_labels`` int64 [N] (the tooth's FDI, mirrored with the sample when augmented);
-    ``world_from_crop`` float64 [4, 4]; ``fdi`` int; ``case`` str; ``index`` int.
-    """
+class PairDataset(_VersionDataset[PairSample]):
+    """One sample per paired tooth of ``split``: a :class:`~toothmcl_data.stream.sample.PairSample` (the tooth's
+    published CBCT crop, its crown points, the augmentation record ``applied``)."""
 
     def __init__(
         self,
@@ -122,7 +123,7 @@ class PairDataset(_VersionDataset):
     def __len__(self) -> int:
         return len(self._slots)
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def __getitem__(self, index: int) -> PairSample:
         slot = self._slots[index]
         pair = self.version.pairs().read(slot)
         image = np.asarray(pair["cbct_crop"], dtype=np.float32)
@@ -134,7 +135,7 @@ class PairDataset(_VersionDataset):
         if self.config.points < len(points):
             points = points[np.sort(rng.choice(len(points), self.config.points, replace=False))]
         point_labels = np.full(len(points), fdi, dtype=np.int64)
-        applied: dict[str, Any] = {}
+        applied: AugmentRecord = {}
         if self.config.augment is not None:
             image, labels, points, point_labels, applied = augment_pair(
                 image, labels, points, point_labels, world_from_crop, self.config.augment, rng
@@ -182,13 +183,11 @@ def resample(
     return out if dtype is None else out.astype(dtype, copy=False)
 
 
-class CaseDataset(_VersionDataset):
-    """One sample per patient of ``split`` (patients with a CBCT and at least one registered jaw).
-
-    Sample: ``cbct`` float32 [1, X, Y, Z]; ``cbct_labels`` int16 [X, Y, Z] FDI (−1 everywhere when the case has
-    no label map); ``ios`` {jaw: float32 [N, 6]} xyz LPS mm + normal; ``ios_labels`` {jaw: int64 [N]} FDI (−1 when
-    unlabelled); ``world_from_crop`` float64 [4, 4]; ``case`` str; ``index`` int. The crop is centred on a tooth
-    drawn from the case's paired teeth (jittered), so it holds teeth of both modalities.
+class CaseDataset(_VersionDataset[CaseSample]):
+    """One sample per patient of ``split`` (patients with a CBCT and at least one registered jaw): a
+    :class:`~toothmcl_data.stream.sample.CaseSample` (a CBCT crop, each jaw's points in the CBCT's world, the
+    augmentation record ``applied``). The crop is centred on a tooth drawn from the case's paired teeth
+    (jittered), so it holds teeth of both modalities.
     """
 
     def __init__(
@@ -228,7 +227,7 @@ class CaseDataset(_VersionDataset):
     def __len__(self) -> int:
         return len(self._cases)
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def __getitem__(self, index: int) -> CaseSample:
         case = self._cases[index]
         rng = self._rng(index)
         config = self.config
@@ -253,8 +252,9 @@ class CaseDataset(_VersionDataset):
         ios: dict[str, torch.Tensor] = {}
         ios_labels: dict[str, torch.Tensor] = {}
         motion = None
+        applied: AugmentRecord = {}
         if config.augment is not None:
-            motion, _ = draw_motion(config.augment, rng, centre)
+            motion, applied = draw_motion(config.augment, rng, centre)
             image, moved = move_crop(image, labels, world_from_crop, motion)
             labels = moved if moved is not None else labels
         for jaw in self.jaws:
@@ -280,4 +280,5 @@ class CaseDataset(_VersionDataset):
             "world_from_crop": torch.from_numpy(world_from_crop),
             "case": case,
             "index": index,
+            "applied": applied,
         }

@@ -12,7 +12,7 @@ rigidly about the scan's centroid.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import torch
@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 from toothmcl_data.errors import ConfigError
 from toothmcl_data.stream.augment import draw_motion, move_points
 from toothmcl_data.stream.dataset import StreamConfig, _VersionDataset, split_cases
+from toothmcl_data.stream.sample import AugmentRecord, JawSample
 from toothmcl_data.types import JAWS, Affine4x4, Jaw, apply_transform
 
 Frame = Literal["world", "ios", "canonical"]
@@ -62,13 +63,10 @@ def canonical_from_scan(xyz: NDArray[np.floating], normals: NDArray[np.floating]
     return out
 
 
-class JawDataset(_VersionDataset):
-    """One sample per labelled jaw scan of ``split``.
-
-    Sample: ``points`` float32 [N, 6] xyz mm (frame above) + unit normal; ``labels`` int64 [N] FDI (0 gingiva);
-    ``vertex_index`` int64 [N] the points' vertex indices in the stored mesh; ``jaw`` str; ``case`` str;
-    ``index`` int.
-    """
+class JawDataset(_VersionDataset[JawSample]):
+    """One sample per labelled jaw scan of ``split``: a :class:`~toothmcl_data.stream.sample.JawSample` (points in
+    the frame above, their FDI labels and vertex indices, the augmentation record ``applied``, whose motion is in
+    that same frame)."""
 
     def __init__(
         self,
@@ -108,7 +106,7 @@ class JawDataset(_VersionDataset):
     def samples(self) -> list[tuple[str, Jaw]]:
         return list(self._samples)
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def __getitem__(self, index: int) -> JawSample:
         case, jaw = self._samples[index]
         rng = self._rng(index)
         mesh = self.version.ios(case, jaw)
@@ -128,8 +126,9 @@ class JawDataset(_VersionDataset):
         if mesh.labels is None:
             raise ConfigError(f"case {case} {jaw} scan has no labels; JawDataset needs labelled scans")
         labels = mesh.labels[pick].astype(np.int64)
+        applied: AugmentRecord = {}
         if self.config.augment is not None:
-            motion, _ = draw_motion(self.config.augment, rng, points[:, :3].astype(np.float64).mean(0))
+            motion, applied = draw_motion(self.config.augment, rng, points[:, :3].astype(np.float64).mean(0))
             points, moved = move_points(points, labels, motion)
             labels = moved if moved is not None else labels
         return {
@@ -139,4 +138,5 @@ class JawDataset(_VersionDataset):
             "jaw": jaw,
             "case": case,
             "index": index,
+            "applied": applied,
         }

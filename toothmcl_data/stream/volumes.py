@@ -12,7 +12,6 @@ quarter of the crop), otherwise anywhere in the volume. Draws come from ``defaul
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -21,17 +20,15 @@ from numpy.typing import NDArray
 from toothmcl_data.errors import ConfigError
 from toothmcl_data.stream.augment import draw_motion, move_crop
 from toothmcl_data.stream.dataset import StreamConfig, _VersionDataset, crop_grid, resample, split_cases
+from toothmcl_data.stream.sample import AugmentRecord, VolumeSample
 
 _FOREGROUND_STRIDE = 2
 """Tooth voxels remembered per case: every 2nd voxel along each axis (crop centres need no finer choice)."""
 
 
-class VolumeDataset(_VersionDataset):
-    """One sample per labelled CBCT of ``split``.
-
-    Sample: ``cbct`` float32 [1, X, Y, Z] scanner values; ``cbct_labels`` int16 [X, Y, Z] FDI (0 = background);
-    ``world_from_crop`` float64 [4, 4]; ``case`` str; ``index`` int.
-    """
+class VolumeDataset(_VersionDataset[VolumeSample]):
+    """One sample per labelled CBCT of ``split``: a :class:`~toothmcl_data.stream.sample.VolumeSample` (a CBCT crop,
+    its FDI label crop, the augmentation record ``applied``)."""
 
     def __init__(
         self,
@@ -82,7 +79,7 @@ class VolumeDataset(_VersionDataset):
             self._foreground[case] = ijk @ affine[:3, :3].T + affine[:3, 3]
         return self._foreground[case]
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def __getitem__(self, index: int) -> VolumeSample:
         case = self._cases[index]
         rng = self._rng(index)
         config = self.config
@@ -102,8 +99,9 @@ class VolumeDataset(_VersionDataset):
         world_from_crop = crop_grid(centre, config.crop_shape, config.spacing_mm)
         image = resample(cbct, affine, world_from_crop, config.crop_shape, order=1, dtype=np.float32)
         labels = resample(label_array, affine, world_from_crop, config.crop_shape, order=0, dtype=np.int16)
+        applied: AugmentRecord = {}
         if config.augment is not None:
-            motion, _ = draw_motion(config.augment, rng, centre)
+            motion, applied = draw_motion(config.augment, rng, centre)
             image, moved = move_crop(image, labels, world_from_crop, motion)
             labels = moved if moved is not None else labels
         return {
@@ -112,4 +110,5 @@ class VolumeDataset(_VersionDataset):
             "world_from_crop": torch.from_numpy(world_from_crop),
             "case": case,
             "index": index,
+            "applied": applied,
         }

@@ -1,0 +1,43 @@
+"""curate_case: a case that cannot be paired is quarantined with its reason, not raised; a case whose every input
+was quarantined at de-identification has no record and no stage after de-identification."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from tests.deid.conftest import KEY
+from toothmcl_data.curate.case import FIGURES, curate_case
+from toothmcl_data.curate.clock import STAGES
+from toothmcl_data.io.plan import plan_files
+from toothmcl_data.synth.config import SynthConfig
+from toothmcl_data.synth.drop import write_drop
+
+COARSE = SynthConfig(spacing_mm=1.2, ios_resolution_mm=1.0, nifti_fraction=1.0)
+
+
+def test_a_case_without_a_cbct_is_quarantined_with_its_reason(tmp_path: Path) -> None:
+    drop = write_drop(tmp_path / "synth", patients=1, seed=5, config=COARSE)
+    raw = replace(plan_files(drop.drop).cases[0], cbct=())
+    work = tmp_path / "work"
+    summary = curate_case(raw, work, tmp_path / "audit", key=KEY)
+    assert summary["written"]
+    assert summary["record"] is None
+    assert "needs a CBCT and at least one IOS jaw" in summary["reason"]
+    assert summary["verdicts"] == {}
+    assert "pairs" not in summary
+    assert set(summary["seconds"]) == set(STAGES)
+    assert summary["seconds"]["deid"] > 0
+    assert summary["seconds"]["register"] == 0.0
+    assert not (work / "records").exists()
+    assert not (work / FIGURES).exists()
+
+
+def test_a_case_with_no_usable_input_is_not_written(tmp_path: Path) -> None:
+    drop = write_drop(tmp_path / "synth", patients=1, seed=5, config=COARSE)
+    raw = replace(plan_files(drop.drop).cases[0], cbct=(), ios=())
+    summary = curate_case(raw, tmp_path / "work", tmp_path / "audit", key=KEY)
+    assert summary["written"] is False
+    assert summary["record"] is None
+    assert summary["seconds"]["ingest"] >= 0.0
+    assert summary["seconds"]["pair"] == 0.0

@@ -1,0 +1,44 @@
+"""Curation of a drop, case by case: read → de-identify → register → pair → record, then the run's bookkeeping.
+
+The stage logic the curation flow (``flows.curate``, a Prefect plugin) wires together; no Prefect here. One case,
+start to end, in one process (:func:`curate_case`): its raw files are read once (the CBCT decoded from the same
+bytes that are de-identified), the decoded CBCT stays in memory for registration and pairing, and what leaves it
+is a small summary (:class:`CaseSummary`, no identity) plus the case record file that publishing streams into the
+store (:func:`load_records`). The run over all cases (:mod:`toothmcl_data.curate.drop`) turns the summaries into
+quarantine rows, per-stage totals and the version's provenance.
+
+- ``clock``: the per-case stages (:data:`STAGES`) and their wall/CPU clock;
+- ``memory``: :func:`release_memory` between cases;
+- ``recordfiles``: the case record files under ``WORK/records``;
+- ``case``: :func:`curate_case`;
+- ``drop``: configuration, quarantine rows, stage totals and provenance of a run.
+"""
+
+from toothmcl_data.curate.case import FIGURES, CaseSummary, curate_case
+from toothmcl_data.curate.clock import STAGES, StageClock
+from toothmcl_data.curate.drop import (
+    curation_config,
+    curation_provenance,
+    nothing_to_publish,
+    run_quarantine,
+    stage_totals,
+)
+from toothmcl_data.curate.memory import release_memory
+from toothmcl_data.curate.recordfiles import RECORDS, load_records, save_record
+
+__all__ = [
+    "FIGURES",
+    "RECORDS",
+    "STAGES",
+    "CaseSummary",
+    "StageClock",
+    "curate_case",
+    "curation_config",
+    "curation_provenance",
+    "load_records",
+    "nothing_to_publish",
+    "release_memory",
+    "run_quarantine",
+    "save_record",
+    "stage_totals",
+]

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from toothmcl_data.cli.output import emit
+from toothmcl_data.curate import curation_config
 from toothmcl_data.errors import DependencyError
 
 FLOW_PACKAGES = frozenset({"prefect", "prefect_dask", "distributed", "dask", "pydantic"})
@@ -36,6 +37,10 @@ def build(
     figures: Annotated[bool, typer.Option(help="Draw a registration picture per jaw under the working folder.")] = True,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan the drop and report; write nothing.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Change the curation config: register.KEY=VALUE or pair.KEY=VALUE; repeatable."),
+    ] = None,
 ) -> None:
     """Curate RAW (de-identify → register → pair) and publish a new version of STORE."""
     try:
@@ -60,7 +65,9 @@ def build(
         source=source,
         licence=licence,
         figures=figures,
+        overrides=overrides or [],
     )
+    curation_config(params.overrides)  # a wrong key stops here, before any work
     if dry_run:
         from toothmcl_data.io.plan import plan_files
 

@@ -61,6 +61,9 @@ class CurateParams(BaseModel):
     source: str = Field("", description="where the data comes from (dataset card)")
     licence: str = Field("", description="licence of the data (dataset card)")
     figures: bool = Field(True, description="draw a registration picture per jaw (STORE.work/figures)")
+    overrides: list[str] = Field(
+        default_factory=list, description="register.KEY=VALUE / pair.KEY=VALUE changes to the curation config"
+    )
 
     def folders(self) -> tuple[Path, Path]:
         store = Path(self.store)
@@ -81,8 +84,9 @@ def _case_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     raw_case = parameters["raw_case"]
     files = sorted(f.sha256 for f in raw_case.files)
     where = [str(parameters["work"]), str(parameters["audit"])]
-    figures = parameters["key_ref"].figures
-    return "case-" + _hash(files, parameters["fingerprint"], where, figures, curation_config(), code_version())
+    params: CurateParams = parameters["key_ref"]
+    config = curation_config(params.overrides)
+    return "case-" + _hash(files, parameters["fingerprint"], where, params.figures, config, code_version())
 
 
 @task(
@@ -97,7 +101,8 @@ def case_task(raw_case: Any, work: Path, audit: Path, key_ref: CurateParams, fin
     """De-identify, register and pair one case in one task (its CBCT is read and decoded once and never
     leaves the worker); returns a summary without identity (results that name originals stay in the audit
     area, never in Prefect's result storage) — see :func:`toothmcl_data.curate.curate_case`."""
-    return curate_case(raw_case, work, audit, key=_key(key_ref), figures=key_ref.figures)
+    config = curation_config(key_ref.overrides)
+    return curate_case(raw_case, work, audit, key=_key(key_ref), figures=key_ref.figures, config=config)
 
 
 @task(name="publish version", cache_policy=NO_CACHE)
@@ -106,7 +111,11 @@ def publish_task(
 ) -> VersionInfo:
     work, _ = params.folders()
     provenance, inventory = curation_provenance(
-        work, key_fingerprint=fingerprint, source=params.source, licence=params.licence
+        work,
+        key_fingerprint=fingerprint,
+        source=params.source,
+        licence=params.licence,
+        config=curation_config(params.overrides),
     )
     return publish(
         params.store,

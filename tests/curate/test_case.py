@@ -9,6 +9,7 @@ from pathlib import Path
 from tests.deid.conftest import KEY
 from toothmcl_data.curate.case import FIGURES, curate_case
 from toothmcl_data.curate.clock import STAGES
+from toothmcl_data.curate.drop import curation_config
 from toothmcl_data.io.plan import plan_files
 from toothmcl_data.synth.config import SynthConfig
 from toothmcl_data.synth.drop import write_drop
@@ -41,3 +42,15 @@ def test_a_case_with_no_usable_input_is_not_written(tmp_path: Path) -> None:
     assert summary["record"] is None
     assert summary["seconds"]["ingest"] >= 0.0
     assert summary["seconds"]["pair"] == 0.0
+
+
+def test_the_register_config_given_reaches_the_registration(tmp_path: Path) -> None:
+    # Thresholds no fit can meet: every jaw must fail QC, which only happens if curate_case used this config.
+    config = curation_config(
+        [f"register.{kind}_rms_mm=0.0001" for kind in ("pass", "review")]
+        + [f"register.{kind}_p95_mm=0.0001" for kind in ("pass", "review")]
+    )
+    drop = write_drop(tmp_path / "synth", patients=1, seed=5, config=COARSE)
+    raw = plan_files(drop.drop).cases[0]
+    summary = curate_case(raw, tmp_path / "work", tmp_path / "audit", key=KEY, figures=False, config=config)
+    assert summary["verdicts"] == {"upper": "fail", "lower": "fail"}, summary  # defaults: review / pass

@@ -18,6 +18,7 @@ from toothmcl_data.curate.drop import (
     run_quarantine,
     stage_totals,
 )
+from toothmcl_data.errors import ConfigError
 from toothmcl_data.pair import PairConfig
 from toothmcl_data.provenance import code_version
 from toothmcl_data.register import RegisterConfig
@@ -99,3 +100,16 @@ def test_provenance_names_the_code_the_config_and_every_input(tmp_path: Path) ->
     assert provenance.code_version == code_version()
     assert provenance.config == curation_config()
     assert (provenance.key_fingerprint, provenance.source, provenance.licence) == ("fp", "clinic", "CC0")
+
+
+def test_curation_config_takes_register_and_pair_overrides_and_names_a_wrong_key() -> None:
+    config = curation_config(["register.inlier_mm=0.3", "pair.project_mm=4"])
+    assert config["register"] == {**RegisterConfig().to_dict(), "inlier_mm": 0.3}
+    assert config["pair"]["project_mm"] == 4.0
+    assert config["register"] != curation_config()["register"]
+    with pytest.raises(ConfigError, match="optim"):
+        curation_config(["optim.lr=0.1"])
+    with pytest.raises(ConfigError, match="inlier_mmm"):
+        curation_config(["register.inlier_mmm=0.3"])
+    with pytest.raises(ConfigError, match="inlier_mm"):
+        curation_config(["register.inlier_mm=wide"])

@@ -72,3 +72,14 @@ def test_build_cli_runs_the_flow(drop: Path, key_file: Path, tmp_path: Path) -> 
     assert dry.exit_code == 0, dry.output
     assert json.loads(dry.output)["cases"] == 3
     assert not (tmp_path / "s").exists()
+
+
+def test_build_set_is_checked_before_any_work(drop: Path, key_file: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    args = ["build", str(drop), "--store", str(tmp_path / "s"), "--key-file", str(key_file), "--dry-run"]
+    bad = runner.invoke(app, [*args, "--set", "register.inlier_mmm=0.3"])
+    assert bad.exit_code != 0
+    assert "from --set register.inlier_mmm=0.3" in str(bad.exception) + bad.output
+    assert not (tmp_path / "s").exists()
+    good = runner.invoke(app, [*args, "--set", "register.inlier_mm=0.3", "--json"])
+    assert good.exit_code == 0, good.output

@@ -8,9 +8,10 @@ de-identified) and the decoded CBCT stays in memory for registration and pairing
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from toothmcl_data.curate.clock import StageClock
 from toothmcl_data.curate.memory import release_memory
@@ -19,8 +20,8 @@ from toothmcl_data.deid.case import deidentify_case
 from toothmcl_data.errors import ToothmclError
 from toothmcl_data.io.case import load_case
 from toothmcl_data.io.group import RawCase
-from toothmcl_data.pair import pair_case
-from toothmcl_data.register import cbct_surface, register_jaw
+from toothmcl_data.pair import PairConfig, pair_case
+from toothmcl_data.register import RegisterConfig, cbct_surface, register_jaw
 from toothmcl_data.register.figures import registration_png
 from toothmcl_data.store import CaseRecord
 
@@ -48,22 +49,43 @@ class CaseSummary(TypedDict, total=False):
     cpu_seconds: dict[str, float]
 
 
-def curate_case(raw_case: RawCase, work: Path, audit: Path, *, key: bytes, figures: bool = True) -> CaseSummary:
+def curate_case(
+    raw_case: RawCase,
+    work: Path,
+    audit: Path,
+    *,
+    key: bytes,
+    figures: bool = True,
+    config: Mapping[str, Any] | None = None,
+) -> CaseSummary:
     """De-identify, register and pair one raw case; save its record under ``work/records``.
 
     ``work``: the run's working folder (de-identified cases, tables, records, figures); ``audit``: the restricted
     folder for what names originals; ``key``: the pseudonymisation key; ``figures``: draw a registration picture
-    per jaw under ``work/figures``. A case that fails registration or pairing (a :class:`ToothmclError`) is not
-    raised: its summary carries ``record=None`` and the ``reason``. The case's arrays are freed and the heap
+    per jaw under ``work/figures``; ``config``: ``{"register": …, "pair": …}`` as
+    :func:`~toothmcl_data.curate.drop.curation_config` gives it (default: the defaults). A case that fails
+    registration or pairing (a :class:`ToothmclError`) is not raised: its summary carries ``record=None`` and the
+    ``reason``. The case's arrays are freed and the heap
     trimmed before it returns (:func:`~toothmcl_data.curate.memory.release_memory`).
     """
     try:
-        return _curate(raw_case, work, audit, key=key, figures=figures)
+        register = RegisterConfig.from_dict(config["register"]) if config else RegisterConfig()
+        pair = PairConfig.from_dict(config["pair"]) if config else PairConfig()
+        return _curate(raw_case, work, audit, key=key, figures=figures, register=register, pair=pair)
     finally:
         release_memory()
 
 
-def _curate(raw_case: RawCase, work: Path, audit: Path, *, key: bytes, figures: bool) -> CaseSummary:
+def _curate(
+    raw_case: RawCase,
+    work: Path,
+    audit: Path,
+    *,
+    key: bytes,
+    figures: bool,
+    register: RegisterConfig,
+    pair: PairConfig,
+) -> CaseSummary:
     clock = StageClock()
     c0 = time.thread_time()
     result = deidentify_case(raw_case, work, key=key, audit=audit, keep_cbct=True)
@@ -87,13 +109,15 @@ def _curate(raw_case: RawCase, work: Path, audit: Path, *, key: bytes, figures: 
         if case.cbct is None or not case.ios:
             raise ToothmclError(f"case {case.pseudonym} needs a CBCT and at least one IOS jaw to be paired")
         with clock.stage("register"):
-            surface = cbct_surface(case.cbct, case.cbct_labels, where=f"case {case.pseudonym}")
+            surface = cbct_surface(
+                case.cbct, case.cbct_labels, profile_mm=register.profile_mm, where=f"case {case.pseudonym}"
+            )
             registrations = {
-                jaw: register_jaw(case.cbct, mesh, cbct_labels=case.cbct_labels, surface=surface)
+                jaw: register_jaw(case.cbct, mesh, cbct_labels=case.cbct_labels, config=register, surface=surface)
                 for jaw, mesh in case.ios.items()
             }
         with clock.stage("pair"):
-            paired = pair_case(case, registrations, surface=surface)
+            paired = pair_case(case, registrations, pair, surface=surface)
     except ToothmclError as err:  # handled: the case is quarantined with this reason, the other cases go on
         summary["reason"] = str(err)
         return summary

@@ -8,9 +8,11 @@ de-identification tables of the run are ``WORK/tables/{inventory,quarantine}.par
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from toothmcl_data.configdict import config_from_dict
 from toothmcl_data.curate.clock import STAGES
 from toothmcl_data.errors import InputError
 from toothmcl_data.pair import PairConfig
@@ -20,10 +22,21 @@ from toothmcl_data.store import Provenance
 from toothmcl_data.store.tables import read_parquet
 
 
-def curation_config() -> dict[str, Any]:
+@dataclass(frozen=True)
+class CurationConfig:
+    """What curation runs with: the registration and the pairing configuration."""
+
+    register: RegisterConfig = field(default_factory=RegisterConfig)
+    pair: PairConfig = field(default_factory=PairConfig)
+
+
+def curation_config(overrides: Sequence[str] = ()) -> dict[str, Any]:
     """The configuration curation runs with, as JSON-able dicts: ``{"register": …, "pair": …}`` (part of a case's
-    cache key and of the published version's provenance)."""
-    return {"register": RegisterConfig().to_dict(), "pair": PairConfig().to_dict()}
+    cache key and of the published version's provenance): the defaults with ``overrides`` applied, each a
+    ``--set`` item ``register.KEY=VALUE`` or ``pair.KEY=VALUE`` (validated: unknown keys and wrong types raise
+    :class:`~toothmcl_data.errors.ConfigError` naming them)."""
+    config = config_from_dict(CurationConfig, {}, where="curation", overrides=overrides)
+    return {"register": config.register.to_dict(), "pair": config.pair.to_dict()}
 
 
 def _table(work: Path, name: str) -> list[dict[str, Any]]:
@@ -80,15 +93,15 @@ def nothing_to_publish(raw: str, work: Path, audit: Path, n_cases: int, quaranti
 
 
 def curation_provenance(
-    work: Path, *, key_fingerprint: str, source: str = "", licence: str = ""
+    work: Path, *, key_fingerprint: str, source: str = "", licence: str = "", config: Mapping[str, Any] | None = None
 ) -> tuple[Provenance, list[dict[str, Any]]]:
     """The provenance of the version a run publishes (code version, :func:`curation_config`, every input's sha256
     → fate from ``work/tables/inventory.parquet``, the key's fingerprint, ``source`` and ``licence`` for the card),
-    and the inventory rows it was read from."""
+    and the inventory rows it was read from. ``config``: the run's :func:`curation_config` (default: the defaults)."""
     inventory = _table(work, "inventory")
     provenance = Provenance(
         code_version=code_version(),
-        config=curation_config(),
+        config=dict(config) if config is not None else curation_config(),
         input_hashes={row["sha256"]: row["fate"] for row in inventory if "sha256" in row},
         key_fingerprint=key_fingerprint,
         source=source,

@@ -35,7 +35,8 @@ print(default, faults(12), took)
 def test_freed_tensor_memory_is_reused_without_new_page_faults() -> None:
     out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, check=True).stdout.split()
     default, tuned, took = int(out[0]), int(out[1]), out[2] == "True"
-    assert took
+    if not took:
+        pytest.skip("this libc refused the thresholds (mallopt returned 0): nothing to measure")
     # default: ~17,000 fresh pages per round (each temporary mmapped anew); tuned: mostly reused heap memory (measured
     # 0 in most rounds, 8,448 in a few while the heap's free chunks settle)
     assert default > 150_000, default

@@ -18,6 +18,7 @@ from toothmcl_data.configdict import (
     config_to_dict,
     parse_override,
     require_positive,
+    without_null_sections,
 )
 from toothmcl_data.errors import ConfigError
 
@@ -132,3 +133,9 @@ def test_round_trip_dict_config_dict() -> None:
     d = config_to_dict(config)
     assert d == {"inner": {"lr": 0.2, "kind": "b"}, "maybe": {"size": [5.0, 6.0], "count": 1}, "names": ["q"]}
     assert config_from_dict(_Outer, d) == config
+
+
+def test_only_named_null_sections_are_dropped() -> None:
+    raw = {"run": None, "data": {"a": 1}, "stray": None}
+    assert without_null_sections(raw, ("run", "data")) == {"data": {"a": 1}, "stray": None}
+    assert without_null_sections([1], ("run",)) == [1]

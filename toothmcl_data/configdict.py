@@ -73,6 +73,14 @@ def apply_overrides(raw: Any, overrides: Sequence[str]) -> Any:
     return out
 
 
+def without_null_sections(raw: Any, sections: Sequence[str]) -> Any:
+    """``raw`` without those of ``sections`` that are null: an empty YAML section (``run:``) means its defaults.
+    Anything else (not a mapping, other keys) is left for the validation to judge."""
+    if not isinstance(raw, Mapping):
+        return raw
+    return {k: v for k, v in raw.items() if not (k in sections and v is None)}
+
+
 @functools.cache
 def _root(cls: type) -> type[pydantic.BaseModel]:
     # A wrapper model carries extra="forbid" down to every nested stdlib dataclass (TypeAdapter refuses a config

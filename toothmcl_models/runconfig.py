@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from toothmcl_data.configdict import config_from_dict, config_to_dict, read_yaml
+from toothmcl_data.configdict import config_from_dict, config_to_dict, read_yaml, without_null_sections
 from toothmcl_data.errors import ConfigError
 from toothmcl_data.stream.augment import AugmentConfig
 from toothmcl_data.stream.dataset import StreamConfig
@@ -104,9 +104,7 @@ class PretrainConfig:
     @classmethod
     def from_dict(cls, raw: Any, where: str = "config", overrides: Sequence[str] = ()) -> PretrainConfig:
         """Validate a run config dict (``overrides``: ``--set KEY=VALUE`` items); errors name ``where``."""
-        if isinstance(raw, dict):  # an empty section (``run:``) means its defaults
-            raw = {k: v for k, v in raw.items() if not (k in ("data", "run") and v is None)}
-        f = config_from_dict(PretrainFile, raw, where, overrides)
+        f = config_from_dict(PretrainFile, without_null_sections(raw, ("data", "run")), where, overrides)
         return cls(ToothMCLConfig(f.model, f.tokens, f.loss, f.optim), data=f.data, run=f.run)
 
     @classmethod

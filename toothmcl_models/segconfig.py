@@ -18,7 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from toothmcl_data.configdict import apply_overrides, config_from_dict, config_to_dict, read_yaml
+from toothmcl_data.configdict import (
+    apply_overrides,
+    config_from_dict,
+    config_to_dict,
+    read_yaml,
+    without_null_sections,
+)
 from toothmcl_data.errors import ConfigError
 from toothmcl_data.types import JAWS, Jaw
 from toothmcl_models.config import CBCTEncoderConfig, IOSEncoderConfig, OptimConfig
@@ -120,11 +126,9 @@ class FinetuneConfig(TrainingSections):
     def from_dict(cls, raw: Any, where: str = "config", overrides: Sequence[str] = ()) -> FinetuneConfig:
         """Validate a run config dict (``overrides``: ``--set KEY=VALUE`` items); errors name ``where``. Without
         an ``augment`` entry, fine-tuning data is not augmented."""
-        raw = apply_overrides(raw, overrides)
-        if isinstance(raw, dict):  # an empty section (``run:``) means its defaults
-            raw = {k: v for k, v in raw.items() if not (k != "task" and v is None)}
-            if isinstance(raw.get("data"), dict) and "augment" not in raw["data"]:
-                raw["data"] = {**raw["data"], "augment": None}
+        raw = without_null_sections(apply_overrides(raw, overrides), ("model", "segment", "optim", "data", "run"))
+        if isinstance(raw, dict) and isinstance(raw.get("data"), dict) and "augment" not in raw["data"]:
+            raw["data"] = {**raw["data"], "augment": None}
         f = config_from_dict(FinetuneFile, raw, where, overrides)  # (overrides again: idempotent; named in errors)
         return cls(f.segment, f.optim, f.data, f.run, task=f.task, cbct=f.model.cbct, ios=f.model.ios)
 

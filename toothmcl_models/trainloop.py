@@ -38,9 +38,9 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 
 from toothmcl_data.errors import ConfigError
+from toothmcl_data.heap import keep_freed_memory
 from toothmcl_data.stream.collate import collate
 from toothmcl_data.stream.order import ResumableSampler
-from toothmcl_models.allocator import keep_freed_memory
 from toothmcl_models.checkpoint import restore_training, save_checkpoint, training_state
 from toothmcl_models.config import OptimConfig
 from toothmcl_models.distributed import mean_across_ranks, setup_distributed, to_device

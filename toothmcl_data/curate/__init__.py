@@ -8,7 +8,6 @@ store (:func:`load_records`). The run over all cases (:mod:`toothmcl_data.curate
 quarantine rows, per-stage totals and the version's provenance.
 
 - ``clock``: the per-case stages (:data:`STAGES`) and their wall/CPU clock;
-- ``memory``: :func:`release_memory` between cases;
 - ``recordfiles``: the case record files under ``WORK/records``;
 - ``case``: :func:`curate_case`;
 - ``drop``: configuration, quarantine rows, stage totals and provenance of a run.
@@ -23,8 +22,8 @@ from toothmcl_data.curate.drop import (
     run_quarantine,
     stage_totals,
 )
-from toothmcl_data.curate.memory import release_memory
 from toothmcl_data.curate.recordfiles import RECORDS, load_records, save_record
+from toothmcl_data.heap import release_memory
 
 __all__ = [
     "FIGURES",

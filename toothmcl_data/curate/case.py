@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 from toothmcl_data.curate.clock import StageClock
-from toothmcl_data.curate.memory import release_memory
 from toothmcl_data.curate.recordfiles import save_record
 from toothmcl_data.deid.case import deidentify_case
 from toothmcl_data.errors import ToothmclError
+from toothmcl_data.heap import release_memory
 from toothmcl_data.io.case import load_case
 from toothmcl_data.io.group import RawCase
 from toothmcl_data.pair import PairConfig, pair_case
@@ -66,7 +66,7 @@ def curate_case(
     :func:`~toothmcl_data.curate.drop.curation_config` gives it (default: the defaults). A case that fails
     registration or pairing (a :class:`ToothmclError`) is not raised: its summary carries ``record=None`` and the
     ``reason``. The case's arrays are freed and the heap
-    trimmed before it returns (:func:`~toothmcl_data.curate.memory.release_memory`).
+    trimmed before it returns (:func:`~toothmcl_data.heap.release_memory`).
     """
     try:
         register = RegisterConfig.from_dict(config["register"]) if config else RegisterConfig()

@@ -7,7 +7,7 @@ import pickle
 from collections.abc import Iterator
 from pathlib import Path
 
-from toothmcl_data.curate.memory import release_memory
+from toothmcl_data.heap import release_memory
 from toothmcl_data.store import CaseRecord
 
 RECORDS = "records"

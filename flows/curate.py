@@ -84,9 +84,8 @@ def _case_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     raw_case = parameters["raw_case"]
     files = sorted(f.sha256 for f in raw_case.files)
     where = [str(parameters["work"]), str(parameters["audit"])]
-    params: CurateParams = parameters["key_ref"]
-    config = curation_config(params.overrides)
-    return "case-" + _hash(files, parameters["fingerprint"], where, params.figures, config, code_version())
+    figures = parameters["key_ref"].figures
+    return "case-" + _hash(files, parameters["fingerprint"], where, figures, parameters["config"], code_version())
 
 
 @task(
@@ -97,17 +96,22 @@ def plan_task(raw: str) -> DropPlan:
 
 
 @task(name="curate case", cache_key_fn=_case_key, persist_result=True)
-def case_task(raw_case: Any, work: Path, audit: Path, key_ref: CurateParams, fingerprint: str) -> CaseSummary:
+def case_task(
+    raw_case: Any, work: Path, audit: Path, key_ref: CurateParams, fingerprint: str, config: dict[str, Any]
+) -> CaseSummary:
     """De-identify, register and pair one case in one task (its CBCT is read and decoded once and never
     leaves the worker); returns a summary without identity (results that name originals stay in the audit
     area, never in Prefect's result storage) — see :func:`toothmcl_data.curate.curate_case`."""
-    config = curation_config(key_ref.overrides)
     return curate_case(raw_case, work, audit, key=_key(key_ref), figures=key_ref.figures, config=config)
 
 
 @task(name="publish version", cache_policy=NO_CACHE)
 def publish_task(
-    params: CurateParams, records: list[str], quarantine: list[dict[str, Any]], fingerprint: str
+    params: CurateParams,
+    records: list[str],
+    quarantine: list[dict[str, Any]],
+    fingerprint: str,
+    config: dict[str, Any],
 ) -> VersionInfo:
     work, _ = params.folders()
     provenance, inventory = curation_provenance(
@@ -115,7 +119,7 @@ def publish_task(
         key_fingerprint=fingerprint,
         source=params.source,
         licence=params.licence,
-        config=curation_config(params.overrides),
+        config=config,
     )
     return publish(
         params.store,
@@ -142,10 +146,11 @@ def curate(params: CurateParams) -> dict[str, Any]:
 def _curate(params: CurateParams, work: Path, audit: Path) -> dict[str, Any]:
     logger = get_run_logger()
     fingerprint = key_fingerprint(_key(params))
+    config = curation_config(params.overrides)  # the run's RegisterConfig / PairConfig, as dicts
     plan = plan_task(params.raw)
     logger.info("drop: %d files, %d cases", len(plan.records), len(plan.cases))
     futures: list[PrefectFuture[Any]] = [
-        case_task.submit(case, work, audit, params, fingerprint) for case in plan.cases
+        case_task.submit(case, work, audit, params, fingerprint, config) for case in plan.cases
     ]
     everything = [f.result() for f in futures]
     finish_drop(plan, [load_case_result(work, audit, s["pseudonym"]) for s in everything], work, audit)
@@ -160,7 +165,7 @@ def _curate(params: CurateParams, work: Path, audit: Path) -> dict[str, Any]:
     records = [s["record"] for s in summaries if s["record"]]
     if not records:  # never an empty version in silence: the whole drop was quarantined
         raise nothing_to_publish(params.raw, work, audit, len(everything), quarantine)
-    info = publish_task(params, records, quarantine, fingerprint)
+    info = publish_task(params, records, quarantine, fingerprint, config)
     table = [
         {
             "case": s["pseudonym"],

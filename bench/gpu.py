@@ -1,7 +1,11 @@
 """Step time, peak GPU memory, samples/s and model FLOP utilisation of the ``paper`` presets on a GPU.
 
-    torchrun --standalone --nproc-per-node G bench/gpu.py [--tasks pretrain,cbct,ios] [--steps 20] [--json]
-    python bench/gpu.py --smoke --json          # CPU or GPU: tiny presets, a few steps, no MFU (proves the script)
+    torchrun --standalone --nproc-per-node G bench/gpu.py [--tasks pretrain,cbct,ios] [--set steps=20] [--json]
+    python bench/gpu.py --config smoke --json   # CPU or GPU: tiny presets, a few steps, no MFU (proves the script)
+
+What runs comes from ``bench/configs/gpu_<name>.yaml`` (``--config``, default ``paper``; or a YAML file) with
+``--set KEY=VALUE`` overrides: the training presets timed, the timed and warm-up steps, whether MFU is reported and
+the synthetic patients (:class:`GpuBenchConfig`).
 
 For each of pretraining (``configs/pretrain_paper.yaml``: SwinUNETR-v2 feature 48 on 256×256×64 crops at 0.3 mm +
 a Point Transformer per jaw on 24,000 points) and the two fine-tunings (``configs/finetune_{cbct,ios}_paper.yaml``)
@@ -12,7 +16,7 @@ as the loop does them: autocast in the preset's ``amp_dtype`` (bf16), backward, 
 cosine, DDP over torchrun's ranks (NCCL on GPU, gloo on CPU). Data loading is excluded (the loader's workers run
 beside the step in training), so the figures are the model's.
 
-- step time: mean over ``--steps`` timed steps after ``--warmup`` untimed ones (``cuda.synchronize`` around each),
+- step time: mean over ``steps`` timed steps after ``warmup`` untimed ones (``cuda.synchronize`` around each),
   the slowest rank's mean;
 - peak memory: ``torch.cuda.max_memory_allocated`` over the timed steps (PyTorch's allocator; nvidia-smi shows
   more: the caching allocator's reserve and the CUDA context), the largest over ranks;
@@ -32,7 +36,7 @@ import os
 import statistics
 import time
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +47,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset
 from torch.utils.flop_counter import FlopCounterMode
 
+from toothmcl_data.configdict import add_set_argument, config_from_yaml, preset_path, require_positive
+from toothmcl_data.errors import ConfigError
 from toothmcl_data.store import publish
 from toothmcl_data.stream.collate import collate
 from toothmcl_data.stream.dataset import CaseDataset
@@ -68,10 +74,37 @@ PEAK_BF16_TFLOPS: tuple[tuple[str, float], ...] = (
 )
 """Peak dense bf16 tensor-core TFLOP/s by a substring of ``torch.cuda.get_device_name()``, first match wins."""
 
-SMOKE_SYNTH = SynthConfig(spacing_mm=1.2, ios_resolution_mm=1.0, third_molar_probability=0.0)
-PAPER_SYNTH = SynthConfig(spacing_mm=0.4, ios_resolution_mm=0.3)
-"""0.4 mm CBCT (resampled to the preset's 0.3 mm grid by the stream) and ~100,000 vertices per jaw (≥ 24,000
-points without repeats); the content only changes how many tokens carry a tooth, not the cost of a step."""
+CONFIG_DIR = Path(__file__).parent / "configs"
+"""The presets ``gpu_<name>.yaml``: ``paper`` (the default) and ``smoke``."""
+
+
+@dataclass(frozen=True)
+class GpuBenchConfig:
+    """What one bench run times. The values live only in YAML (``bench/configs/gpu_<name>.yaml``, whose comments say
+    why), so no field has a default."""
+
+    preset: str
+    """The training presets timed: ``configs/pretrain_<preset>.yaml`` and ``configs/finetune_{cbct,ios}_<preset>.yaml``
+    (a name, or a YAML path for all three)."""
+    steps: int
+    """Timed optimiser steps per task."""
+    warmup: int
+    """Untimed steps before them."""
+    mfu: bool
+    """Report MFU against the GPU's peak bf16 FLOP/s (:func:`peak_tflops`); false: no MFU."""
+    synth: SynthConfig
+    """The synthetic patients published once into the bench's store."""
+
+    def __post_init__(self) -> None:
+        require_positive(self, "steps")
+        if self.warmup < 0:
+            raise ConfigError(f"GpuBenchConfig.warmup must be ≥ 0, got {self.warmup}")
+
+
+def load_config(path: Path = Path("paper"), overrides: Sequence[str] = ()) -> GpuBenchConfig:
+    """The bench config of a YAML file, or of the preset ``bench/configs/gpu_<path>.yaml``, with ``--set``
+    ``overrides``."""
+    return config_from_yaml(GpuBenchConfig, preset_path(path, "gpu", CONFIG_DIR), overrides)
 
 
 def peak_tflops(device: torch.device, override: float | None = None) -> float | None:
@@ -85,8 +118,11 @@ def peak_tflops(device: torch.device, override: float | None = None) -> float | 
 
 
 def ensure_store(root: Path, synth: SynthConfig, patients: int, rank: int, world: int) -> Path:
-    """``root/store`` with ``patients`` synthetic patients (rank 0 publishes it once; the others wait)."""
+    """``root/store`` with ``patients`` synthetic patients (rank 0 publishes it once; the others wait); a store
+    drawn with another ``synth`` is refused."""
     store, done = root / "store", root / "store.done"
+    if done.exists() and json.loads(done.read_text()) != synth.to_dict():
+        raise ConfigError(f"{store}: drawn with other synth settings ({done}); pass another --out")
     if rank == 0 and not done.exists():
         names = [f"GPU{i:03d}" for i in range(patients)]
         publish(store, synth_records(synth, [[2026, i] for i in range(patients)], names), message="bench/gpu")
@@ -209,11 +245,11 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     rank, world, device = setup_distributed()
     if args.threads:
         torch.set_num_threads(args.threads)
-    preset = "tiny" if args.smoke else args.preset
-    synth = SMOKE_SYNTH if args.smoke else PAPER_SYNTH
+    config: GpuBenchConfig = args.config
+    preset, steps, warmup = config.preset, config.steps, config.warmup
     patients = max(2, world * 2)
-    store = ensure_store(args.out / f"{preset}-{patients}", synth, patients, rank, world)
-    peak = None if args.smoke else peak_tflops(device, args.peak_tflops)
+    store = ensure_store(args.out / f"{Path(preset).stem}-{patients}", config.synth, patients, rank, world)
+    peak = peak_tflops(device, args.peak_tflops) if config.mfu else None
     report: dict[str, Any] = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "world_size": world,
@@ -221,14 +257,12 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         "preset": preset,
         "amp_dtype": "bfloat16 autocast" if device.type == "cuda" else "float32 (CPU)",
         "peak_tflops": peak,
-        "steps": args.steps,
-        "warmup": args.warmup,
+        "steps": steps,
+        "warmup": warmup,
     }
     for task in args.tasks:
         torch.manual_seed(0)
-        report[task] = bench_task(
-            task, preset, store, steps=args.steps, warmup=args.warmup, peak=peak, world=world, rank=rank
-        )
+        report[task] = bench_task(task, preset, store, steps=steps, warmup=warmup, peak=peak, world=world, rank=rank)
         if device.type == "cuda":
             torch.cuda.empty_cache()
     return report
@@ -261,10 +295,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated: pretrain, cbct, ios (default all)")
-    parser.add_argument("--preset", default="paper", help="config name or YAML stem (default paper)")
-    parser.add_argument("--steps", type=int, default=None, help="timed steps (default 20; --smoke 2)")
-    parser.add_argument("--warmup", type=int, default=None, help="untimed steps first (default 5; --smoke 1)")
-    parser.add_argument("--smoke", action="store_true", help="tiny presets and patients, a few steps, no MFU")
+    parser.add_argument("--config", type=Path, default=Path("paper"), help="bench YAML or a preset: paper, smoke")
+    add_set_argument(parser)
     parser.add_argument("--peak-tflops", type=float, default=None, help="peak bf16 TFLOP/s per GPU (else the table)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     parser.add_argument("--out", type=Path, default=Path("bench-gpu"), help="work folder (the synthetic store)")
@@ -274,8 +306,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     unknown = sorted(set(args.tasks) - set(TASKS))
     if unknown:
         parser.error(f"unknown task(s) {unknown}; choose from {', '.join(TASKS)}")
-    args.steps = args.steps if args.steps is not None else (2 if args.smoke else 20)
-    args.warmup = args.warmup if args.warmup is not None else (1 if args.smoke else 5)
+    args.config = load_config(args.config, args.set)
     try:
         report = run_bench(args)
     finally:

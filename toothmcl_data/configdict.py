@@ -113,6 +113,18 @@ def read_yaml(path: Path) -> Any:
         raise ConfigError(f"{path}: not valid YAML ({err}); fix the syntax") from err
 
 
+def preset_path(path: Path, prefix: str, folder: Path) -> Path:
+    """``path`` itself when it is a file, else the preset ``folder/<prefix>_<path>.yaml`` when ``path`` names one;
+    :class:`ConfigError` listing the presets of ``folder`` otherwise."""
+    named = folder / f"{prefix}_{path}.yaml"
+    if not path.exists() and named.is_file():
+        return named
+    if not path.is_file():
+        known = sorted(p.stem.removeprefix(f"{prefix}_") for p in folder.glob(f"{prefix}_*.yaml"))
+        raise ConfigError(f"{path}: no such config file; pass a YAML path or one of the presets {known}")
+    return path
+
+
 def config_from_yaml(cls: type[C], path: Path, overrides: Sequence[str] = ()) -> C:
     """The config ``cls`` of the YAML file ``path`` with ``overrides``; errors name the file and key."""
     return config_from_dict(cls, read_yaml(path), str(path), overrides)

@@ -1,17 +1,16 @@
 """Does ToothMCL pretraining help when labels are scarce? Pretrained vs scratch fine-tuning on synthetic patients.
 
-    python -m toothmcl_models.ablation [--config cpu|FILE] [--set KEY=VALUE ...] [--ks 1,2,4,8] [--seeds 3] \
-        [--out DIR] [--json] [--no-curated] [--pretrain-steps N] [--cbct-steps N] [--ios-steps N]
+    python -m toothmcl_models.ablation [--config cpu|FILE] [--set KEY=VALUE ...] [--out DIR] [--json]
 
-The run's sizes come from ``configs/ablation_<name>.yaml`` (default ``cpu``) or a YAML file, then ``--set``
-overrides, then the flags.
+The run's sizes come from ``configs/ablation_<name>.yaml`` (default ``cpu``) or a YAML file naming every key of
+:class:`AblationConfig`, then the ``--set`` overrides (``--set ks=[1,2] --set seeds=[1] --set cbct_steps=20``).
 
 1. Three disjoint cohorts (``toothmcl_data.cohorts``): ``pretrain_patients`` paired patients (≥ 4 × the
    largest k), a labelled pool of ``max(ks)`` and ``test_patients`` held-out ones. The pretraining cohort goes
    through the curation flow as users' data does (``write_cohort_drop`` + ``toothmcl-data build``: de-
    identification, registration, CBCT tooth identities transferred from the IOS labels) into its own store, so
-   pretraining never sees a labelled or a test patient; ``--no-curated`` publishes ground-truth records instead.
-   The labelled pool and the test patients are another store (ground-truth label maps).
+   pretraining never sees a labelled or a test patient; ``--set curated=false`` publishes ground-truth records
+   instead. The labelled pool and the test patients are another store (ground-truth label maps).
 2. Pretrain once (``configs/pretrain_cpu.yaml``, every case of the pretraining store, ``pretrain_steps``).
 3. For each k, each seed, each modality: fine-tune on the first k labelled patients (the k-subsets nest) from the
    pretrained encoder(s) and from scratch with the same config: steps, schedule, seed (so the same decoder
@@ -36,21 +35,21 @@ import resource
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from toothmcl_data.cohorts import build_cohort_stores
-from toothmcl_data.configdict import add_set_argument, config_from_dict, read_yaml
+from toothmcl_data.configdict import add_set_argument, config_from_dict, preset_path, read_yaml
 from toothmcl_data.errors import ConfigError
 from toothmcl_data.store import open_version
 from toothmcl_data.types import JAWS
 from toothmcl_models.ablation_stats import INITS, plot, summarise
 from toothmcl_models.finetune import finetune, load_finetuned
 from toothmcl_models.pretrain import pretrain
-from toothmcl_models.runconfig import PretrainConfig, preset_path
+from toothmcl_models.runconfig import CONFIG_DIR, PretrainConfig
 from toothmcl_models.scoring import score_cbct_cases, score_ios_cases
 from toothmcl_models.segconfig import FinetuneConfig
 from toothmcl_models.segmentation import CBCTSegmenter, IOSSegmenter
@@ -60,43 +59,44 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class AblationConfig:
-    """Sizes of one ablation run. The presets live in ``configs/ablation_<name>.yaml`` (:func:`load_config`); the
-    field defaults are the ``cpu`` preset's values (≤ 90 min on 2 idle cores; README states the arithmetic from
-    measured per-step times)."""
+    """Sizes of one ablation run. The values live only in YAML: the presets ``configs/ablation_<name>.yaml``
+    (:func:`load_config`; ``cpu``: ≤ 90 min on 2 idle cores, its comments give the budget arithmetic from measured
+    per-step times), so no field has a default and a config file names every key."""
 
-    ks: tuple[int, ...] = (1, 2, 4, 8)
-    pretrain_patients: int = 32
+    ks: tuple[int, ...]
+    """Labelled patients per fine-tuning (nested subsets of one pool of ``max(ks)``)."""
+    pretrain_patients: int
     """Paired pretraining patients: ≥ 4 × max(ks) (checked)."""
-    test_patients: int = 2
-    """Held-out patients (CBCT: 2 units per seed; IOS: 4 jaw scans per seed)."""
-    seeds: tuple[int, ...] = (1, 2, 3)
-    """Fine-tuning seeds (≥ 3 for the preset); pretraining uses seed 0, so no scratch network starts from the
-    pretraining's own initial weights."""
-    data_seed: int = 0
+    test_patients: int
+    """Held-out patients."""
+    seeds: tuple[int, ...]
+    """Fine-tuning seeds; pretraining uses seed 0, so no scratch network starts from the pretraining's own initial
+    weights."""
+    data_seed: int
     """Draws the cohorts."""
-    curated: bool = True
+    curated: bool
     """Pretraining store through ``toothmcl-data build`` (else ground-truth records)."""
-    synth_spacing_mm: float = 1.0
-    """CBCT voxel of every drawn patient = the fine-tuning preset's grid (1 mm)."""
-    ios_resolution_mm: float = 0.8
-    pretrain_steps: int = 200
-    """≈ 13 epochs of 32 patients at batch 2 (the ``cpu`` preset's 300 steps at 2 ranks gave retrieval 0.86)."""
-    cbct_steps: int = 200
-    """The 90-minute budget's share. Measured on 2 idle cores (``--ks 1 --seeds 1 --pretrain-patients 4``, 40/60
-    steps): CBCT 0.64 s per one-crop step, IOS 0.15 s, pretraining 1.01 s, stores ~5 s per patient, scoring 1.6 s
-    per CBCT and 0.7 s per IOS test patient: 24 × (200 × 0.64 + 2 × 1.6) s ≈ 52 min of CBCT, ≈ 78 min in all.
-    The held-out bench needs 700 steps of 2 crops to number teeth well (per-tooth Dice 0.64 at step 350, 0.87 at
-    700): 200 one-crop steps is the regime where numbering has begun, where a better start can show."""
-    ios_steps: int = 300
-    """IOS steps are ~9× cheaper than CBCT ones; 300 steps gave held-out TSA 0.97, mIoU 0.41 (README)."""
-    cbct_batch: int = 1
-    """1 crop per step (the preset's 2 at half the steps would see as many crops; one is cheaper per update)."""
-    ios_batch: int = 2
-    threads: int = 2
-    bootstrap: int = 10_000
-    keep_checkpoints: bool = False
-    """Fine-tuning checkpoints are deleted after scoring (24 CBCT runs × ~50 MB)."""
-    overrides: dict[str, Any] = field(default_factory=dict)
+    synth_spacing_mm: float
+    """CBCT voxel of every drawn patient (mm)."""
+    ios_resolution_mm: float
+    """IOS surface extraction step of every drawn patient (mm)."""
+    pretrain_steps: int
+    """Pretraining optimiser steps (one run, every case of the pretraining store)."""
+    cbct_steps: int
+    """Optimiser steps of each CBCT fine-tuning run."""
+    ios_steps: int
+    """Optimiser steps of each IOS fine-tuning run."""
+    cbct_batch: int
+    """Crops per CBCT fine-tuning step."""
+    ios_batch: int
+    """Jaw scans per IOS fine-tuning step."""
+    threads: int
+    """Torch threads."""
+    bootstrap: int
+    """Bootstrap resamples of each CI."""
+    keep_checkpoints: bool
+    """Keep the fine-tuning checkpoints (else deleted after scoring)."""
+    overrides: dict[str, Any]
     """Extra ``data`` fields for every run (tests: smaller crops/points)."""
 
     def __post_init__(self) -> None:
@@ -107,7 +107,7 @@ class AblationConfig:
         if self.pretrain_patients < 4 * max(self.ks):
             raise ConfigError(
                 f"ablation: pretraining needs ≥ 4 × max(k) = {4 * max(self.ks)} paired patients, got "
-                f"{self.pretrain_patients}; raise --pretrain-patients or lower --ks"
+                f"{self.pretrain_patients}; raise pretrain_patients or lower ks (--set pretrain_patients=N)"
             )
         if min(self.pretrain_steps, self.cbct_steps, self.ios_steps) < 1:
             raise ConfigError("ablation: step counts must be ≥ 1")
@@ -116,7 +116,7 @@ class AblationConfig:
 def load_config(path: Path = Path("cpu"), overrides: Sequence[str] = ()) -> AblationConfig:
     """The ablation config of a YAML file, or of the preset ``configs/ablation_<path>.yaml``, with ``--set``
     ``overrides``."""
-    path = preset_path(path, "ablation")
+    path = preset_path(path, "ablation", CONFIG_DIR)
     return config_from_dict(AblationConfig, read_yaml(path), str(path), overrides)
 
 
@@ -363,30 +363,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--config", type=Path, default=Path("cpu"), help="ablation YAML or a preset (default cpu)")
     add_set_argument(parser)
-    parser.add_argument("--ks", default=None, help="labelled patients, comma-separated (default 1,2,4,8)")
-    parser.add_argument("--seeds", type=int, default=None, help="fine-tuning seeds 1..N (default 3)")
-    parser.add_argument("--pretrain-patients", type=int, default=None, help="paired pretraining patients (≥ 4 × max k)")
-    parser.add_argument(
-        "--test-patients", type=int, default=None, help=f"held-out test patients (default {CPU.test_patients})"
-    )
-    for name in ("pretrain-steps", "cbct-steps", "ios-steps"):
-        parser.add_argument(f"--{name}", type=int, default=None, help=f"override the preset's {name.replace('-', ' ')}")
-    parser.add_argument("--no-curated", action="store_true", help="pretraining store from ground-truth records")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default 2)")
     parser.add_argument("--out", type=Path, default=Path("ablation-run"), help="work folder (stores, runs, JSON, PNG)")
     parser.add_argument("--json", action="store_true", help="print the whole report as JSON")
     args = parser.parse_args(argv)
-    changes: dict[str, Any] = {}
-    if args.ks is not None:
-        changes["ks"] = tuple(int(k) for k in args.ks.split(","))
-    if args.seeds is not None:
-        changes["seeds"] = tuple(range(1, args.seeds + 1))
-    if args.no_curated:
-        changes["curated"] = False
-    for name in ("pretrain_patients", "test_patients", "pretrain_steps", "cbct_steps", "ios_steps", "threads"):
-        if getattr(args, name) is not None:
-            changes[name] = getattr(args, name)
-    report = run_ablation(replace(load_config(args.config, args.set), **changes), args.out)
+    report = run_ablation(load_config(args.config, args.set), args.out)
     print(json.dumps(report, indent=2, default=float) if args.json else format_report(report))
 
 

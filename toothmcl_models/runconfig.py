@@ -14,24 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from toothmcl_data.configdict import config_from_dict, config_to_dict, read_yaml, without_null_sections
+from toothmcl_data.configdict import config_from_dict, config_to_dict, preset_path, read_yaml, without_null_sections
 from toothmcl_data.errors import ConfigError
 from toothmcl_data.stream.augment import AugmentConfig
 from toothmcl_data.stream.dataset import StreamConfig
 from toothmcl_models.config import CONFIG_DIR, ModelSections, ToothMCLConfig
 
-__all__ = ["CONFIG_DIR", "DataConfig", "PretrainConfig", "RunConfig", "preset_path"]
-
-
-def preset_path(path: Path, prefix: str) -> Path:
-    """``path`` itself when it exists, else the preset ``configs/<prefix>_<path>.yaml`` when ``path`` names one."""
-    named = CONFIG_DIR / f"{prefix}_{path}.yaml"
-    if not path.exists() and named.is_file():
-        return named
-    if not path.is_file():
-        known = sorted(p.stem.removeprefix(f"{prefix}_") for p in CONFIG_DIR.glob(f"{prefix}_*.yaml"))
-        raise ConfigError(f"{path}: no such config file; pass a YAML path or one of the presets {known}")
-    return path
+__all__ = ["CONFIG_DIR", "DataConfig", "PretrainConfig", "RunConfig"]
 
 
 @dataclass(frozen=True)
@@ -110,5 +99,5 @@ class PretrainConfig:
     @classmethod
     def from_yaml(cls, path: Path, overrides: Sequence[str] = ()) -> PretrainConfig:
         """Read a run config; a bare name (``tiny``, ``cpu``, ``paper``) means ``configs/pretrain_<name>.yaml``."""
-        path = preset_path(path, "pretrain")
+        path = preset_path(path, "pretrain", CONFIG_DIR)
         return cls.from_dict(read_yaml(path), str(path), overrides)

@@ -22,13 +22,14 @@ from toothmcl_data.configdict import (
     apply_overrides,
     config_from_dict,
     config_to_dict,
+    preset_path,
     read_yaml,
     without_null_sections,
 )
 from toothmcl_data.errors import ConfigError
 from toothmcl_data.types import JAWS, Jaw
-from toothmcl_models.config import CBCTEncoderConfig, IOSEncoderConfig, OptimConfig
-from toothmcl_models.runconfig import DataConfig, RunConfig, preset_path
+from toothmcl_models.config import CONFIG_DIR, CBCTEncoderConfig, IOSEncoderConfig, OptimConfig
+from toothmcl_models.runconfig import DataConfig, RunConfig
 
 Task = Literal["cbct", "ios"]
 
@@ -135,7 +136,7 @@ class FinetuneConfig(TrainingSections):
     @classmethod
     def from_yaml(cls, path: Path, task: str | None = None, overrides: Sequence[str] = ()) -> FinetuneConfig:
         """Read a run config; a bare name (``tiny``, ``cpu``) means ``configs/finetune_<task>_<name>.yaml``."""
-        path = preset_path(path, f"finetune_{task}") if task is not None else preset_path(path, "finetune")
+        path = preset_path(path, f"finetune_{task}" if task is not None else "finetune", CONFIG_DIR)
         config = cls.from_dict(read_yaml(path), str(path), overrides)
         if task is not None and config.task != task:
             raise ConfigError(f"{path}: config is for task {config.task!r} but {task!r} was asked for")

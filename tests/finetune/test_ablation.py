@@ -12,7 +12,7 @@ import pytest
 
 from toothmcl_data.errors import ConfigError
 from toothmcl_data.store import open_version
-from toothmcl_models.ablation import AblationConfig, estimate_minutes, format_report, run_ablation, seen_order
+from toothmcl_models.ablation import CPU, estimate_minutes, format_report, run_ablation, seen_order
 from toothmcl_models.ablation_stats import bootstrap_ci, paired_differences
 
 
@@ -47,11 +47,12 @@ def test_paired_differences_match_seed_and_unit() -> None:
 
 def test_pretraining_cohort_must_be_four_times_the_largest_k() -> None:
     with pytest.raises(ConfigError, match=r"≥ 4 × max\(k\) = 32"):
-        AblationConfig(ks=(1, 8), pretrain_patients=31)
+        replace(CPU, ks=(1, 8), pretrain_patients=31)
 
 
 def test_tiny_ablation_runs_with_identical_data_order_and_disjoint_cohorts(tmp_path: Path) -> None:
-    config = AblationConfig(
+    config = replace(
+        CPU,
         ks=(1,),
         pretrain_patients=4,
         test_patients=1,
@@ -102,3 +103,45 @@ def test_cohort_seed_streams_are_disjoint_and_labelled_pools_nest() -> None:
     assert cohort_names("test", 2) == ["T000", "T001"]
     with pytest.raises(ConfigError, match="unknown cohort role"):
         cohort_seeds(0, "validation", 1)
+
+
+def test_the_yaml_is_the_only_source_of_the_sizes(tmp_path: Path) -> None:
+    import dataclasses
+
+    from toothmcl_models.ablation import AblationConfig, load_config
+
+    assert all(
+        f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        for f in dataclasses.fields(AblationConfig)
+    )
+    assert (CPU.ks, CPU.seeds, CPU.pretrain_patients, CPU.cbct_steps, CPU.ios_steps) == ((1, 2, 4, 8), (1, 2, 3), 32,
+                                                                                          200, 300)  # fmt: skip
+    partial = tmp_path / "mine.yaml"
+    partial.write_text("ks: [1]\npretrain_patients: 4\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=rf"^{partial}: test_patients: Field required"):
+        load_config(partial)
+
+
+def test_set_is_the_one_way_to_change_the_sizes_on_the_command_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from toothmcl_models import ablation
+
+    seen: list[tuple[object, Path]] = []
+
+    def fake(config: object, out: Path) -> dict[str, object]:
+        seen.append((config, out))
+        return {"config": {}}
+
+    monkeypatch.setattr(ablation, "run_ablation", fake)
+    argv = ["--set", "ks=[1, 2]", "--set", "seeds=[4]", "--set", "curated=false", "--set", "cbct_steps=20"]
+    ablation.main([*argv, "--set", "pretrain_patients=8", "--out", str(tmp_path), "--json"])
+    config, out = seen[0]
+    assert config == replace(CPU, ks=(1, 2), seeds=(4,), curated=False, cbct_steps=20, pretrain_patients=8)
+    assert out == tmp_path
+    with pytest.raises(ConfigError, match=r"≥ 4 × max\(k\) = 32 .*--set pretrain_patients=N"):
+        ablation.main(["--set", "ks=[8]", "--set", "pretrain_patients=4"])
+    for old in (["--ks", "1"], ["--seeds", "1"], ["--cbct-steps", "5"], ["--ios-steps", "5"], ["--no-curated"]):
+        with pytest.raises(SystemExit):
+            ablation.main(old)
+        assert "unrecognized arguments" in capsys.readouterr().err

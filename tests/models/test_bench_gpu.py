@@ -1,5 +1,5 @@
-"""``bench/gpu.py`` works end to end: on CPU with ``--smoke`` (tiny presets, no MFU) in the default suite; the
-paper presets on CUDA are in ``test_gpu.py``."""
+"""``bench/gpu.py`` works end to end: on CPU with ``--config smoke`` (tiny presets, no MFU) in the default suite; the
+paper presets on CUDA are in ``test_gpu.py``. Its presets live only in ``bench/configs/gpu_*.yaml``."""
 
 from __future__ import annotations
 
@@ -33,7 +33,8 @@ def run_json(argv: list[str], capsys: pytest.CaptureFixture[str]) -> dict:
 
 def test_smoke_times_all_three_tasks_on_cpu(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    report = run_json(["--smoke", "--steps", "1", "--warmup", "0", "--threads", "1", "--out", str(tmp_path)], capsys)
+    argv = ["--config", "smoke", "--set", "steps=1", "--set", "warmup=0", "--threads", "1", "--out", str(tmp_path)]
+    report = run_json(argv, capsys)
     assert report["preset"] == "tiny"
     assert report["world_size"] == 1
     assert report["peak_tflops"] is None  # smoke: no MFU
@@ -64,5 +65,30 @@ def test_peak_table_matches_h100_and_h200_and_nothing_else(monkeypatch: pytest.M
 
 def test_unknown_task_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
-        load_bench().main(["--smoke", "--tasks", "pretrain,mri"])
+        load_bench().main(["--config", "smoke", "--tasks", "pretrain,mri"])
     assert "unknown task(s) ['mri']" in capsys.readouterr().err
+
+
+def test_presets_live_in_yaml_and_set_overrides_them(tmp_path: Path) -> None:
+    import dataclasses
+
+    from toothmcl_data.errors import ConfigError
+    from toothmcl_data.synth.config import SynthConfig
+
+    bench = load_bench()
+    assert sorted(p.stem for p in bench.CONFIG_DIR.glob("gpu_*.yaml")) == ["gpu_paper", "gpu_smoke"]
+    assert not any(isinstance(v, SynthConfig) for v in vars(bench).values())  # no synth preset left in code
+    assert all(f.default is dataclasses.MISSING for f in dataclasses.fields(bench.GpuBenchConfig))
+    paper, smoke = bench.load_config(Path("paper")), bench.load_config(Path("smoke"), ["steps=3", "synth.spacing_mm=1"])
+    assert (paper.preset, paper.steps, paper.warmup, paper.mfu) == ("paper", 20, 5, True)
+    assert (paper.synth.spacing_mm, paper.synth.ios_resolution_mm) == (0.4, 0.3)
+    assert (smoke.preset, smoke.steps, smoke.warmup, smoke.mfu) == ("tiny", 3, 1, False)
+    assert (smoke.synth.spacing_mm, smoke.synth.third_molar_probability) == (1.0, 0.0)
+    with pytest.raises(ConfigError, match=r"gpu_smoke\.yaml: unknown key\(s\) \['step'\].*\(from --set step=1\)"):
+        bench.load_config(Path("smoke"), ["step=1"])
+    with pytest.raises(ConfigError, match=r"one of the presets \['paper', 'smoke'\]"):
+        bench.load_config(Path("huge"))
+    done = tmp_path / "store.done"
+    done.write_text('{"spacing_mm": 9}')
+    with pytest.raises(ConfigError, match="drawn with other synth settings"):
+        bench.ensure_store(tmp_path, smoke.synth, 2, 0, 1)

@@ -116,7 +116,7 @@ def test_presets_live_in_yaml_and_every_shipped_preset_loads() -> None:
     assert len(loaded) == len(_shipped()) >= 12
     assert paper() == preset("paper")
     assert paper().tokens.cbct_min_fraction == 0.3
-    assert loaded["ablation_cpu"] == AblationConfig()  # the field defaults are the cpu preset's values
+    assert isinstance(loaded["ablation_cpu"], AblationConfig)  # its values live only there (test_ablation.py)
     cpu = loaded["pretrain_cpu"]
     assert isinstance(cpu, PretrainConfig)
     assert cpu.data.crop_shape == (64, 64, 32)

@@ -54,7 +54,7 @@ def test_paper_presets_one_step_each_on_cuda(tmp_path: Path, capsys: pytest.Capt
     bf16): one timed step of pretraining and both fine-tunings, with memory, throughput and (known GPUs) MFU."""
     from tests.models.test_bench_gpu import run_json
 
-    report = run_json(["--steps", "1", "--warmup", "1", "--out", str(tmp_path)], capsys)
+    report = run_json(["--set", "steps=1", "--set", "warmup=1", "--out", str(tmp_path)], capsys)
     assert report["preset"] == "paper"
     for task in ("pretrain", "cbct", "ios"):
         r = report[task]

@@ -56,7 +56,8 @@ import pydicom
 import zarr
 
 from toothmcl_data.curate import STAGES, curate_case, load_records
-from toothmcl_data.deid.run import finish_drop, load_case_result
+from toothmcl_data.deid.case import load_case_result
+from toothmcl_data.deid.run import finish_drop
 from toothmcl_data.io.fs import Source
 from toothmcl_data.io.group import RawCase
 from toothmcl_data.io.plan import plan_files

@@ -139,3 +139,16 @@ def test_only_named_null_sections_are_dropped() -> None:
     raw = {"run": None, "data": {"a": 1}, "stray": None}
     assert without_null_sections(raw, ("run", "data")) == {"data": {"a": 1}, "stray": None}
     assert without_null_sections([1], ("run",)) == [1]
+
+
+def test_preset_path_finds_a_named_preset_else_lists_them(tmp_path: Path) -> None:
+    from toothmcl_data.configdict import preset_path
+
+    (tmp_path / "run_small.yaml").write_text("count: 1\n", encoding="utf-8")
+    (tmp_path / "run_large.yaml").write_text("count: 9\n", encoding="utf-8")
+    assert preset_path(Path("small"), "run", tmp_path) == tmp_path / "run_small.yaml"
+    own = tmp_path / "mine.yaml"
+    own.write_text("count: 2\n", encoding="utf-8")
+    assert preset_path(own, "run", tmp_path) == own
+    with pytest.raises(ConfigError, match=r"^huge: no such config file; .* presets \['large', 'small'\]$"):
+        preset_path(Path("huge"), "run", tmp_path)

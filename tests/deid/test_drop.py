@@ -10,8 +10,9 @@ import pytest
 
 from tests.deid.acceptance import check_all, check_faults, check_inventory_complete
 from tests.deid.conftest import COARSE, KEY, DeidRun, run_drop
+from toothmcl_data.deid.case import deidentify_case
 from toothmcl_data.deid.pseudonym import key_fingerprint
-from toothmcl_data.deid.run import deidentify_case, deidentify_drop
+from toothmcl_data.deid.run import deidentify_drop
 from toothmcl_data.deid.scan import scan_tree
 from toothmcl_data.errors import DeidError
 from toothmcl_data.io.plan import plan_drop

@@ -14,7 +14,8 @@ from pydicom.uid import ImplicitVRLittleEndian
 
 from toothmcl_data.deid.dicom import DeidContext
 from toothmcl_data.deid.files import deidentify_dicom_bytes, deidentify_with_pydicom
-from toothmcl_data.deid.part10 import UnsupportedError, deidentify_part10
+from toothmcl_data.deid.part10 import deidentify_part10
+from toothmcl_data.deid.part10parse import UnsupportedError
 from toothmcl_data.deid.pseudonym import day_shift
 from toothmcl_data.deid.table import DeidOptions
 from toothmcl_data.errors import DeidError

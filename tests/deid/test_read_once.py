@@ -12,7 +12,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from toothmcl_data.deid.run import deidentify_case
+from toothmcl_data.deid.case import deidentify_case
 from toothmcl_data.io.case import load_case
 from toothmcl_data.io.fs import Source
 from toothmcl_data.io.plan import plan_files

@@ -11,13 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.deid.conftest import KEY
+from toothmcl_data.deid.case import deidentify_case, load_case_result
 from toothmcl_data.deid.pseudonym import key_fingerprint, pseudonym
-from toothmcl_data.deid.run import (
-    default_audit,
-    deidentify_case,
-    deidentify_drop,
-    load_case_result,
-)
+from toothmcl_data.deid.run import default_audit, deidentify_drop
 from toothmcl_data.errors import DeidError
 from toothmcl_data.io.group import DropPlan
 from toothmcl_data.io.plan import plan_files

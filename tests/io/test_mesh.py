@@ -13,7 +13,8 @@ import pytest
 from toothmcl_data.errors import InputError, InputNotFoundError, LabelSchemeError, MeshError
 from toothmcl_data.fdi import load_color_table
 from toothmcl_data.io.markups import read_fcsv
-from toothmcl_data.io.mesh import READERS, merge_stl_corners, read_mesh
+from toothmcl_data.io.mesh import read_mesh
+from toothmcl_data.io.meshformats import READERS, merge_stl_corners
 from toothmcl_data.io.meshlabels import jaw_from_labels, jaw_from_name, vertex_labels_from_faces
 from toothmcl_data.io.meshwrite import write_obj, write_ply, write_stl
 from toothmcl_data.io.teeth3ds import read_teeth3ds_json, write_teeth3ds_json

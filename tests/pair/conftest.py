@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from tests.register.conftest import COARSE
+from toothmcl_data.pair.config import PairConfig
 from toothmcl_data.register import register_jaw
-from toothmcl_data.register.config import PairConfig
 from toothmcl_data.register.surface import ToothSurface, cbct_surface
 from toothmcl_data.synth.patient import SyntheticPatient, make_patient
 from toothmcl_data.types import Case, Jaw, Mesh, Registration

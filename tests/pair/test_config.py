@@ -1,4 +1,4 @@
-"""PairConfig lives in pair.config; register.config and the pair package hand out the same class."""
+"""PairConfig lives in pair.config (the pair package hands out the same class); register does not re-export it."""
 
 from __future__ import annotations
 
@@ -7,11 +7,15 @@ import pytest
 from toothmcl_data.errors import ConfigError
 from toothmcl_data.pair import PairConfig as FromPackage
 from toothmcl_data.pair.config import PairConfig
-from toothmcl_data.register.config import PairConfig as FromRegister
 
 
 def test_one_class_under_every_import_path() -> None:
-    assert PairConfig is FromPackage is FromRegister
+    import toothmcl_data.register
+    import toothmcl_data.register.config
+
+    assert PairConfig is FromPackage
+    assert not hasattr(toothmcl_data.register.config, "PairConfig")  # no shim left in register
+    assert not hasattr(toothmcl_data.register, "PairConfig")
 
 
 def test_pair_config_dict_round_trip_and_checks() -> None:

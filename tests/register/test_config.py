@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from toothmcl_data.errors import ConfigError
-from toothmcl_data.register.config import PairConfig, RegisterConfig
+from toothmcl_data.pair.config import PairConfig
+from toothmcl_data.register.config import RegisterConfig
 
 
 def test_register_config_round_trips() -> None:

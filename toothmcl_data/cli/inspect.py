@@ -24,7 +24,8 @@ def inspect(
     """Report geometry and FDI labels of PATH as the library reads it."""
     import numpy as np
 
-    from toothmcl_data.io.mesh import READERS, read_mesh
+    from toothmcl_data.io.mesh import read_mesh
+    from toothmcl_data.io.meshformats import READERS
 
     report: dict[str, Any] = {"path": str(path)}
     if path.suffix.lower() in READERS:

@@ -20,7 +20,8 @@ import numpy as np
 import pydicom
 
 from toothmcl_data.deid.dicom import DeidContext, deidentify_dataset
-from toothmcl_data.deid.part10 import UnsupportedError, deidentify_part10
+from toothmcl_data.deid.part10 import deidentify_part10
+from toothmcl_data.deid.part10parse import UnsupportedError
 from toothmcl_data.errors import DeidError
 from toothmcl_data.io.discover import DICOM_ERRORS, safe_message
 from toothmcl_data.io.meshwrite import write_ply

@@ -17,8 +17,9 @@ The decision for every element is :class:`toothmcl_data.deid.dicom.Policy`, the 
 The result, read by pydicom, equals the pydicom path's output element for element (tests/deid/test_part10.py).
 Anything this parser does not handle exactly as pydicom does (deflated or big-endian transfer syntax, a
 missing or unusual file meta, code extensions in Specific Character Set, elements out of tag order, malformed
-lengths, a UN element whose value must be rewritten …) raises :class:`UnsupportedError`, and the caller falls back
-to the pydicom path (:func:`toothmcl_data.deid.files.deidentify_dicom_bytes`).
+lengths, a UN element whose value must be rewritten …) raises
+:class:`~toothmcl_data.deid.part10parse.UnsupportedError`, and the caller falls back to the pydicom path
+(:func:`toothmcl_data.deid.files.deidentify_dicom_bytes`).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ from toothmcl_data.deid.part10parse import (
     text_value,
 )
 
-__all__ = ["UnsupportedError", "deidentify_part10"]
+__all__ = ["deidentify_part10"]  # raises part10parse.UnsupportedError
 
 _IMPLICIT_LE = "1.2.840.10008.1.2"
 _EXPLICIT_LE = "1.2.840.10008.1.2.1"

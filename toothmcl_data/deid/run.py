@@ -29,7 +29,7 @@ from typing import Any
 import pyarrow as pa
 
 from toothmcl_data.deid.audit import private_dir, write_private
-from toothmcl_data.deid.case import CaseResult, deidentify_case, load_case_result
+from toothmcl_data.deid.case import CaseResult, deidentify_case
 from toothmcl_data.deid.pseudonym import check_key, key_fingerprint
 from toothmcl_data.deid.table import DeidOptions
 from toothmcl_data.errors import DeidError
@@ -40,15 +40,7 @@ from toothmcl_data.io.plan import plan_files
 
 log = logging.getLogger(__name__)
 
-__all__ = [  # one case's steps live in deid.case, re-exported for callers; the drop's plan: import io.plan
-    "CaseResult",
-    "DeidSummary",
-    "default_audit",
-    "deidentify_case",
-    "deidentify_drop",
-    "finish_drop",
-    "load_case_result",
-]
+__all__ = ["DeidSummary", "default_audit", "deidentify_drop", "finish_drop"]  # one case's steps: deid.case
 
 _CASE_SCHEMA = pa.schema(
     [

@@ -18,12 +18,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from toothmcl_data.errors import LabelSchemeError
-from toothmcl_data.fdi.catalog import (  # re-exported: the catalog folder and its files
-    catalog_folder,
-    labelmaps_dir,
-    read_catalog_file,
-    scheme_names,
-)
+from toothmcl_data.fdi.catalog import catalog_folder, read_catalog_file, scheme_names
 from toothmcl_data.fdi.teeth import (
     ALL_TEETH,
     DECIDUOUS_FDI,
@@ -43,10 +38,7 @@ __all__ = [
     "LabelScheme",
     "format_ranges",
     "from_fdi",
-    "labelmaps_dir",
     "load_scheme",
-    "read_catalog_file",
-    "scheme_names",
     "to_fdi",
 ]
 

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 def load_case(case_dir: Path, *, cbct: Volume | None = None) -> Case:
     """Read the case at ``case_dir`` (its folder name is the pseudonym).
 
-    cbct: the case's CBCT when the caller holds it already (as :func:`toothmcl_data.deid.run.deidentify_case`
+    cbct: the case's CBCT when the caller holds it already (as :func:`toothmcl_data.deid.case.deidentify_case`
     decoded it); the series is then not read again.
     """
     case_dir = Path(case_dir)

@@ -1,7 +1,7 @@
 """Read intraoral-scan meshes (STL, PLY, OBJ, VTP) and their tooth labels into :class:`Mesh`.
 
 Vertex order is sacred: per-vertex labels in sidecars refer to it, so the format readers
-(:mod:`toothmcl_data.io.meshformats`, re-exported here) keep the file's vertex and face
+(:mod:`toothmcl_data.io.meshformats`) keep the file's vertex and face
 order (PLY through ``trimesh.load(..., process=False)``, OBJ, STL and VTP through own parsers).
 
 **STL** has no shared vertices. Convention: *STL corners are merged by exact coordinate equality, in order of
@@ -48,16 +48,7 @@ from numpy.typing import NDArray
 
 from toothmcl_data.errors import InputError, InputNotFoundError, LabelSchemeError, MeshError
 from toothmcl_data.fdi import load_color_table, scheme_names, to_fdi
-from toothmcl_data.io.meshformats import (  # re-exported: users import the readers from here
-    COLOR_ARRAY_NAMES,
-    READERS,
-    MeshFile,
-    merge_stl_corners,
-    read_obj,
-    read_ply,
-    read_stl,
-    read_vtp_mesh,
-)
+from toothmcl_data.io.meshformats import READERS, MeshFile
 from toothmcl_data.io.meshlabels import corner_to_vertex, jaw_from_labels, jaw_from_name, vertex_labels_from_faces
 from toothmcl_data.io.teeth3ds import read_teeth3ds_json
 from toothmcl_data.types import JAWS, Jaw, Mesh
@@ -67,18 +58,7 @@ logger = logging.getLogger(__name__)
 LABEL_ARRAY_NAMES = ("Label", "label", "Labels", "labels")
 """Names of VTP point/cell arrays read as tooth labels, in order of preference."""
 
-__all__ = [
-    "COLOR_ARRAY_NAMES",
-    "LABEL_ARRAY_NAMES",
-    "READERS",
-    "MeshFile",
-    "merge_stl_corners",
-    "read_mesh",
-    "read_obj",
-    "read_ply",
-    "read_stl",
-    "read_vtp_mesh",
-]
+__all__ = ["LABEL_ARRAY_NAMES", "read_mesh"]  # the format readers: io.meshformats
 
 
 def _check_geometry(path: Path, m: MeshFile) -> None:

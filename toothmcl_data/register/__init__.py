@@ -4,9 +4,8 @@
 registered on its own (the bite differs between the two acquisitions).
 """
 
-from toothmcl_data.pair.config import PairConfig
 from toothmcl_data.register.config import RegisterConfig
 from toothmcl_data.register.jaw import register_jaw
 from toothmcl_data.register.surface import ToothSurface, cbct_surface
 
-__all__ = ["PairConfig", "RegisterConfig", "ToothSurface", "cbct_surface", "register_jaw"]
+__all__ = ["RegisterConfig", "ToothSurface", "cbct_surface", "register_jaw"]

@@ -1,5 +1,5 @@
 """Configuration of CBCT↔IOS registration (frozen, validated, dict round-trip); pairing's own is
-:class:`toothmcl_data.pair.config.PairConfig`, re-exported here."""
+:class:`toothmcl_data.pair.config.PairConfig`."""
 
 from __future__ import annotations
 
@@ -77,9 +77,3 @@ class RegisterConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], overrides: Sequence[str] = ()) -> RegisterConfig:
         return config_from_dict(cls, data, overrides=overrides)
-
-
-# PairConfig lives with pairing; re-exported here (after RegisterConfig: pair imports register modules)
-from toothmcl_data.pair.config import PairConfig  # noqa: E402
-
-__all__ = ["PairConfig", "RegisterConfig"]

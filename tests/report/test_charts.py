@@ -11,7 +11,7 @@ import pytest
 from scipy import ndimage
 
 from tests.conftest import ToothSample
-from tests.report.pixels import box, near, rgb
+from tests.report.pixels import box, near, panels, rgb
 from toothmcl_data.fdi import PERMANENT_FDI, load_color_table
 from toothmcl_data.report.charts import PairView, distribution_png, fdi_histogram_png, pair_montage_png
 from toothmcl_data.types import apply_transform
@@ -105,6 +105,24 @@ def _cyan_to_outline_px(path: Path) -> np.ndarray:
     yellow = (image[..., 0] - image[..., 2] > 0.2) & (image[..., 1] - image[..., 2] > 0.15)
     assert yellow.sum() > 100
     return ndimage.distance_transform_edt(~yellow)[cyan]
+
+
+def test_pair_montage_outline_is_the_label_boundary_on_the_slice(tmp_path: Path) -> None:
+    """The cube's label covers voxels 5..14 of 20 along x and z: its outline runs at 4.5 and 14.5, i.e. from a
+    quarter to three quarters of the slice panel (the dark background around the bright cube) both ways."""
+    image = rgb(pair_montage_png([_cube_view(np.zeros((0, 3)))], tmp_path / "cube.png", columns=1))
+    top, bottom, left, right = panels(image.max(axis=-1) < 0.1, 1)[0]  # the -200 background around the cube
+    size = np.array([bottom - top + 1, right - left + 1], dtype=np.float64)
+    yellow = (image[..., 0] - image[..., 2] > 0.2) & (image[..., 1] - image[..., 2] > 0.15)
+    t, b, lft, rgt = box(yellow)
+    rows = (np.array([t, b + 1]) - top) / size[0]
+    cols = (np.array([lft, rgt + 1]) - left) / size[1]
+    np.testing.assert_allclose(rows, [0.25, 0.75], atol=0.02)
+    np.testing.assert_allclose(cols, [0.25, 0.75], atol=0.02)
+    middle = int(top + size[0] / 2)
+    assert image[middle, int(left + size[1] / 2)].min() > 0.95  # the cube's 3200 is bright inside the outline
+    across = np.flatnonzero(yellow[middle])  # a row through the cube crosses the outline at its two sides only
+    assert np.all(np.minimum(np.abs(across - lft), np.abs(across - rgt)) <= 3)
 
 
 def test_pair_montage_points_on_the_surface_lie_on_the_outline(tmp_path: Path) -> None:

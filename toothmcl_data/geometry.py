@@ -98,9 +98,10 @@ def resample(
     fill: the value of a crop voxel whose position lies outside the volume (any index beyond [0, n - 1]), see
     :data:`Fill`. dtype: the result's (default: the source's).
 
-    Values are scipy.ndimage's (``mode="constant"``): trilinear samples are computed in float64 and kept in the
-    source's dtype before the conversion to ``dtype``, so an integer volume gives integers (rounded half away
-    from zero) also when ``dtype`` is float. Three ways, the fastest that applies: a crop on the volume's own
+    Values are scipy.ndimage's (``mode="constant"``) and are kept in the source's dtype before the conversion to
+    ``dtype``: an integer volume gives integers also when ``dtype`` is float, its trilinear samples rounded to
+    float32 and then to the nearest integer, ties to even (``np.rint``). Three ways, the fastest that applies: a
+    crop on the volume's own
     voxels (identity rotation part, integer offset) is read as a block; a crop whose axes each run along one
     volume axis (flips and swaps included) is interpolated one axis at a time; any other (oblique) goes through
     ``scipy.ndimage.affine_transform``.
@@ -118,8 +119,8 @@ def resample(
     perm = _axis_permutation(M[:3, :3])
     if perm is not None:
         # index along volume axis r = M[r, 3] + M[r, c] * (crop index along c = perm[r]): one line per axis
-        steps = [M[r, perm[r]] * np.arange(shape[perm[r]], dtype=np.float64) for r in range(3)]
-        corners = np.array([[M[r, 3] + steps[r].min(), M[r, 3] + steps[r].max()] for r in range(3)])
+        lines = [M[r, 3] + M[r, perm[r]] * np.arange(shape[perm[r]], dtype=np.float64) for r in range(3)]
+        corners = np.array([[line.min(), line.max()] for line in lines])
     else:
         ends = np.array(list(itertools.product(*[(0, n - 1) for n in shape])), dtype=np.float64)
         index = ends @ M[:3, :3].T + M[:3, 3]
@@ -131,10 +132,13 @@ def resample(
     sub = _read(source, tuple(int(v) for v in lo), tuple(int(v) for v in hi - lo))
     cval = float(sub.min()) if fill == "lowest" else float(fill)
     if perm is not None and min(sub.shape) >= 2:
-        grid = _separable(sub, [(M[r, 3] - lo[r]) + steps[r] for r in range(3)], order=order, cval=cval)
+        grid = _separable(sub, [lines[r] - lo[r] for r in range(3)], order=order, cval=cval)
         return _as_source(grid.transpose(np.argsort(perm)), sub.dtype).astype(dtype, copy=False)
-    out = ndimage.affine_transform(sub, M[:3, :3], M[:3, 3] - lo, output_shape=shape, order=order, cval=cval)
-    return out.astype(dtype, copy=False)
+    linear = order == 1 and np.issubdtype(sub.dtype, np.integer)
+    out = ndimage.affine_transform(
+        sub.astype(np.float32) if linear else sub, M[:3, :3], M[:3, 3] - lo, output_shape=shape, order=order, cval=cval
+    )
+    return (_as_source(out, sub.dtype) if linear else out).astype(dtype, copy=False)
 
 
 def _read(source: Any, lo: tuple[int, ...], shape: tuple[int, ...], dtype: DTypeLike | None = None) -> NDArray[Any]:
@@ -200,11 +204,11 @@ def _separable(sub: NDArray[Any], positions: list[NDArray[np.float64]], *, order
 
 
 def _as_source(values: NDArray[Any], dtype: np.dtype[Any]) -> NDArray[Any]:
-    """``values`` stored in the source's ``dtype`` as scipy.ndimage stores them: integers rounded half away
-    from zero (then truncated), floats cast."""
+    """Trilinear ``values`` (float) kept in the source's ``dtype``: for an integer source, rounded to float32 and
+    then to the nearest integer, ties to even (what ``np.rint`` of a float32 interpolation gives); else cast."""
     if values.dtype == dtype or not np.issubdtype(dtype, np.integer):
         return values.astype(dtype, copy=False)
-    return np.where(values > 0, values + 0.5, values - 0.5).astype(dtype)
+    return np.rint(values.astype(np.float32)).astype(dtype)
 
 
 def sample_vertices(n: int, k: int, rng: np.random.Generator) -> NDArray[np.int64]:

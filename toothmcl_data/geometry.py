@@ -98,13 +98,12 @@ def resample(
     fill: the value of a crop voxel whose position lies outside the volume (any index beyond [0, n - 1]), see
     :data:`Fill`. dtype: the result's (default: the source's).
 
-    Values are scipy.ndimage's (``mode="constant"``) and are kept in the source's dtype before the conversion to
+    Values are scipy.ndimage's (``mode="constant"``), kept in the source's dtype before the conversion to
     ``dtype``: an integer volume gives integers also when ``dtype`` is float, its trilinear samples rounded to
     float32 and then to the nearest integer, ties to even (``np.rint``). Three ways, the fastest that applies: a
-    crop on the volume's own
-    voxels (identity rotation part, integer offset) is read as a block; a crop whose axes each run along one
-    volume axis (flips and swaps included) is interpolated one axis at a time; any other (oblique) goes through
-    ``scipy.ndimage.affine_transform``.
+    crop on the volume's own voxels (identity rotation part, integer offset; not with ``fill="lowest"``) is read
+    as a block; a crop whose axes each run along one volume axis (flips and swaps included) is interpolated one
+    axis at a time; any other (oblique) goes through ``scipy.ndimage.affine_transform``.
     """
     dtype = np.dtype(source.dtype if dtype is None else dtype)
     M = np.linalg.inv(np.asarray(source_affine, dtype=np.float64)) @ np.asarray(world_from_crop, dtype=np.float64)

@@ -140,13 +140,12 @@ def resample(
     return (_as_source(out, sub.dtype) if linear else out).astype(dtype, copy=False)
 
 
-def _read(source: Any, lo: tuple[int, ...], shape: tuple[int, ...], dtype: DTypeLike | None = None) -> NDArray[Any]:
-    """The block ``lo … lo + shape`` of ``source`` (inside it), as ``dtype`` (default: the source's)."""
+def _read(source: Any, lo: tuple[int, ...], shape: tuple[int, ...]) -> NDArray[Any]:
+    """The block ``lo … lo + shape`` of ``source`` (inside it), in the source's dtype."""
     reader = getattr(source, "read", None)
     if callable(reader):
-        return np.asarray(reader(lo, shape, dtype))
-    block = np.asarray(source[tuple(slice(a, a + n) for a, n in zip(lo, shape, strict=True))])
-    return block if dtype is None else block.astype(dtype, copy=False)
+        return np.asarray(reader(lo, shape))
+    return np.asarray(source[tuple(slice(a, a + n) for a, n in zip(lo, shape, strict=True))])
 
 
 def _block(source: Any, lo: tuple[int, ...], shape: tuple[int, ...], dtype: np.dtype[Any], fill: float) -> NDArray[Any]:
@@ -154,17 +153,19 @@ def _block(source: Any, lo: tuple[int, ...], shape: tuple[int, ...], dtype: np.d
     size = tuple(int(n) for n in source.shape)
     start = [min(max(a, 0), m) for a, m in zip(lo, size, strict=True)]
     stop = [max(min(a + n, m), s) for a, n, m, s in zip(lo, shape, size, start, strict=True)]
+    if any(e <= s for s, e in zip(start, stop, strict=True)):
+        return np.full(shape, fill, dtype=dtype)
     inside = tuple(slice(s - a, e - a) for s, e, a in zip(start, stop, lo, strict=True))
-    if all(e > s for s, e in zip(start, stop, strict=True)) and callable(getattr(source, "read", None)):
-        out = _read(source, lo, shape, dtype)  # a reader fills what lies outside itself: overwrite only that
-        for axis, part in enumerate(inside):
-            before = (slice(None),) * axis
-            out[(*before, slice(0, part.start))] = fill
-            out[(*before, slice(part.stop, None))] = fill
-        return out
-    out = np.full(shape, fill, dtype=dtype)
-    if all(e > s for s, e in zip(start, stop, strict=True)):
-        out[inside] = _read(source, tuple(start), tuple(e - s for s, e in zip(start, stop, strict=True)), dtype)
+    reader = getattr(source, "read", None)
+    if callable(reader):
+        out = np.asarray(reader(lo, shape, dtype))  # decoded straight into ``dtype``; outside: the reader's fill
+    else:
+        out = np.empty(shape, dtype=dtype)
+        out[inside] = np.asarray(source[tuple(slice(s, e) for s, e in zip(start, stop, strict=True))])
+    for axis, part in enumerate(inside):  # what lies outside the source: ``fill``
+        before = (slice(None),) * axis
+        out[(*before, slice(0, part.start))] = fill
+        out[(*before, slice(part.stop, None))] = fill
     return out
 
 
@@ -195,7 +196,11 @@ def _separable(sub: NDArray[Any], positions: list[NDArray[np.float64]], *, order
             shape = [1, 1, 1]
             shape[axis] = len(p)
             w = t.reshape(shape)
-            out = np.take(out, i0, axis=axis) * (1.0 - w) + np.take(out, i0 + 1, axis=axis) * w
+            near, far = np.take(out, i0, axis=axis), np.take(out, i0 + 1, axis=axis)
+            near *= 1.0 - w
+            far *= w
+            near += far  # near · (1 - w) + far · w, without temporaries
+            out = near
     mask = outside[0][:, None, None] | outside[1][None, :, None] | outside[2][None, None, :]
     if mask.any():
         out[mask] = cval
@@ -207,7 +212,8 @@ def _as_source(values: NDArray[Any], dtype: np.dtype[Any]) -> NDArray[Any]:
     then to the nearest integer, ties to even (what ``np.rint`` of a float32 interpolation gives); else cast."""
     if values.dtype == dtype or not np.issubdtype(dtype, np.integer):
         return values.astype(dtype, copy=False)
-    return np.rint(values.astype(np.float32)).astype(dtype)
+    rounded = values.astype(np.float32)
+    return np.rint(rounded, out=rounded).astype(dtype)
 
 
 def sample_vertices(n: int, k: int, rng: np.random.Generator) -> NDArray[np.int64]:

@@ -196,11 +196,11 @@ def _separable(sub: NDArray[Any], positions: list[NDArray[np.float64]], *, order
             shape = [1, 1, 1]
             shape[axis] = len(p)
             w = t.reshape(shape)
-            near, far = np.take(out, i0, axis=axis), np.take(out, i0 + 1, axis=axis)
-            near *= 1.0 - w
-            far *= w
-            near += far  # near · (1 - w) + far · w, without temporaries
-            out = near
+            below, above = np.take(out, i0, axis=axis), np.take(out, i0 + 1, axis=axis)
+            below *= 1.0 - w
+            above *= w
+            below += above  # below · (1 - w) + above · w, without temporaries
+            out = below
     mask = outside[0][:, None, None] | outside[1][None, :, None] | outside[2][None, None, :]
     if mask.any():
         out[mask] = cval

@@ -31,7 +31,6 @@ from toothmcl_data.errors import InputError
 from toothmcl_data.fdi import from_fdi
 from toothmcl_data.io.teeth3ds import write_teeth3ds_json
 from toothmcl_data.io.volume import write_nifti
-from toothmcl_data.stream.dataset import resample
 from toothmcl_data.stream.jaws import canonical_from_scan
 from toothmcl_data.types import Affine4x4, Jaw, Mesh, Volume, apply_transform
 from toothmcl_models.iospost import postprocess_jaw
@@ -70,7 +69,7 @@ def predict_volume(
     from monai.inferers import sliding_window_inference
 
     grid_affine, grid_shape = inference_grid(volume, spacing_mm)
-    image = resample(volume.array, volume.affine, grid_affine, grid_shape, order=1).astype(np.float32)
+    image = geometry.resample(volume.array, volume.affine, grid_affine, grid_shape, order=1, dtype=np.float32)
     net = net.eval().to(device)
     tensor = torch.from_numpy(image)[None, None].to(device)
     logits = sliding_window_inference(tensor, roi, sw_batch_size, net, overlap=overlap, mode="gaussian")
@@ -94,7 +93,7 @@ def native_argmax(probs: NDArray[np.float32], grid_affine: Affine4x4, volume: Vo
     best = np.full(volume.shape, -1.0, dtype=np.float32)
     out = np.zeros(volume.shape, dtype=np.int16)
     for c in sorted(set(winners.tolist()) | {0}):
-        p = resample(probs[c], grid_affine, volume.affine, volume.shape, order=1, dtype=np.float32)
+        p = geometry.resample(probs[c], grid_affine, volume.affine, volume.shape, order=1, dtype=np.float32)
         better = p > best
         best[better] = p[better]
         out[better] = c
@@ -188,7 +187,7 @@ def predict_mesh(
     features = np.concatenate([xyz, normals], 1).astype(np.float32)
     net = net.eval().to(device)
     if not cover:
-        pick = np.sort(rng.choice(n, size=points, replace=n < points))
+        pick = geometry.sample_vertices(n, points, rng)
         classes = net(torch.from_numpy(features[pick])[None].to(device), jaw).argmax(-1)[0].cpu().numpy()
         labels = back_project(xyz[pick], classes_to_fdi(classes, jaw), xyz, k=k).astype(np.int16)
         return labels, instances_from_labels(labels)

@@ -32,8 +32,9 @@ from torch.nn import functional
 
 from toothmcl_data.errors import ConfigError
 from toothmcl_data.fdi import tooth
+from toothmcl_data.geometry import crop_grid, resample, sample_vertices
 from toothmcl_data.store import VersionReader, open_version
-from toothmcl_data.stream.dataset import StreamConfig, crop_grid, resample, split_cases
+from toothmcl_data.stream.dataset import StreamConfig, split_cases
 from toothmcl_data.types import JAWS, Jaw, apply_transform
 from toothmcl_models.checkpoint import load_checkpoint
 from toothmcl_models.model import ToothMCL, build
@@ -94,7 +95,7 @@ def ios_teeth(model: ToothMCL, version: VersionReader, case: str, jaw: Jaw, poin
     sums: dict[int, Tensor] = {}
     for draw in range(draws):
         rng = np.random.default_rng([draw, len(xyz)])
-        pick = np.sort(rng.choice(len(xyz), size=points, replace=len(xyz) < points))
+        pick = sample_vertices(len(xyz), points, rng)
         pts = torch.from_numpy(np.concatenate([xyz[pick], nrm[pick]], 1).astype(np.float32))[None].to(device)
         level = model.ios_encoders[jaw](pts, upto=cfg.token_level).levels[-1]
         emb = model.ios_head(level.features)[0]

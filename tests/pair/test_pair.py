@@ -11,7 +11,7 @@ from tests.pair.conftest import SMALL, Registered
 from toothmcl_data.errors import RegistrationError
 from toothmcl_data.fdi import mirror_labels, opposing_labels
 from toothmcl_data.pair import pair_case
-from toothmcl_data.pair.teeth import crop_affine, resample, tooth_points
+from toothmcl_data.pair.teeth import tooth_points
 from toothmcl_data.pair.transfer import labels_from_cbct
 from toothmcl_data.register import register_jaw
 from toothmcl_data.register.jaw import vertex_normals
@@ -42,65 +42,6 @@ def test_every_tooth_is_paired_with_fixed_sizes(registered: Registered) -> None:
     assert res.flags == ()
     for jaw, cover in res.coverage.items():
         assert np.mean(list(cover.values())) > 0.7, jaw  # 0.6 mm scan vertices vs a 0.35 mm gate; 0.99 at 0.3 mm
-
-
-def test_crop_resampling_reproduces_the_volume_on_its_own_grid() -> None:
-    rng = np.random.default_rng(0)
-    affine = np.diag([0.5, 0.5, 0.5, 1.0])
-    affine[:3, 3] = [-10.0, 5.0, 2.0]
-    vol = Volume(rng.integers(0, 3000, size=(30, 30, 30)).astype(np.int16), affine)
-    centre = vol.world_from_index(np.array([[15.0, 14.0, 13.0]]))[0]
-    T = crop_affine(centre, (11, 11, 11), 0.5)
-    crop = resample(vol, T, (11, 11, 11), labels=False)
-    np.testing.assert_array_equal(crop, vol.array[10:21, 9:20, 8:19])  # centre (15, 14, 13) = crop index 5
-    far = resample(vol, crop_affine(np.array([500.0, 0, 0]), (4, 4, 4), 0.5), (4, 4, 4), labels=True)
-    assert not far.any()
-
-
-def _resample_by_map_coordinates(
-    vol: Volume, world_from_crop: np.ndarray, shape: tuple[int, int, int], *, labels: bool
-) -> np.ndarray:
-    """The reference: every crop voxel's index in the volume, sampled by scipy (mode "constant", as resample)."""
-    from scipy import ndimage
-
-    ijk = np.stack(np.meshgrid(*[np.arange(n, dtype=np.float64) for n in shape], indexing="ij"), axis=-1)
-    index = apply_transform(np.linalg.inv(vol.affine) @ world_from_crop, ijk.reshape(-1, 3)).T
-    data = np.asarray(vol.array)
-    # resample's outside value: 0 for labels, else the lowest intensity of the block it reads (the test's volumes
-    # hold their minimum in every such block)
-    out = ndimage.map_coordinates(
-        data if labels else data.astype(np.float32), index, order=0 if labels else 1, mode="constant",
-        cval=0.0 if labels else float(data.min()),
-    )  # fmt: skip
-    return np.asarray(np.rint(out).reshape(shape), dtype=np.int16)
-
-
-@pytest.mark.parametrize("labels", [False, True])
-@pytest.mark.parametrize("frame", ["lps", "flipped_swapped", "oblique"])
-def test_crop_resampling_matches_map_coordinates(frame: str, labels: bool) -> None:
-    """The separable path (crop axes along volume axes, flips and swaps included) gives the values scipy's
-    map_coordinates gives on the full index grid, at fractional positions, off-grid spacing and past the edge;
-    an oblique volume takes map_coordinates itself."""
-    rng = np.random.default_rng(3)
-    data = rng.integers(0, 5, (18, 20, 22)) if labels else rng.integers(-999, 3000, (18, 20, 22))
-    if not labels:
-        data[::2, ::2, ::2] = -1000  # every block resample reads holds the volume's minimum (its outside value)
-    R = {
-        "lps": np.eye(3),
-        "flipped_swapped": np.array([[0.0, -1, 0], [1, 0, 0], [0, 0, -1]]),
-        "oblique": np.array([[np.cos(0.3), -np.sin(0.3), 0], [np.sin(0.3), np.cos(0.3), 0], [0, 0, 1.0]]),
-    }[frame]
-    affine = np.eye(4)
-    affine[:3, :3] = R * np.array([0.4, 0.45, 0.5])
-    affine[:3, 3] = [3.0, -7.0, 11.0]
-    vol = Volume(data.astype(np.int16), affine)
-    centre = vol.world_from_index(np.array([[9.3, 9.7, 10.2]]))[0]
-    for shape, spacing, shift in (((9, 10, 13), 0.3, 0.0), ((12, 7, 9), 0.37, 2.9)):
-        T = crop_affine(centre + shift, shape, spacing)  # the second crop runs past the volume's edge
-        got = resample(vol, T, shape, labels=labels)
-        want = _resample_by_map_coordinates(vol, T, shape, labels=labels)
-        assert got.dtype == np.int16
-        np.testing.assert_array_equal(got, want)
 
 
 def test_tooth_points_are_a_fixed_count() -> None:

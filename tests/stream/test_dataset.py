@@ -19,8 +19,6 @@ from toothmcl_data.stream.dataset import (
     CaseDataset,
     PairDataset,
     StreamConfig,
-    crop_grid,
-    resample,
     split_cases,
 )
 from toothmcl_data.types import apply_transform
@@ -127,26 +125,6 @@ def test_case_points_are_registered_vertices_with_their_labels(stream_store: Pat
 
 def test_case_dataset_needs_the_asked_for_jaws(stream_store: Path) -> None:
     assert len(CaseDataset(stream_store, split=None, config=StreamConfig(crop_shape=(8, 8, 8)), jaws=("upper",))) == 2
-
-
-def test_crop_grid_is_centred_and_axis_aligned() -> None:
-    A = crop_grid(np.array([10.0, -4.0, 2.5]), (5, 4, 3), 0.5)
-    np.testing.assert_allclose(A[:3, :3], np.eye(3) * 0.5)
-    np.testing.assert_allclose(apply_transform(A, np.array([[2.0, 1.5, 1.0]]))[0], [10.0, -4.0, 2.5])
-
-
-def test_resample_is_exact_on_a_linear_ramp_and_zero_outside() -> None:
-    i, j, k = np.meshgrid(np.arange(20), np.arange(18), np.arange(16), indexing="ij")
-    ramp = (i + 2.0 * j + 3.0 * k).astype(np.float32)
-    affine = np.diag([0.8, 0.8, 0.8, 1.0])
-    affine[:3, 3] = [-5.0, 3.0, 1.0]
-    world_from_crop = crop_grid(apply_transform(affine, np.array([[9.3, 8.7, 7.1]]))[0], (6, 5, 4), 0.5)
-    out = resample(ramp, affine, world_from_crop, (6, 5, 4), order=1, dtype=np.float32)
-    crop_ijk = np.stack(np.meshgrid(*(np.arange(n) for n in (6, 5, 4)), indexing="ij"), -1).reshape(-1, 3)
-    src = apply_transform(np.linalg.inv(affine) @ world_from_crop, crop_ijk.astype(float))
-    np.testing.assert_allclose(out.ravel(), src @ [1.0, 2.0, 3.0], atol=1e-3)
-    far = crop_grid(np.array([500.0, 500.0, 500.0]), (6, 5, 4), 0.5)
-    assert not resample(ramp, affine, far, (6, 5, 4), order=1).any()
 
 
 def test_split_cases_reads_the_splits_table() -> None:

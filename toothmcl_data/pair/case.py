@@ -11,6 +11,7 @@ from numpy.typing import NDArray
 
 from toothmcl_data.errors import LabelSchemeError, RegistrationError
 from toothmcl_data.fdi import tooth
+from toothmcl_data.geometry import crop_grid, resample
 from toothmcl_data.pair import consistency, teeth, transfer
 from toothmcl_data.pair.config import PairConfig
 from toothmcl_data.register.jaw import vertex_normals
@@ -111,7 +112,8 @@ def _row(case: Case, fdi: int, **values: Any) -> dict[str, Any]:
 
 def _label_crop(case: Case, world_from_crop: NDArray[np.float64], config: PairConfig) -> NDArray[np.int16]:
     if case.cbct_labels is not None:
-        return teeth.resample(case.cbct_labels, world_from_crop, config.crop_shape, labels=True)
+        labels = case.cbct_labels
+        return resample(labels.array, labels.affine, world_from_crop, config.crop_shape, order=0, dtype=np.int16)
     return np.zeros(config.crop_shape, dtype=np.int16)  # filled from the transferred label map (pair_case)
 
 
@@ -196,8 +198,9 @@ def _tooth(
         centre_cbct = teeth.crown_centre(crown, occlusal, config.crop_mm)
     else:
         centre_cbct = teeth.keep_crown(centre_cbct, crown, occlusal, config.crop_mm)
-    world_from_crop = teeth.crop_affine(centre_cbct, config.crop_shape, config.spacing_mm)
-    crop = teeth.resample(cbct, world_from_crop, config.crop_shape, labels=False)
+    world_from_crop = crop_grid(centre_cbct, config.crop_shape, config.spacing_mm)
+    # outside the volume: its lowest intensity near the crop (air or the scanner's padding)
+    crop = resample(cbct.array, cbct.affine, world_from_crop, config.crop_shape, order=1, fill="lowest", dtype=np.int16)
     label_crop = _label_crop(case, world_from_crop, config)
     points = teeth.tooth_points(crown, view.normals[sel], config.points)
     pair_flags = tuple(view.flags)
@@ -272,7 +275,12 @@ def pair_case(
         paired = {int(r["fdi"]) for r in rows if r["paired"]}
         label_map, source = transferred_label_map(case.cbct, list(views.values()), paired, surface.level, config), "ios"
         if label_map is not None:
-            crops = {p.fdi: teeth.resample(label_map, p.world_from_crop, config.crop_shape, labels=True) for p in pairs}
+            crops = {
+                p.fdi: resample(
+                    label_map.array, label_map.affine, p.world_from_crop, config.crop_shape, order=0, dtype=np.int16
+                )
+                for p in pairs
+            }
             pairs = [replace(p, label_crop=crops[p.fdi]) for p in pairs]
     placed = set() if label_map is None else {int(f) for f in np.unique(np.asarray(label_map.array)) if f > 0}
     for row in rows:

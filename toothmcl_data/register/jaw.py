@@ -6,13 +6,13 @@ import dataclasses
 import logging
 from dataclasses import dataclass
 
-import fpsample
 import numpy as np
 from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
 from toothmcl_data import geometry
 from toothmcl_data.errors import RegistrationError
+from toothmcl_data.geometry import farthest_point_indices as fps_indices
 from toothmcl_data.io.meshlabels import jaw_from_labels
 from toothmcl_data.register import features, qc, slide
 from toothmcl_data.register.config import RegisterConfig
@@ -40,15 +40,6 @@ def vertex_normals(mesh: Mesh, index: NDArray[np.intp] | None = None) -> NDArray
     """(n, 3) float64 unit vertex normals of ``mesh`` in its own frame (or (k, 3) for ``index`` (k,)):
     :func:`toothmcl_data.geometry.vertex_normals` (area-weighted, the one definition every stage uses)."""
     return geometry.vertex_normals(mesh.vertices, mesh.faces, index)
-
-
-def fps_indices(points: NDArray[np.float64], n: int) -> NDArray[np.intp]:
-    """Deterministic farthest-point sample of ``n`` indices into ``points`` (m, 3) mm, starting at index 0; all
-    of them (in order) when m ≤ n. The first k of the result are themselves a farthest-point sample."""
-    if len(points) <= n:
-        return np.arange(len(points), dtype=np.intp)
-    h = 3 if len(points) < 10_000 else 5 if len(points) < 100_000 else 7
-    return np.asarray(fpsample.bucket_fps_kdline_sampling(points, n, h=h, start_idx=0), dtype=np.intp)
 
 
 @dataclass(frozen=True, eq=False)

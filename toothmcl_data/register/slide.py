@@ -12,12 +12,12 @@ cusps land.
 
 from __future__ import annotations
 
-import fpsample
 import numpy as np
 from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
+from toothmcl_data.geometry import farthest_point_indices
 from toothmcl_data.types import Affine4x4
 
 CUSP_BAND_MM = 3.0
@@ -41,13 +41,6 @@ RANK_AGREEMENT = 0.7
 at 0.8 mm voxels the crowns are dense enough that cusps pushed into their sides land near some surface."""
 MIN_WINDOW = 20
 """A position whose window holds fewer CBCT points than this is skipped."""
-
-
-def _farthest(points: NDArray[np.float64], n: int) -> NDArray[np.float64]:
-    """``n`` of ``points`` (m, 3), a deterministic farthest-point sample from the first (all when m ≤ n)."""
-    if len(points) <= n:
-        return points
-    return points[np.asarray(fpsample.bucket_fps_kdline_sampling(points, n, h=3, start_idx=0), dtype=np.intp)]
 
 
 def extent_mm(points: NDArray[np.float64]) -> float:
@@ -85,7 +78,7 @@ def slide_hypotheses(
         (roll, Rotation.from_rotvec(o * np.radians(yaw)).as_matrix()) for roll in ROLLS for yaw in YAWS
     ]  # fmt: skip
     starts: list[Affine4x4] = []
-    for p in _farthest(flat, POSITIONS):
+    for p in flat[farthest_point_indices(flat, POSITIONS, h=3)]:
         window = tree.query_ball_point(p, radius)
         if len(window) < MIN_WINDOW:
             continue

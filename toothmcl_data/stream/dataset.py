@@ -12,7 +12,9 @@ index to world mm. The same axis order is used for pretraining and fine-tuning (
 differently in the two). CBCT values stay the scanner's (float32); the model clips and scales them (paper:
 ``[0, 2500] / 2500``), so training and inference on raw volumes normalise the same way. Label crops are int16
 FDI (a quarter of int64's bytes through the loader and pinned memory; consumers call ``.long()`` on the device).
-Crops on the volume's own grid are read block-wise through :class:`~toothmcl_data.store.blocks.BlockReader`.
+Crops are cut by :func:`toothmcl_data.geometry.resample` from the store's
+:class:`~toothmcl_data.store.blocks.BlockReader` (only the chunks a crop touches are read; a crop on the volume's own
+grid is read, not resampled).
 
 Every random draw (crop centre, point subset, augmentation) comes from ``default_rng([seed, epoch, index])``, so a
 sample does not depend on which worker or rank loads it, and a resumed run sees the same samples.
@@ -26,18 +28,16 @@ from typing import Any, TypeVar
 
 import numpy as np
 import torch
-from numpy.typing import DTypeLike, NDArray
-from scipy import ndimage
+from numpy.typing import NDArray
 from torch.utils.data import Dataset
 
 from toothmcl_data.configdict import config_from_dict, config_to_dict
 from toothmcl_data.errors import ConfigError
-from toothmcl_data.geometry import crop_grid  # re-exported: the stream places its crops with it
+from toothmcl_data.geometry import crop_grid, resample, sample_vertices
 from toothmcl_data.store import open_version
-from toothmcl_data.store.blocks import read_block
 from toothmcl_data.stream.augment import AugmentConfig, augment_pair, draw_motion, move_crop, move_points
 from toothmcl_data.stream.sample import AugmentRecord, CaseSample, PairSample
-from toothmcl_data.types import JAWS, Affine4x4, Jaw, apply_transform
+from toothmcl_data.types import JAWS, Jaw, apply_transform
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,7 @@ class PairDataset(_VersionDataset[PairSample]):
         fdi = int(pair["fdi"])
         rng = self._rng(index)
         if self.config.points < len(points):
-            points = points[np.sort(rng.choice(len(points), self.config.points, replace=False))]
+            points = points[sample_vertices(len(points), self.config.points, rng)]
         point_labels = np.full(len(points), fdi, dtype=np.int64)
         applied: AugmentRecord = {}
         if self.config.augment is not None:
@@ -152,35 +152,6 @@ class PairDataset(_VersionDataset[PairSample]):
             "index": index,
             "applied": applied,
         }
-
-
-def resample(
-    array: Any,
-    volume_affine: Affine4x4,
-    world_from_crop: Affine4x4,
-    shape: tuple[int, int, int],
-    *,
-    order: int,
-    dtype: DTypeLike | None = None,
-) -> NDArray[Any]:
-    """Sample a volume ``array`` [i, j, k] (NumPy, zarr, or a store's :class:`BlockReader`) with ``volume_affine``
-    on the crop grid (``order`` 1 = linear, 0 = nearest) as ``dtype`` (default: the array's); reads only the volume
-    block the crop covers. Outside the volume: 0."""
-    src_from_crop = np.linalg.inv(volume_affine) @ world_from_crop
-    offset = src_from_crop[:3, 3]
-    if np.allclose(src_from_crop[:3, :3], np.eye(3), atol=1e-9) and np.allclose(offset, np.rint(offset), atol=1e-6):
-        lo = tuple(int(v) for v in np.rint(offset))
-        return read_block(array, lo, shape, dtype)  # the crop is a voxel block: read it, no resampling
-    corners = np.array([[a, b, c] for a in (0, shape[0] - 1) for b in (0, shape[1] - 1) for c in (0, shape[2] - 1)])
-    src = apply_transform(src_from_crop, corners)
-    lo = np.clip(np.floor(src.min(axis=0)).astype(int) - 1, 0, array.shape)
-    hi = np.clip(np.ceil(src.max(axis=0)).astype(int) + 2, 0, array.shape)
-    if np.any(hi <= lo):
-        return np.zeros(shape, dtype=array.dtype if dtype is None else dtype)
-    block = read_block(array, tuple(int(v) for v in lo), tuple(int(v) for v in hi - lo))
-    offset = src_from_crop[:3, 3] - lo
-    out = ndimage.affine_transform(block, src_from_crop[:3, :3], offset, output_shape=shape, order=order, cval=0)
-    return out if dtype is None else out.astype(dtype, copy=False)
 
 
 class CaseDataset(_VersionDataset[CaseSample]):
@@ -264,7 +235,7 @@ class CaseDataset(_VersionDataset[CaseSample]):
             T = registration.world_from_ios
             xyz = apply_transform(T, mesh.vertices)
             nrm = normals @ T[:3, :3].T
-            pick = np.sort(rng.choice(len(xyz), size=config.points, replace=len(xyz) < config.points))
+            pick = sample_vertices(len(xyz), config.points, rng)
             points = np.concatenate([xyz[pick], nrm[pick]], axis=1).astype(np.float32)
             point_labels = (mesh.labels[pick] if mesh.labels is not None else np.full(len(pick), -1)).astype(np.int64)
             if motion is not None:

@@ -19,6 +19,7 @@ import torch
 from numpy.typing import NDArray
 
 from toothmcl_data.errors import ConfigError
+from toothmcl_data.geometry import sample_vertices
 from toothmcl_data.stream.augment import draw_motion, move_points
 from toothmcl_data.stream.dataset import StreamConfig, _VersionDataset, split_cases
 from toothmcl_data.stream.sample import AugmentRecord, JawSample
@@ -120,8 +121,7 @@ class JawDataset(_VersionDataset[JawSample]):
         if T is not None:
             xyz = apply_transform(T, xyz)
             normals = normals @ T[:3, :3].T
-        n = self.config.points
-        pick = np.sort(rng.choice(len(xyz), size=n, replace=len(xyz) < n))
+        pick = sample_vertices(len(xyz), self.config.points, rng)
         points = np.concatenate([xyz[pick], normals[pick]], axis=1).astype(np.float32)
         if mesh.labels is None:
             raise ConfigError(f"case {case} {jaw} scan has no labels; JawDataset needs labelled scans")

@@ -18,8 +18,9 @@ import torch
 from numpy.typing import NDArray
 
 from toothmcl_data.errors import ConfigError
+from toothmcl_data.geometry import crop_grid, resample
 from toothmcl_data.stream.augment import draw_motion, move_crop
-from toothmcl_data.stream.dataset import StreamConfig, _VersionDataset, crop_grid, resample, split_cases
+from toothmcl_data.stream.dataset import StreamConfig, _VersionDataset, split_cases
 from toothmcl_data.stream.sample import AugmentRecord, VolumeSample
 
 _FOREGROUND_STRIDE = 2

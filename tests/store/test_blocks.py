@@ -10,7 +10,7 @@ from zarr.codecs import BloscCodec
 from tests.store.conftest import records
 from toothmcl_data.errors import StoreError
 from toothmcl_data.store import open_version, publish
-from toothmcl_data.store.blocks import BlockReader, read_block
+from toothmcl_data.store.blocks import BlockReader
 from toothmcl_data.store.layout import LayoutConfig, create_volume
 
 SMALL = LayoutConfig(volume_chunk=8, volume_shard=16)
@@ -50,7 +50,6 @@ def test_blocks_equal_numpy_including_outside_and_unwritten_chunks() -> None:
     chosen = [((0, 0, 0), vol.shape), ((-3, 5, 2), (40, 8, 30)), ((0, 0, 0), (16, 29, 21))]
     for lo, shape in [*chosen, *_blocks(rng, vol.shape, 60)]:
         np.testing.assert_array_equal(reader.read(lo, shape), _expected(vol, lo, shape), err_msg=f"{lo} {shape}")
-        np.testing.assert_array_equal(read_block(vol, lo, shape), _expected(vol, lo, shape))
     # unwritten chunks are not fetched
     all_zero = (slice(0, 16), slice(0, 29), slice(0, 21))
     assert reader.payloads(all_zero) == []

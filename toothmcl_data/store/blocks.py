@@ -75,20 +75,6 @@ def _layout(array: zarr.Array[Any]) -> _Layout | None:
     return _Layout(chunk, tuple(s // c for s, c in zip(shard, chunk, strict=True)), metadata.chunk_key_encoding)
 
 
-def read_block(
-    array: Any, lo: tuple[int, ...], shape: tuple[int, ...], dtype: DTypeLike | None = None
-) -> NDArray[np.generic]:
-    """The block ``lo … lo + shape`` (voxels) of a :class:`BlockReader`, a NumPy or a zarr array, as ``dtype``
-    (default: the array's); outside the array the block is the fill value (0 for NumPy arrays)."""
-    if isinstance(array, BlockReader):
-        return array.read(lo, shape, dtype)
-    out = np.zeros(shape, dtype=array.dtype if dtype is None else dtype)
-    src, dst = _overlap(lo, shape, array.shape)
-    if src is not None:
-        out[dst] = np.asarray(array[src])
-    return out
-
-
 def _overlap(
     lo: tuple[int, ...], shape: tuple[int, ...], bounds: tuple[int, ...]
 ) -> tuple[tuple[slice, ...] | None, tuple[slice, ...]]:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
 from prefect.futures import PrefectFuture
+from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
@@ -202,6 +205,26 @@ def _curate(params: CurateParams, work: Path, audit: Path) -> dict[str, Any]:
     }
 
 
+@contextmanager
+def _one_api_server() -> Iterator[dict[str, str]]:
+    """Environment for local Dask worker processes: the URL of this process's Prefect API.
+
+    Worker processes do not see this process's settings; without ``PREFECT_API_URL`` each would start an
+    ephemeral API server of its own on its first task (about 10 s each before any case runs, and several servers
+    on one SQLite database). In ephemeral mode the one server is started here first; a configured server
+    (``prefect server start``, a profile, the test harness) is passed on as it is."""
+    url = PREFECT_API_URL.value()
+    if url:
+        yield {"PREFECT_API_URL": url}
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()  # the process's ephemeral server (a singleton; Prefect stops it at exit)
+    server.start()
+    with temporary_settings({PREFECT_API_URL: server.api_url}):
+        yield {"PREFECT_API_URL": server.api_url}
+
+
 def run_curate(
     params: CurateParams, *, dask_address: str | None = None, dask_workers: int = 0, threads: int = 2
 ) -> dict[str, Any]:
@@ -216,12 +239,11 @@ def run_curate(
                 "pip install 'toothmcl[flows]'"
             ) from err
 
-        runner = (
-            DaskTaskRunner(address=dask_address)
-            if dask_address
-            else DaskTaskRunner(cluster_kwargs={"n_workers": dask_workers, "threads_per_worker": 1, "processes": True})
-        )
-        return curate.with_options(task_runner=runner)(params)  # type: ignore[arg-type]
+        if dask_address:
+            return curate.with_options(task_runner=DaskTaskRunner(address=dask_address))(params)  # type: ignore[arg-type]
+        with _one_api_server() as env:
+            cluster = {"n_workers": dask_workers, "threads_per_worker": 1, "processes": True, "env": env}
+            return curate.with_options(task_runner=DaskTaskRunner(cluster_kwargs=cluster))(params)  # type: ignore[arg-type]
     if threads != 2:
         return curate.with_options(task_runner=ThreadPoolTaskRunner(max_workers=threads))(params)  # type: ignore[arg-type]
     return curate(params)

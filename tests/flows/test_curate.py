@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prefect.settings import PREFECT_API_URL, temporary_settings
 from typer.testing import CliRunner
 
-from flows.curate import CurateParams, run_curate
+from flows.curate import CurateParams, _one_api_server, run_curate
 from toothmcl_data.cli.app import app
 from toothmcl_data.store import list_versions, open_version
 from toothmcl_data.synth.config import SynthConfig
@@ -83,3 +84,18 @@ def test_build_set_is_checked_before_any_work(drop: Path, key_file: Path, tmp_pa
     assert not (tmp_path / "s").exists()
     good = runner.invoke(app, [*args, "--set", "register.inlier_mm=0.3", "--json"])
     assert good.exit_code == 0, good.output
+
+
+def test_local_dask_workers_are_handed_the_flow_api(prefect_harness: None) -> None:
+    """Worker processes report to this process's API (the harness's here; in ephemeral mode the one server
+    started for the run) instead of each starting a server of its own."""
+    configured = PREFECT_API_URL.value()
+    assert configured
+    with _one_api_server() as env:
+        assert env == {"PREFECT_API_URL": configured}
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        assert not PREFECT_API_URL.value()
+        with _one_api_server() as env:
+            assert env["PREFECT_API_URL"] == PREFECT_API_URL.value()
+            assert env["PREFECT_API_URL"].startswith("http://127.0.0.1:")
+        assert not PREFECT_API_URL.value()

@@ -162,7 +162,9 @@ def _fit(
     else:
         hyps = hypotheses(sample.points, surface.points[cbct_pick], occlusal, config.init_angles)
         starts = [np.asarray(np.linalg.inv(T), dtype=np.float64) for T in hyps]
-    best, score = best_start(scan, cbct_pts, cbct_nrm, starts, iterations=20, normal_agreement=agree)
+    best, score = best_start(
+        scan, cbct_pts, cbct_nrm, starts, iterations=20, normal_agreement=agree, coarse=scan.coarse
+    )
     return np.asarray(np.linalg.inv(best), dtype=np.float64), score
 
 

@@ -20,6 +20,11 @@ COARSE_CELL_MM = 0.6
 keeps about a tenth, still dense for the start search's coarse polish (gate 6 → 3 mm)."""
 
 
+LEAF_SIZE = 32
+"""Points per k-d tree leaf (SciPy's default is 16): searches from points a few mm off the surface, as in the
+start search, visit fewer nodes (measured 15-25 % faster on a 100k-vertex scan, the same at 0.1 mm off)."""
+
+
 @dataclass(frozen=True, eq=False)
 class Target:
     """The surface ICP fits onto: points (n, 3) and unit normals (n, 3), LPS world mm, with their k-d tree."""
@@ -30,7 +35,7 @@ class Target:
 
     @classmethod
     def of(cls, points: NDArray[np.float64], normals: NDArray[np.float64]) -> Target:
-        return cls(points, normals, cKDTree(points))
+        return cls(points, normals, cKDTree(points, leafsize=LEAF_SIZE))
 
     def thinned(self, cell_mm: float) -> Target:
         """A copy with one point per ``cell_mm`` cube (the first of each, in the original order): for coarse fits,

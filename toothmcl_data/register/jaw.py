@@ -24,6 +24,8 @@ from toothmcl_data.types import JAWS, Affine4x4, Jaw, Mesh, Registration, Verdic
 log = logging.getLogger(__name__)
 
 MIN_TARGET_POINTS = 50
+MIN_LABELLED = 30
+"""A scan with fewer crown-labelled vertices than this is fitted as unlabelled (whole surface, no FDI)."""
 PARTIAL_SCAN = 0.75
 """An unlabelled scan shorter than this fraction of the CBCT jaw's crowns (along their largest axes) covers part
 of the arch (a quadrant scan): the search also slides it along the arch (``slide``)."""
@@ -64,19 +66,22 @@ class CrownSample:
     crowns_only: bool
 
 
-def crown_sample(mesh: Mesh, n: int) -> CrownSample:
-    """Farthest-point sample of the crown vertices (labels > 0) of ``mesh``, or of all vertices when unlabelled."""
-    labelled = mesh.labels is not None and int((mesh.labels > 0).sum()) >= 30
+def crown_sample(mesh: Mesh, n: int, normals: NDArray[np.float64] | None = None) -> CrownSample:
+    """Farthest-point sample of the crown vertices (labels > 0) of ``mesh``, or of all vertices when unlabelled;
+    ``normals``: all (n, 3) vertex normals of ``mesh`` when already computed (the sample's are their rows)."""
+    labelled = mesh.labels is not None and int((mesh.labels > 0).sum()) >= MIN_LABELLED
     pool = np.flatnonzero(mesh.labels > 0) if labelled and mesh.labels is not None else np.arange(len(mesh.vertices))
     pick = pool[fps_indices(mesh.vertices[pool], n)]
     fdi = mesh.labels[pick] if labelled and mesh.labels is not None else np.zeros(len(pick), dtype=np.int16)
-    return CrownSample(pick, mesh.vertices[pick], vertex_normals(mesh, pick), fdi.astype(np.int16), labelled)
+    nrm = vertex_normals(mesh, pick) if normals is None else normals[pick]
+    return CrownSample(pick, mesh.vertices[pick], nrm, fdi.astype(np.int16), labelled)
 
 
-def scan_target(mesh: Mesh, sample: CrownSample) -> Target | None:
-    """The whole scan surface (IOS frame) as an ICP target when ``sample`` is not crowns only (an unlabelled
-    scan: the fit then runs CBCT crowns → scan), else None; built once per registration."""
-    return None if sample.crowns_only else Target.of(mesh.vertices, vertex_normals(mesh))
+def scan_target(mesh: Mesh) -> Target | None:
+    """The whole scan surface (IOS frame) as an ICP target when the scan is unlabelled (fewer than ``MIN_LABELLED``
+    crown vertices: the fit then runs CBCT crowns → scan), else None; built once per registration."""
+    labelled = mesh.labels is not None and int((mesh.labels > 0).sum()) >= MIN_LABELLED
+    return None if labelled else Target.of(mesh.vertices, vertex_normals(mesh))
 
 
 def spread(surface: ToothSurface, config: RegisterConfig) -> NDArray[np.intp]:
@@ -217,11 +222,11 @@ def _registration(
     jaw: Jaw,
     T: Affine4x4,
     mesh: Mesh,
-    scan: Target | None,
     sample: CrownSample,
     surface: ToothSurface,
     config: RegisterConfig,
     cbct: Volume,
+    scan: Target | None = None,
 ) -> Registration:
     """QC of a fitted jaw. Residuals are taken in the direction that has a counterpart for every point: labelled
     IOS crown samples onto the CBCT crowns, or (unlabelled scan) CBCT crown samples onto the scan surface.
@@ -234,7 +239,10 @@ def _registration(
     ``partial_overlap``), never to ``pass``.
 
     Everything measured against the scan is measured in the scan's own frame (CBCT points moved by ``T⁻¹``:
-    distances do not change under a rigid motion), so its k-d tree is built once per registration."""
+    distances do not change under a rigid motion), so its k-d tree is built once per registration (``scan``, the
+    unlabelled scan's ``scan_target``: built here when not given)."""
+    if scan is None and not sample.crowns_only:
+        scan = scan_target(mesh)
     spacing_mm = min(cbct.spacing)
     inv = np.asarray(np.linalg.inv(T), dtype=np.float64)
     reach = cKDTree(mesh.vertices, balanced_tree=False, compact_nodes=False) if scan is None else scan.tree
@@ -310,8 +318,8 @@ def register_jaw(
     if surface is None:
         surface = cbct_surface(cbct, cbct_labels, profile_mm=config.profile_mm, where=where)
     jaw = mesh.jaw or jaw_from_labels(mesh.labels)
-    sample = crown_sample(mesh, config.ios_points)
-    scan = scan_target(mesh, sample)
+    scan = scan_target(mesh)
+    sample = crown_sample(mesh, config.ios_points, None if scan is None else scan.normals)
     candidates: tuple[Jaw, ...] = (jaw,) if jaw is not None else JAWS
     if jaw is None:  # a one-jaw field of view: only the jaw the CBCT shows can be this scan's
         shown = tuple(j for j in JAWS if len(surface.jaw(j).points) >= MIN_TARGET_POINTS)
@@ -340,7 +348,7 @@ def register_jaw(
             log.debug("%s: %s jaw feature start score %.3f", where, j, score)
     _, j, start, jaw_surface = max(results, key=lambda r: r[0])
     T = _polish(jaw_surface, scan, sample, config, start)
-    reg = _registration(j, T, mesh, scan, sample, jaw_surface, config, cbct)
+    reg = _registration(j, T, mesh, sample, jaw_surface, config, cbct, scan)
     if jaw_surface is surface and surface.source == "intensity":
         # Fitted against both jaws' crowns (see above): which crowns it found is not checked against the jaw
         # split, so the fit is never passed unseen.

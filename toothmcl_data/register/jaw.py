@@ -142,7 +142,10 @@ def _fit(
             found = features.feature_starts(
                 sample.points, sample.normals, surface.points[cbct_pick], surface.normals[cbct_pick], _rng()
             )
-            best, score = best_start(target, pts, nrm, [previous, *found], iterations=20, normal_agreement=agree)
+            starts = [previous, *found]
+            if slide.extent_mm(sample.points) < PARTIAL_SCAN * slide.extent_mm(surface.points):
+                starts.append(_slide(surface, mesh, sample, occlusal, agree, cbct_pick[:2000]))
+            best, score = best_start(target, pts, nrm, starts, iterations=20, normal_agreement=agree)
             return best, score
         best, score = np.eye(4), -1.0
         if np.any(surface.fdi > 0):

@@ -21,7 +21,9 @@ within ``SUCCESS_MM`` of the truth and QC did not fail it; a *false pass* is a Q
 with none of them (outside the field of view, or only cut crowns) must not pass: a refusal (error), ``fail`` or
 ``review`` counts as success, and a ``pass`` is a false pass unless it puts the jaw's cut crowns (those with voxels
 in the label map) within ``SUCCESS_MM``. Errors (median, p95) are over the teeth in both modalities, failures
-included; ``s_per_jaw`` is the CBCT crown surface plus the jaw fits, divided by the jaws registered.
+included; ``s_per_jaw`` is the CBCT crown surface plus the jaw fits, divided by the jaws registered (wall
+clock), and ``cpu_s_per_jaw`` the same in CPU seconds of this process (``time.process_time``: what a jaw costs
+one core, whatever else shares the machine).
 """
 
 from __future__ import annotations
@@ -76,18 +78,20 @@ def centroid_errors(mesh: Mesh, truth: np.ndarray, T: np.ndarray, teeth: list[in
     return np.asarray(np.linalg.norm(apply_transform(T, c) - apply_transform(truth, c), axis=1))
 
 
-def judge(p: SyntheticPatient, jaw: Jaw, T: np.ndarray, verdict: str, dt: float) -> dict[str, Any]:
-    """One registered jaw's row: errors over its teeth in both modalities, success and false pass (see top)."""
+def judge(p: SyntheticPatient, jaw: Jaw, T: np.ndarray, verdict: str, dt: float, cpu: float) -> dict[str, Any]:
+    """One registered jaw's row: errors over its teeth in both modalities, success and false pass (see top);
+    ``dt`` and ``cpu`` are its wall and CPU seconds."""
     both, visible = truth_teeth(p, jaw)
     truth, mesh = p.world_from_ios[jaw], p.ios[jaw]
     if both:
         err = centroid_errors(mesh, truth, T, both)
         right = bool(err.max() < SUCCESS_MM)
         return {"err": err, "ok": right and verdict not in ("fail", "error"), "false": verdict == "pass" and not right,
-                "verdict": verdict, "s": dt, "in_fov": True}  # fmt: skip
+                "verdict": verdict, "s": dt, "cpu": cpu, "in_fov": True}  # fmt: skip
     right = bool(visible) and bool(centroid_errors(mesh, truth, T, visible).max() < SUCCESS_MM)
     false = verdict == "pass" and not right
-    return {"err": np.zeros(0), "ok": not false, "false": false, "verdict": verdict, "s": dt, "in_fov": False}
+    return {"err": np.zeros(0), "ok": not false, "false": false, "verdict": verdict, "s": dt, "cpu": cpu,
+            "in_fov": False}  # fmt: skip
 
 
 def peer(ios_points: np.ndarray, surface_points: np.ndarray, surface_normals: np.ndarray) -> np.ndarray:
@@ -122,6 +126,12 @@ def peer(ios_points: np.ndarray, surface_points: np.ndarray, surface_normals: np
     return np.asarray(icp.transformation, dtype=np.float64)
 
 
+def since(t0: float, c0: float, share: float, cpu_share: float) -> tuple[float, float]:
+    """Wall and CPU seconds since ``t0`` (``perf_counter``) and ``c0`` (``process_time``), plus the jaw's share
+    of the CBCT surface."""
+    return time.perf_counter() - t0 + share, time.process_time() - c0 + cpu_share
+
+
 def _stats(rows: list[dict], with_qc: bool) -> dict[str, Any]:
     errs = np.concatenate([r["err"] for r in rows]) * 1000 if rows else np.zeros(0)
     jaws = len(rows)
@@ -130,6 +140,7 @@ def _stats(rows: list[dict], with_qc: bool) -> dict[str, Any]:
         "median_um": float(np.median(errs)) if errs.size else None,
         "p95_um": float(np.percentile(errs, 95)) if errs.size else None,
         "s_per_jaw": float(sum(r["s"] for r in rows) / jaws) if jaws else None,
+        "cpu_s_per_jaw": float(sum(r["cpu"] for r in rows) / jaws) if jaws else None,
         "false_pass": int(sum(r["false"] for r in rows)) if with_qc else None,
         "verdicts": {v: sum(r["verdict"] == v for r in rows) for v in ("pass", "review", "fail", "error")},
         "jaws": jaws,
@@ -153,13 +164,14 @@ def run_condition(
         p = draw(name, config, rng, i)
         for path in paths:
             labels = p.cbct_labels if path == "label map" else None
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             surface = cbct_surface(p.cbct, labels)
             share = (time.perf_counter() - t0) / len(JAWS)
+            cpu_share = (time.process_time() - c0) / len(JAWS)
             for jaw in JAWS:
                 mesh = p.ios[jaw]
                 scan = Mesh(mesh.vertices, mesh.faces, frame=mesh.frame) if path == "no labels" else mesh
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 try:
                     r = register_jaw(p.cbct, scan, cbct_labels=labels, config=reg_config, surface=surface)
                     T, verdict = r.world_from_ios, str(r.verdict)
@@ -167,25 +179,26 @@ def run_condition(
                     T, verdict = np.eye(4), "error"
                     if log:
                         print(f"  patient {i} {path} {jaw}: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
-                row = judge(p, jaw, T, verdict, time.perf_counter() - t0 + share)
+                row = judge(p, jaw, T, verdict, *since(t0, c0, share, cpu_share))
                 rows[path].append(row)
                 if log:
                     worst = f"{row['err'].max():8.3f} mm" if row["err"].size else "(no teeth in FOV)"
                     print(
-                        f"  patient {i} {path:15s} {jaw}: max {worst} {verdict:6s} {row['s']:.2f} s",
+                        f"  patient {i} {path:15s} {jaw}: max {worst} {verdict:6s} {row['s']:.2f} s"
+                        f" ({row['cpu']:.2f} s CPU)",
                         file=sys.stderr,
                         flush=True,
                     )
             if path == "intensity only" and with_peer:
                 for jaw in JAWS:
-                    t0 = time.perf_counter()
+                    t0, c0 = time.perf_counter(), time.process_time()
                     m = p.ios[jaw]
                     js = surface.jaw(jaw)  # the peer has no jaw split of its own: it gets ours
                     if len(js.points) < 50:
-                        rows[PEER].append(judge(p, jaw, np.eye(4), "error", time.perf_counter() - t0 + share))
+                        rows[PEER].append(judge(p, jaw, np.eye(4), "error", *since(t0, c0, share, cpu_share)))
                         continue
                     T = peer(m.vertices[np.asarray(m.labels) > 0], js.points, js.normals)
-                    rows[PEER].append(judge(p, jaw, T, "-", time.perf_counter() - t0 + share))
+                    rows[PEER].append(judge(p, jaw, T, "-", *since(t0, c0, share, cpu_share)))
     return {path: _stats(r, path != PEER) for path, r in rows.items()}
 
 
@@ -222,7 +235,8 @@ def main() -> None:
             for path, s in res.items():
                 print(
                     f"  {path:26s} success {100 * (s['success_rate'] or 0):5.1f}%  median {s['median_um'] or 0:8.1f}"
-                    f" µm  p95 {s['p95_um'] or 0:8.1f} µm  {s['s_per_jaw'] or 0:.2f} s/jaw  false pass "
+                    f" µm  p95 {s['p95_um'] or 0:8.1f} µm  {s['s_per_jaw'] or 0:.2f} s/jaw"
+                    f" ({s['cpu_s_per_jaw'] or 0:.2f} s CPU)  false pass "
                     f"{s['false_pass']}  {s['verdicts']}  outside FOV {s['jaws_outside_fov']}/{s['jaws']}",
                     flush=True,
                 )

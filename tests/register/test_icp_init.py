@@ -125,3 +125,21 @@ def test_prescore_matches_one_pose_at_a_time_and_ranks_the_true_pose_first() -> 
         assert got == pytest.approx(np.minimum(d, PRESCORE_CAP_MM).mean(), abs=1e-12)
     assert int(np.argmin(near)) == len(starts) - 1
     assert near[-1] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_thinned_target_keeps_the_first_point_of_each_cell_and_coarse_is_built_once() -> None:
+    rng = np.random.default_rng(3)
+    pts = rng.uniform(0, 10, size=(4000, 3))
+    nrm = rng.normal(size=(4000, 3))
+    nrm /= np.linalg.norm(nrm, axis=1, keepdims=True)
+    target = Target.of(pts, nrm)
+    thin = target.thinned(1.0)
+    cells = np.floor(pts).astype(int)
+    firsts = sorted({tuple(c): i for i, c in reversed(list(enumerate(cells)))}.values())
+    np.testing.assert_array_equal(thin.points, pts[firsts])  # one per occupied 1 mm cell, first in order
+    np.testing.assert_array_equal(thin.normals, nrm[firsts])
+    assert len(thin.points) == len({tuple(c) for c in cells}) < len(pts)
+    d, _ = thin.tree.query(pts)
+    assert d.max() <= np.sqrt(3.0)  # every point has a kept one in its own cell
+    assert target.coarse is target.coarse
+    assert len(target.coarse.points) < len(pts)

@@ -6,6 +6,7 @@ thread, and every reduction runs in a fixed order.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,6 +14,15 @@ from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
 from toothmcl_data.types import Affine4x4, apply_transform
+
+COARSE_CELL_MM = 0.6
+"""``Target.coarse`` keeps one point per cube of this size: a whole scan surface (~100k vertices ~0.25 mm apart)
+keeps about a tenth, still dense for the start search's coarse polish (gate 6 → 3 mm)."""
+
+
+LEAF_SIZE = 32
+"""Points per k-d tree leaf (SciPy's default is 16): searches from points a few mm off the surface, as in the
+start search, visit fewer nodes (measured 15-25 % faster on a 100k-vertex scan, the same at 0.1 mm off)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -25,7 +35,23 @@ class Target:
 
     @classmethod
     def of(cls, points: NDArray[np.float64], normals: NDArray[np.float64]) -> Target:
-        return cls(points, normals, cKDTree(points))
+        return cls(points, normals, cKDTree(points, leafsize=LEAF_SIZE))
+
+    def thinned(self, cell_mm: float) -> Target:
+        """A copy with one point per ``cell_mm`` cube (the first of each, in the original order): for coarse fits,
+        whose gates of several mm neither need the full density nor should pay for it (the cost of a nearest-
+        neighbour search from a point off the surface grows with the number of points within that distance)."""
+        cell = np.floor(self.points / cell_mm).astype(np.int64)
+        cell -= cell.min(axis=0)
+        span = cell.max(axis=0) + 1
+        _, first = np.unique((cell[:, 0] * span[1] + cell[:, 1]) * span[2] + cell[:, 2], return_index=True)
+        keep = np.sort(first)
+        return Target.of(self.points[keep], self.normals[keep])
+
+    @functools.cached_property
+    def coarse(self) -> Target:
+        """``thinned(COARSE_CELL_MM)``, built on first use and kept with this target."""
+        return self.thinned(COARSE_CELL_MM)
 
 
 @dataclass(frozen=True, eq=False)

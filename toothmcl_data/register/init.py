@@ -180,9 +180,11 @@ def _polish(
     iterations: int,
     final_mm: float,
     normal_agreement: float,
+    fit: Target | None = None,
 ) -> tuple[Affine4x4, tuple[float, float]]:
+    """ICP of ``points`` onto ``fit`` (default ``target``) from ``T0``, and the pose's ``score`` on ``target``."""
     T = icp(
-        target,
+        target if fit is None else fit,
         points,
         normals,
         T0,
@@ -203,9 +205,11 @@ def best_start(
     *,
     iterations: int,
     normal_agreement: float,
+    coarse: Target | None = None,
 ) -> tuple[Affine4x4, float]:
     """Rank ``starts`` (4, 4) by ``prescore``, polish the ``PRESCORE_KEEP`` best with a short coarse ICP of
-    ``points`` (m, 3) (source-frame mm, a farthest-point sample; unit ``normals`` or None), polish the
+    ``points`` (m, 3) (source-frame mm, a farthest-point sample; unit ``normals`` or None) onto ``coarse`` (a
+    thinned copy of ``target``, ``Target.thinned``; default ``target`` itself), score them on ``target``, polish the
     ``KEEP_STARTS`` best of those again finely (stopping at the first that scores ``CLEAR_SCORE``), and return the
     best pose and its score (fraction of points on the target). Ties keep the earlier start, so the choice is
     deterministic."""
@@ -213,11 +217,13 @@ def best_start(
     kept = sorted(sorted(range(len(starts)), key=lambda i: (near[i], i))[:PRESCORE_KEEP])
     few = slice(0, max(COARSE_POINTS, len(points) // 2))
     nfew = None if normals is None else normals[few]
-    coarse = [_polish(target, points[few], nfew, starts[i], iterations // 2, 3.0, normal_agreement) for i in kept]
-    order = sorted(range(len(coarse)), key=lambda i: (-coarse[i][1][0], -coarse[i][1][1], i))
+    polished = [
+        _polish(target, points[few], nfew, starts[i], iterations // 2, 3.0, normal_agreement, coarse) for i in kept
+    ]
+    order = sorted(range(len(polished)), key=lambda i: (-polished[i][1][0], -polished[i][1][1], i))
     best_T, best_key = starts[0], (-1.0, -np.inf)
     for i in order[:KEEP_STARTS]:
-        T, key = _polish(target, points, normals, coarse[i][0], iterations, 0.5, normal_agreement)
+        T, key = _polish(target, points, normals, polished[i][0], iterations, 0.5, normal_agreement)
         if key > best_key:
             best_T, best_key = T, key
         if best_key[0] >= CLEAR_SCORE:

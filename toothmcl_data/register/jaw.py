@@ -24,6 +24,8 @@ from toothmcl_data.types import JAWS, Affine4x4, Jaw, Mesh, Registration, Verdic
 log = logging.getLogger(__name__)
 
 MIN_TARGET_POINTS = 50
+MIN_LABELLED = 30
+"""A scan with fewer crown-labelled vertices than this is fitted as unlabelled (whole surface, no FDI)."""
 PARTIAL_SCAN = 0.75
 """An unlabelled scan shorter than this fraction of the CBCT jaw's crowns (along their largest axes) covers part
 of the arch (a quadrant scan): the search also slides it along the arch (``slide``)."""
@@ -55,13 +57,28 @@ class CrownSample:
     crowns_only: bool
 
 
-def crown_sample(mesh: Mesh, n: int) -> CrownSample:
-    """Farthest-point sample of the crown vertices (labels > 0) of ``mesh``, or of all vertices when unlabelled."""
-    labelled = mesh.labels is not None and int((mesh.labels > 0).sum()) >= 30
+def crown_sample(mesh: Mesh, n: int, normals: NDArray[np.float64] | None = None) -> CrownSample:
+    """Farthest-point sample of the crown vertices (labels > 0) of ``mesh``, or of all vertices when unlabelled;
+    ``normals``: all (n, 3) vertex normals of ``mesh`` when already computed (the sample's are their rows)."""
+    labelled = mesh.labels is not None and int((mesh.labels > 0).sum()) >= MIN_LABELLED
     pool = np.flatnonzero(mesh.labels > 0) if labelled and mesh.labels is not None else np.arange(len(mesh.vertices))
     pick = pool[fps_indices(mesh.vertices[pool], n)]
     fdi = mesh.labels[pick] if labelled and mesh.labels is not None else np.zeros(len(pick), dtype=np.int16)
-    return CrownSample(pick, mesh.vertices[pick], vertex_normals(mesh, pick), fdi.astype(np.int16), labelled)
+    nrm = vertex_normals(mesh, pick) if normals is None else normals[pick]
+    return CrownSample(pick, mesh.vertices[pick], nrm, fdi.astype(np.int16), labelled)
+
+
+def scan_target(mesh: Mesh) -> Target | None:
+    """The whole scan surface (IOS frame) as an ICP target when the scan is unlabelled (fewer than ``MIN_LABELLED``
+    crown vertices: the fit then runs CBCT crowns → scan), else None; built once per registration."""
+    labelled = mesh.labels is not None and int((mesh.labels > 0).sum()) >= MIN_LABELLED
+    return None if labelled else Target.of(mesh.vertices, vertex_normals(mesh))
+
+
+def spread(surface: ToothSurface, config: RegisterConfig) -> NDArray[np.intp]:
+    """Farthest-point sample (indices) of the CBCT crown points that the start search, the final polish and QC
+    take their prefixes of (the first k of a farthest-point sample are one)."""
+    return fps_indices(surface.points, max(config.ios_points, 2000))
 
 
 def _refine(
@@ -84,6 +101,7 @@ def _fit(
     jaw: Jaw,
     surface: ToothSurface,
     mesh: Mesh,
+    scan: Target | None,
     sample: CrownSample,
     config: RegisterConfig,
     where: str,
@@ -91,8 +109,9 @@ def _fit(
 ) -> tuple[Affine4x4, float]:
     """The best start ``world_from_ios`` of one jaw (before the final polish, ``_polish``) and its score.
 
-    Without ``previous`` the start comes from the tooth centroids or the arch-axis search; with it (a start from
-    that search that was not clear), from it and the shape-feature starts (``features``), best scored.
+    ``scan``: the whole scan surface (``scan_target``), None for crowns only. Without ``previous`` the start
+    comes from the tooth centroids or the arch-axis search; with it (a start from that search that was not
+    clear), from it and the shape-feature starts (``features``), best scored.
 
     With labelled IOS crowns, the crown samples are fitted onto the CBCT crowns. Without labels the scan also
     holds gingiva and palate, which have no CBCT counterpart, so the fit runs the other way: CBCT crown samples
@@ -104,17 +123,20 @@ def _fit(
             " the CBCT does not show this jaw's crowns — check the field of view or the jaw of the scan"
         )
     agree = config.normal_agreement
-    cbct_pick = fps_indices(surface.points, max(config.ios_points, 2000))
+    cbct_pick = spread(surface, config)
     k = config.init_points
     occlusal = surface.up * (-1.0 if jaw == "upper" else 1.0)  # from the crowns' shape, not the volume axes
-    if sample.crowns_only:
-        target = Target.of(surface.points, surface.normals)
+    if scan is None:
+        target = surface.target
         pts, nrm = sample.points[:k], sample.normals[:k]
         if previous is not None:  # no clear pose from the arch axes: match local shape
             found = features.feature_starts(
                 sample.points, sample.normals, surface.points[cbct_pick], surface.normals[cbct_pick], _rng()
             )
-            best, score = best_start(target, pts, nrm, [previous, *found], iterations=20, normal_agreement=agree)
+            starts = [previous, *found]
+            if slide.extent_mm(sample.points) < PARTIAL_SCAN * slide.extent_mm(surface.points):
+                starts.append(_slide(surface, mesh, sample, occlusal, agree, cbct_pick[:2000]))
+            best, score = best_start(target, pts, nrm, starts, iterations=20, normal_agreement=agree)
             return best, score
         best, score = np.eye(4), -1.0
         if np.any(surface.fdi > 0):
@@ -127,37 +149,41 @@ def _fit(
             )
             best, score = best_start(target, pts, nrm, starts, iterations=20, normal_agreement=agree)
         return best, score
-    ios_normals = vertex_normals(mesh)
-    target = Target.of(mesh.vertices, ios_normals)
-    src = cbct_pick[: config.ios_points]
-    cbct_pts, cbct_nrm = surface.points[src[:k]], surface.normals[src[:k]]
+    cbct_pts, cbct_nrm = surface.points[cbct_pick[:k]], surface.normals[cbct_pick[:k]]
     if previous is not None:
         found = features.feature_starts(
-            surface.points[cbct_pick], surface.normals[cbct_pick], mesh.vertices, ios_normals, _rng()
+            surface.points[cbct_pick], surface.normals[cbct_pick], scan.points, scan.normals, _rng()
         )
         starts = [np.asarray(np.linalg.inv(previous), dtype=np.float64), *found]
         if slide.extent_mm(sample.points) < PARTIAL_SCAN * slide.extent_mm(surface.points):
-            slid = _slide(surface, mesh, sample, occlusal, agree)
+            slid = _slide(surface, mesh, sample, occlusal, agree, cbct_pick[:2000])
             starts += [np.asarray(np.linalg.inv(slid), dtype=np.float64)]
     else:
         hyps = hypotheses(sample.points, surface.points[cbct_pick], occlusal, config.init_angles)
         starts = [np.asarray(np.linalg.inv(T), dtype=np.float64) for T in hyps]
-    best, score = best_start(target, cbct_pts, cbct_nrm, starts, iterations=20, normal_agreement=agree)
+    best, score = best_start(
+        scan, cbct_pts, cbct_nrm, starts, iterations=20, normal_agreement=agree, coarse=scan.coarse
+    )
     return np.asarray(np.linalg.inv(best), dtype=np.float64), score
 
 
 def _slide(
-    surface: ToothSurface, mesh: Mesh, sample: CrownSample, occlusal: NDArray[np.float64], agree: float
+    surface: ToothSurface,
+    mesh: Mesh,
+    sample: CrownSample,
+    occlusal: NDArray[np.float64],
+    agree: float,
+    pick: NDArray[np.intp],
 ) -> Affine4x4:
     """The best ``world_from_ios`` of a partial scan slid along the arch (``slide``): its starts settled and
     ranked, the ``SLIDE_KEEP`` best polished and scored scan → CBCT crowns (a quadrant scan's cusps all have a
-    counterpart there; most of the jaw's crowns have none on the scan)."""
+    counterpart there; most of the jaw's crowns have none on the scan). ``pick``: a farthest-point sample
+    (indices) of the CBCT crown points, whose cusps the starts settle on."""
     v, f = mesh.vertices, mesh.faces
     normal = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]]).sum(axis=0)
     normal = normal / max(float(np.linalg.norm(normal)), 1e-12)
-    pick = fps_indices(surface.points, 2000)
     cbct = surface.points[pick]
-    target = Target.of(surface.points, surface.normals)
+    target = surface.target
     starts = slide.slide_hypotheses(sample.points[: slide.POSITIONS * 40], normal, cbct, occlusal)
     few = slice(0, SLIDE_POINTS)
     tree = cKDTree(cbct)
@@ -169,16 +195,14 @@ def _slide(
 
 
 def _polish(
-    surface: ToothSurface, mesh: Mesh, sample: CrownSample, config: RegisterConfig, start: Affine4x4
+    surface: ToothSurface, scan: Target | None, sample: CrownSample, config: RegisterConfig, start: Affine4x4
 ) -> Affine4x4:
     """The final precise ICP from ``start`` (``world_from_ios``), in the direction ``_fit`` searched in."""
-    if sample.crowns_only:
-        target = Target.of(surface.points, surface.normals)
-        return _refine(target, sample.points, sample.normals, start, config)
-    target = Target.of(mesh.vertices, vertex_normals(mesh))
-    src = fps_indices(surface.points, max(config.ios_points, 2000))[: config.ios_points]
+    if scan is None:
+        return _refine(surface.target, sample.points, sample.normals, start, config)
+    src = spread(surface, config)[: config.ios_points]
     ios_from_world = _refine(
-        target, surface.points[src], surface.normals[src], np.asarray(np.linalg.inv(start), dtype=np.float64), config
+        scan, surface.points[src], surface.normals[src], np.asarray(np.linalg.inv(start), dtype=np.float64), config
     )
     return np.asarray(np.linalg.inv(ios_from_world), dtype=np.float64)
 
@@ -196,6 +220,7 @@ def _registration(
     surface: ToothSurface,
     config: RegisterConfig,
     cbct: Volume,
+    scan: Target | None = None,
 ) -> Registration:
     """QC of a fitted jaw. Residuals are taken in the direction that has a counterpart for every point: labelled
     IOS crown samples onto the CBCT crowns, or (unlabelled scan) CBCT crown samples onto the scan surface.
@@ -205,24 +230,30 @@ def _registration(
     have a CBCT crown surface within ``qc.REACH_MM``, or the CBCT crown samples the scan reaches, and the CBCT
     crowns within reach of the scan. When that overlap covers ``qc.MIN_OVERLAP_MM2`` and meets every *pass*
     threshold (every *review* one from ``qc.WIDE_OVERLAP_MM2`` on), the jaw goes to ``review`` (flag
-    ``partial_overlap``), never to ``pass``."""
+    ``partial_overlap``), never to ``pass``.
+
+    Everything measured against the scan is measured in the scan's own frame (CBCT points moved by ``T⁻¹``:
+    distances do not change under a rigid motion), so its k-d tree is built once per registration (``scan``, the
+    unlabelled scan's ``scan_target``: built here when not given)."""
+    if scan is None and not sample.crowns_only:
+        scan = scan_target(mesh)
     spacing_mm = min(cbct.spacing)
-    vertices = apply_transform(T, mesh.vertices)
-    reach = cKDTree(vertices, balanced_tree=False, compact_nodes=False)
-    if sample.crowns_only:
-        target = Target.of(surface.points, surface.normals)
+    inv = np.asarray(np.linalg.inv(T), dtype=np.float64)
+    reach = cKDTree(mesh.vertices, balanced_tree=False, compact_nodes=False) if scan is None else scan.tree
+    if scan is None:
         moved = apply_transform(T, sample.points)
-        res, _ = qc.residuals(target, moved, sample.normals @ T[:3, :3].T, config.normal_agreement)
+        res, _ = qc.residuals(surface.target, moved, sample.normals @ T[:3, :3].T, config.normal_agreement)
         fdi = sample.fdi
         seen = qc.in_grid(cbct.shape, cbct.affine, moved, qc.FOV_MARGIN_MM) & (res < qc.REACH_MM)
     else:
-        target = Target.of(vertices, vertex_normals(mesh) @ T[:3, :3].T)
-        pick = fps_indices(surface.points, config.ios_points)
+        pick = spread(surface, config)[: config.ios_points]
         moved = surface.points[pick]
-        res, _ = qc.residuals(target, moved, surface.normals[pick], config.normal_agreement)
+        back = apply_transform(inv, moved)
+        res, _ = qc.residuals(scan, back, surface.normals[pick] @ inv[:3, :3].T, config.normal_agreement)
         fdi = surface.fdi[pick]
-        seen = reach.query(moved, k=1, workers=1, distance_upper_bound=qc.REACH_MM)[0] < qc.REACH_MM
-    cover = qc.coverage(surface.points, vertices, config.coverage_mm)
+        seen = reach.query(back, k=1, workers=1, distance_upper_bound=qc.REACH_MM)[0] < qc.REACH_MM
+    crowns = apply_transform(inv, surface.points)  # the CBCT crown points in the scan's frame
+    cover = qc.coverage(crowns, reach, config.coverage_mm)
     stats = qc.summarise(res, fdi, cover, config, spacing_mm)
     flags: list[str] = []
     if not sample.crowns_only:
@@ -231,10 +262,9 @@ def _registration(
         flags.append("unlabelled_cbct")
     verdict = qc.verdict(stats, config, spacing_mm)
     if verdict == "fail" and seen.any():
-        near = reach.query(surface.points, k=1, workers=1, distance_upper_bound=qc.REACH_MM)[0] < qc.REACH_MM
-        part = qc.summarise(
-            res[seen], fdi[seen], qc.coverage(surface.points[near], vertices, config.coverage_mm), config, spacing_mm
-        )
+        near = reach.query(crowns, k=1, workers=1, distance_upper_bound=qc.REACH_MM)[0] < qc.REACH_MM
+        cover_near = qc.coverage(crowns[near], reach, config.coverage_mm)
+        part = qc.summarise(res[seen], fdi[seen], cover_near, config, spacing_mm)
         gate = config.inlier_mm * qc.threshold_scale(config, spacing_mm)
         overlap = qc.area_mm2(moved[seen & (res < gate)])
         log.debug("partial overlap %.0f mm2: %s", overlap, part)
@@ -282,7 +312,8 @@ def register_jaw(
     if surface is None:
         surface = cbct_surface(cbct, cbct_labels, profile_mm=config.profile_mm, where=where)
     jaw = mesh.jaw or jaw_from_labels(mesh.labels)
-    sample = crown_sample(mesh, config.ios_points)
+    scan = scan_target(mesh)
+    sample = crown_sample(mesh, config.ios_points, None if scan is None else scan.normals)
     candidates: tuple[Jaw, ...] = (jaw,) if jaw is not None else JAWS
     if jaw is None:  # a one-jaw field of view: only the jaw the CBCT shows can be this scan's
         shown = tuple(j for j in JAWS if len(surface.jaw(j).points) >= MIN_TARGET_POINTS)
@@ -296,7 +327,7 @@ def register_jaw(
             # counts both jaws' crowns, and such a fit is at most reviewed.
             log.debug("%s: no %s crowns after the jaw split; fitting against all crowns", where, j)
             jaw_surface = surface
-        start, score = _fit(j, jaw_surface, mesh, sample, config, f"{where} ({j} jaw)")
+        start, score = _fit(j, jaw_surface, mesh, scan, sample, config, f"{where} ({j} jaw)")
         results.append((score, j, start, jaw_surface))
         log.debug("%s: %s jaw start score %.3f", where, j, score)
         if score >= CLEAR_SCORE:  # a clear pose (a wrong jaw scored ≤ 0.39 on synthetic patients): done
@@ -305,13 +336,13 @@ def register_jaw(
         # No jaw gave a clear pose from the arch axes (closed bite, partial view, palate-heavy scan): search
         # again from shape features, keeping each jaw's best start among the candidates.
         for i, (score0, j, start0, jaw_surface) in enumerate(results):
-            start, score = _fit(j, jaw_surface, mesh, sample, config, f"{where} ({j} jaw)", previous=start0)
+            start, score = _fit(j, jaw_surface, mesh, scan, sample, config, f"{where} ({j} jaw)", previous=start0)
             if score > score0:
                 results[i] = (score, j, start, jaw_surface)
             log.debug("%s: %s jaw feature start score %.3f", where, j, score)
     _, j, start, jaw_surface = max(results, key=lambda r: r[0])
-    T = _polish(jaw_surface, mesh, sample, config, start)
-    reg = _registration(j, T, mesh, sample, jaw_surface, config, cbct)
+    T = _polish(jaw_surface, scan, sample, config, start)
+    reg = _registration(j, T, mesh, sample, jaw_surface, config, cbct, scan)
     if jaw_surface is surface and surface.source == "intensity":
         # Fitted against both jaws' crowns (see above): which crowns it found is not checked against the jaw
         # split, so the fit is never passed unseen.

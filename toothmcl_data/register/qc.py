@@ -40,13 +40,14 @@ def residuals(
     return np.where(near, np.abs(m.residual), m.distance), m.index
 
 
-def coverage(surface: NDArray[np.float64], vertices: NDArray[np.float64], gate_mm: float) -> float:
+def coverage(surface: NDArray[np.float64], vertices: NDArray[np.float64] | cKDTree, gate_mm: float) -> float:
     """Fraction of CBCT crown samples ``surface`` (n, 3) LPS mm with a registered IOS vertex (m, 3) LPS mm within
-    ``gate_mm``."""
-    if len(surface) == 0 or len(vertices) == 0:
+    ``gate_mm``; ``vertices`` may be given as their k-d tree (built once by the caller), in the same frame as
+    ``surface``."""
+    if len(surface) == 0 or (vertices.n if isinstance(vertices, cKDTree) else len(vertices)) == 0:
         return 0.0
     # Only "is there one within the gate" matters: an unbalanced tree builds faster and the bound cuts the search.
-    tree = cKDTree(vertices, balanced_tree=False, compact_nodes=False)
+    tree = vertices if isinstance(vertices, cKDTree) else cKDTree(vertices, balanced_tree=False, compact_nodes=False)
     d, _ = tree.query(surface, k=1, workers=1, distance_upper_bound=gate_mm)
     return float(np.mean(d < gate_mm))
 

@@ -17,6 +17,7 @@ surfaces: one jaw or two, any head pose, open or closed bite).
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 from typing import Literal
@@ -29,6 +30,7 @@ from skimage.measure import marching_cubes
 
 from toothmcl_data.errors import RegistrationError
 from toothmcl_data.register import air_classes
+from toothmcl_data.register.icp import Target
 from toothmcl_data.register.split import jaw_split, up_axis
 from toothmcl_data.types import Jaw, Volume, apply_transform
 
@@ -75,8 +77,17 @@ class ToothSurface:
         )
 
     def jaw(self, jaw: Jaw) -> ToothSurface:
-        """The crowns of one jaw."""
-        return self.select(self.upper if jaw == "upper" else ~self.upper)
+        """The crowns of one jaw (selected once per surface: both scans of a case then share its ``target``)."""
+        return self._jaws[jaw]
+
+    @functools.cached_property
+    def _jaws(self) -> dict[str, ToothSurface]:
+        return {"upper": self.select(self.upper), "lower": self.select(~self.upper)}
+
+    @functools.cached_property
+    def target(self) -> Target:
+        """The crowns as an ICP target (their k-d tree built once, on first use)."""
+        return Target.of(self.points, self.normals)
 
 
 def _sample(image: NDArray[np.float32], index: NDArray[np.floating]) -> NDArray[np.float32]:

@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pydicom
@@ -69,13 +70,14 @@ def _rescale(stored: NDArray[np.generic], slope: float, intercept: float) -> NDA
     return np.asarray(stored, dtype=np.float64) * slope + intercept
 
 
-def _read_slices(path: Path, data: bytes | None = None) -> list[_Slice]:
+def _read_slices(path: Path, data: bytes | None = None, checked: set[tuple[Any, ...]] | None = None) -> list[_Slice]:
     """The slices of one file: one for a classic image, one per frame for a multi-frame (enhanced) image.
 
-    data: the file's bytes when the caller has read them already (``path`` then only names the file)."""
+    data: the file's bytes when the caller has read them already (``path`` then only names the file);
+    checked: the series' raw elements already checked (see :func:`~toothmcl_data.io.dicomvalues.check_elements`)."""
     try:
         ds = pydicom.dcmread(io.BytesIO(data) if data is not None else path)
-        check_elements(path, ds)
+        check_elements(path, ds, checked)
     except DICOM_ERRORS as err:
         raise SeriesError(
             f"cannot read DICOM file {path}: {safe_message(err)}; the file is truncated, empty or not "
@@ -323,7 +325,8 @@ def read_series(paths: Sequence[Path], *, data: Sequence[bytes] | None = None) -
         raise SeriesError(f"read_series got {len(paths)} paths but {len(data)} byte strings; pass one per file")
     where = _folder(paths)
     blobs: Sequence[bytes | None] = data if data is not None else [None] * len(paths)
-    slices = [s for p, b in zip(paths, blobs, strict=True) for s in _read_slices(p, b)]
+    checked: set[tuple[Any, ...]] = set()  # header elements the series' slices share are decoded once
+    slices = [s for p, b in zip(paths, blobs, strict=True) for s in _read_slices(p, b, checked)]
     _check_consistent(slices, where)
     first = slices[0]
     x_dir, y_dir = first.orientation[:3], first.orientation[3:]

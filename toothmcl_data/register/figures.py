@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
+import PIL.Image
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
+from matplotlib.figure import Figure
 from numpy.typing import NDArray
 from scipy import ndimage
 
@@ -25,6 +24,9 @@ WINDOW = (-200.0, 3200.0)
 PANORAMA_BAND_MM = 6.0
 """Half-width of the band across the arch whose maximum the panoramic view shows."""
 CONTOUR = "#00e5ff"
+LAYOUT = {"left": 0.06, "right": 0.985, "bottom": 0.04, "top": 0.915, "wspace": 0.16, "hspace": 0.2}
+"""Fixed margins of the 2 × 2 picture (fractions of the figure): room for the tick labels and titles, so no
+layout pass (``tight_layout`` draws the figure once more) is needed."""
 
 
 def plane_contour(
@@ -82,20 +84,20 @@ def _panorama(
     normal = np.stack([-slope, np.ones_like(slope)], axis=1) / np.hypot(slope, 1)[:, None]
     image = np.asarray(cbct.array)  # no float copy (map_coordinates interpolates in double whatever the dtype)
     best = np.full((len(zs), len(xs)), -np.inf, dtype=np.float32)
+    # Index coordinates are affine in the offset across the arch: ijk(off) = ijk(0) + off · Δijk.
+    on_arch = np.stack(
+        [np.broadcast_to(xs, best.shape), np.broadcast_to(ys, best.shape), np.broadcast_to(zs[:, None], best.shape)],
+        axis=-1,
+    ).reshape(-1, 3)
+    ijk0 = cbct.index_from_world(on_arch).T
+    across = np.zeros((len(xs), 3))
+    across[:, :2] = normal
+    d_ijk = np.linalg.inv(cbct.affine)[:3, :3] @ np.broadcast_to(across, (*best.shape, 3)).reshape(-1, 3).T
     for off in np.arange(-PANORAMA_BAND_MM, PANORAMA_BAND_MM + step / 2, step):
-        px = xs + off * normal[:, 0]
-        py = ys + off * normal[:, 1]
-        world = np.stack(
-            [
-                np.broadcast_to(px, (len(zs), len(xs))),
-                np.broadcast_to(py, (len(zs), len(xs))),
-                np.broadcast_to(zs[:, None], (len(zs), len(xs))),
-            ],
-            axis=-1,
-        ).reshape(-1, 3)
-        ijk = cbct.index_from_world(world).T
-        vals = ndimage.map_coordinates(image, ijk, output=np.float32, order=1, mode="constant", cval=WINDOW[0])
-        best = np.maximum(best, vals.reshape(best.shape))
+        vals = ndimage.map_coordinates(
+            image, ijk0 + off * d_ijk, output=np.float32, order=1, mode="constant", cval=WINDOW[0]
+        )
+        np.maximum(best, vals.reshape(best.shape), out=best)
     return best, xs, (float(zs[0]), float(zs[-1]))
 
 
@@ -107,7 +109,9 @@ def registration_png(cbct: Volume, mesh: Mesh, registration: Registration, path:
     v = apply_transform(registration.world_from_ios, mesh.vertices)
     crown = v[mesh.labels > 0] if mesh.labels is not None and np.any(mesh.labels > 0) else v
     centre = np.median(crown, axis=0)
-    fig, axes = plt.subplots(2, 2, figsize=(12, 10))
+    fig = Figure(figsize=(12, 10), dpi=80)  # not pyplot: no global figure registry (flow tasks draw in threads)
+    axes = fig.subplots(2, 2)
+    fig.subplots_adjust(**LAYOUT)
     views = [(2, "axial (x, y)", ("R", "L")), (1, "coronal (x, z)", ("R", "L")), (0, "sagittal (y, z)", ("A", "P"))]
     for ax, (axis, name, (left, right)) in zip(axes.ravel()[:3], views, strict=True):
         image, extent = _slice(cbct, axis, float(centre[axis]))
@@ -119,8 +123,8 @@ def registration_png(cbct: Volume, mesh: Mesh, registration: Registration, path:
         seg = plane_contour(v, mesh.faces, axis, float(centre[axis]))
         others = [a for a in range(3) if a != axis]
         if len(seg):
-            ax.add_collection(LineCollection(list(seg[:, :, others]), colors=CONTOUR, linewidths=0.8))
-        ax.set_title(f"{name} at {'xyz'[axis]} = {centre[axis]:.1f} mm (LPS)")
+            ax.add_collection(LineCollection(seg[:, :, others], colors=CONTOUR, linewidths=0.8))  # type: ignore[arg-type]
+        ax.set_title(f"{name} at {'xyz'[axis]} = {centre[axis]:.1f} mm (LPS)", y=1.0)  # y: no tick-label search
         ax.text(0.02, 0.5, left, transform=ax.transAxes, color="yellow", fontsize=13, fontweight="bold")
         ax.text(0.95, 0.5, right, transform=ax.transAxes, color="yellow", fontsize=13, fontweight="bold")
     pano, xs, (z0, z1) = _panorama(cbct, crown)
@@ -130,7 +134,7 @@ def registration_png(cbct: Volume, mesh: Mesh, registration: Registration, path:
     )
     pick = crown[:: max(1, len(crown) // 4000)]
     ax.scatter(pick[:, 0], pick[:, 2], s=0.3, c=CONTOUR, alpha=0.5, linewidths=0)
-    ax.set_title("panoramic-like view (max along the arch; x vs z, mm)")
+    ax.set_title("panoramic-like view (max along the arch; x vs z, mm)", y=1.0)
     ax.set_ylim(z0, z1)
     r = registration
     fig.suptitle(
@@ -138,9 +142,10 @@ def registration_png(cbct: Volume, mesh: Mesh, registration: Registration, path:
         + f"{r.jaw} jaw: {r.verdict.upper()}  rms {r.rms_mm:.3f} mm  p95 {r.p95_mm:.3f} mm  "
         + f"inliers {100 * r.inlier_fraction:.0f}%  {' '.join(r.flags)}"
     )
-    fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80, pil_kwargs={"compress_level": 1})  # fast zlib level: same pixels, ~2x the bytes
-    plt.close(fig)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    rgb = np.asarray(canvas.buffer_rgba())[..., :3]  # opaque: the alpha channel says nothing
+    PIL.Image.fromarray(np.ascontiguousarray(rgb)).save(path, format="png", compress_level=1)  # fast zlib level
     return path

@@ -16,7 +16,9 @@
 4. ``--dask-workers K``: wall of the flow on a Dask LocalCluster of 1 and of K worker processes (speed-up).
 5. ``--rss-patients A,B``: peak RSS (process + its children) of the flow in a fresh process for A and B patients.
 
-Run: ``PYTHONPATH=. .venv/bin/python bench/curate.py --patients 3 --json [--dask-workers 2] [--rss-patients 2,4]``.
+Run: ``PYTHONPATH=. .venv/bin/python bench/curate.py --patients 3 --json [--dask-workers 2] [--rss-patients 2,4]
+[--field-mm clinical]`` (``--field-mm``: the synthetic CBCTs in a clinical field of view, e.g. 160 × 160 × 110 mm,
+instead of the grid fitted to the jaws).
 Threads are pinned to one per process. Timings on a shared machine are noisy: compare ratios from one run.
 """
 
@@ -64,6 +66,7 @@ from toothmcl_data.store import layout as lay
 from toothmcl_data.store import publish
 from toothmcl_data.synth.config import SynthConfig
 from toothmcl_data.synth.drop import write_drop
+from toothmcl_data.synth.head import parse_field
 
 
 # ------------------------------------------------------------------------------------------------ the bound
@@ -271,6 +274,9 @@ def main() -> None:
     ap.add_argument("--patients", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--spacing", type=float, default=0.4)
+    ap.add_argument(
+        "--field-mm", help="clinical field of view of the synthetic CBCTs: 'clinical' (160,160,110) or X,Y,Z mm"
+    )
     ap.add_argument("--nifti-fraction", type=float, default=0.0, help="share of CBCTs as NIfTI (rest: DICOM)")
     ap.add_argument("--dask-workers", type=int, default=0, help="also time the flow on 1 and K Dask workers")
     ap.add_argument("--rss-patients", default="", help="A,B: peak RSS of the flow for A and B patients")
@@ -287,7 +293,8 @@ def main() -> None:
     key = key_file.read_text().strip().encode()
     try:
         n_synth = max([a.patients, *rss_sizes])
-        config = SynthConfig(spacing_mm=a.spacing, nifti_fraction=a.nifti_fraction)
+        field = parse_field(a.field_mm) if a.field_mm else None
+        config = SynthConfig(spacing_mm=a.spacing, nifti_fraction=a.nifti_fraction, field_mm=field)
         t0 = time.perf_counter()
         write_drop(root / "synth", patients=n_synth, seed=a.seed, config=config)
         synth_s = time.perf_counter() - t0
@@ -305,6 +312,7 @@ def main() -> None:
         out: dict[str, Any] = {
             "patients": n,
             "spacing_mm": a.spacing,
+            "field_mm": field,
             "synth_s": round(synth_s, 2),
             "bound_s_per_case": {k: round(v, 3) for k, v in bound.items()},
             "in_process": inproc,

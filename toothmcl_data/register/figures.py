@@ -24,6 +24,9 @@ WINDOW = (-200.0, 3200.0)
 PANORAMA_BAND_MM = 6.0
 """Half-width of the band across the arch whose maximum the panoramic view shows."""
 CONTOUR = "#00e5ff"
+VIEW_MARGIN_MM = 12.0
+"""The views show the CBCT within this margin (mm) around the registered scan: the jaw fills the picture
+whatever the field of view (a clinical field holds the whole lower face)."""
 LAYOUT = {"left": 0.06, "right": 0.985, "bottom": 0.04, "top": 0.915, "wspace": 0.16, "hspace": 0.2}
 """Fixed margins of the 2 × 2 picture (fractions of the figure): room for the tick labels and titles, so no
 layout pass (``tight_layout`` draws the figure once more) is needed."""
@@ -56,21 +59,28 @@ def plane_contour(
     return np.asarray(segments, dtype=np.float64).reshape(-1, 2, 3)
 
 
-def _slice(cbct: Volume, axis: int, value: float) -> tuple[NDArray[np.float32], tuple[float, float, float, float]]:
-    """The CBCT slice nearest ``x[axis] == value`` of an axis-aligned LPS volume, transposed for imshow, and its
-    extent in mm of the two other axes."""
+def _slice(
+    cbct: Volume, axis: int, value: float, box: tuple[NDArray[np.float64], NDArray[np.float64]]
+) -> tuple[NDArray[np.float32], tuple[float, float, float, float]]:
+    """The CBCT slice nearest ``x[axis] == value`` of an axis-aligned LPS volume, cropped to the world ``box``
+    (lo, hi) (3,) mm and transposed for imshow, and its extent in mm of the two other axes (voxel centres)."""
     centre = cbct.index_from_world(np.array([[value] * 3]))[0]
     k = int(np.clip(round(centre[axis]), 0, cbct.shape[axis] - 1))
-    image = np.take(np.asarray(cbct.array), k, axis=axis).astype(np.float32).T
     others = [a for a in range(3) if a != axis]
-    lo = cbct.affine[:3, 3]
-    sp = cbct.spacing
-    ext = [(lo[a], lo[a] + sp[a] * (cbct.shape[a] - 1)) for a in others]
+    lo, sp = cbct.affine[:3, 3], cbct.spacing
+    first = [int(np.clip(np.ceil((box[0][a] - lo[a]) / sp[a]), 0, cbct.shape[a] - 1)) for a in others]
+    last = [
+        int(np.clip(np.floor((box[1][a] - lo[a]) / sp[a]), f, cbct.shape[a] - 1))
+        for a, f in zip(others, first, strict=True)
+    ]
+    plane = np.take(np.asarray(cbct.array), k, axis=axis)
+    image = plane[first[0] : last[0] + 1, first[1] : last[1] + 1].astype(np.float32).T
+    ext = [(lo[a] + sp[a] * f, lo[a] + sp[a] * e) for a, f, e in zip(others, first, last, strict=True)]
     return image, (ext[0][0], ext[0][1], ext[1][0], ext[1][1])
 
 
 def _panorama(
-    cbct: Volume, crown: NDArray[np.float64]
+    cbct: Volume, crown: NDArray[np.float64], heights: tuple[float, float]
 ) -> tuple[NDArray[np.float32], NDArray[np.float64], tuple[float, float]]:
     """Maximum-intensity panorama (z, x) along the parabola y(x) fitted to ``crown`` (n, 3) LPS mm; returns the
     image, the x samples (mm) and the z range (mm)."""
@@ -78,6 +88,7 @@ def _panorama(
     step = min(cbct.spacing)
     xs = np.arange(crown[:, 0].min() - 3, crown[:, 0].max() + 3, step)
     lo, hi = cbct.affine[2, 3], cbct.affine[2, 3] + cbct.spacing[2] * (cbct.shape[2] - 1)
+    lo, hi = max(lo, heights[0]), max(min(hi, heights[1]), max(lo, heights[0]) + step)
     zs = np.arange(lo, hi, step)
     ys = np.polyval(coef, xs)
     slope = np.polyval(np.polyder(coef), xs)
@@ -109,12 +120,13 @@ def registration_png(cbct: Volume, mesh: Mesh, registration: Registration, path:
     v = apply_transform(registration.world_from_ios, mesh.vertices)
     crown = v[mesh.labels > 0] if mesh.labels is not None and np.any(mesh.labels > 0) else v
     centre = np.median(crown, axis=0)
+    box = (v.min(axis=0) - VIEW_MARGIN_MM, v.max(axis=0) + VIEW_MARGIN_MM)
     fig = Figure(figsize=(12, 10), dpi=80)  # not pyplot: no global figure registry (flow tasks draw in threads)
     axes = fig.subplots(2, 2)
     fig.subplots_adjust(**LAYOUT)
     views = [(2, "axial (x, y)", ("R", "L")), (1, "coronal (x, z)", ("R", "L")), (0, "sagittal (y, z)", ("A", "P"))]
     for ax, (axis, name, (left, right)) in zip(axes.ravel()[:3], views, strict=True):
-        image, extent = _slice(cbct, axis, float(centre[axis]))
+        image, extent = _slice(cbct, axis, float(centre[axis]), box)
         origin = "upper" if axis == 2 else "lower"
         shown = (extent[0], extent[1], extent[3], extent[2]) if axis == 2 else extent
         ax.imshow(
@@ -127,7 +139,7 @@ def registration_png(cbct: Volume, mesh: Mesh, registration: Registration, path:
         ax.set_title(f"{name} at {'xyz'[axis]} = {centre[axis]:.1f} mm (LPS)", y=1.0)  # y: no tick-label search
         ax.text(0.02, 0.5, left, transform=ax.transAxes, color="yellow", fontsize=13, fontweight="bold")
         ax.text(0.95, 0.5, right, transform=ax.transAxes, color="yellow", fontsize=13, fontweight="bold")
-    pano, xs, (z0, z1) = _panorama(cbct, crown)
+    pano, xs, (z0, z1) = _panorama(cbct, crown, (float(box[0][2]), float(box[1][2])))
     ax = axes[1, 1]
     ax.imshow(
         pano, cmap="gray", vmin=WINDOW[0], vmax=WINDOW[1], extent=(xs[0], xs[-1], z0, z1), origin="lower", aspect="auto"

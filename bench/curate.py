@@ -217,6 +217,13 @@ def children_cpu() -> float:
     return total
 
 
+def idle_children_cpu(seconds: float = 5.0) -> float:
+    """CPU seconds per second that this process's children (the ephemeral API server) use while no flow runs."""
+    k0 = children_cpu()
+    time.sleep(seconds)
+    return (children_cpu() - k0) / seconds
+
+
 def run_flow(drop: Path, base: Path, key_file: Path, **kwargs: Any) -> tuple[float, dict[str, Any]]:
     """Wall seconds of the flow on ``drop`` and its result; ``result["cpu_s"]``: CPU seconds of this process and
     its children (the API server) during the run."""
@@ -321,9 +328,16 @@ def main() -> None:
         per_case_cpu = dict(inproc["stages_cpu"])
         if not a.no_flow:
             out["prefect_startup_s"] = prefect_startup()
+            idle = idle_children_cpu()
             wall, result = run_flow(drop, root / "flow1", key_file, threads=1)
             per_case["prefect_overhead"] = max(0.0, (wall - inproc["wall_s"]) / n)
             per_case_cpu["prefect_overhead"] = max(0.0, (result["cpu_s"] - inproc["cpu_s"]) / n)
+            # The API server burns CPU while idle too (its loop services): that share grows with the flow's wall
+            # time (slower on a loaded machine, larger volumes), not with the work per case; shown apart.
+            out["api_server_idle_cpu_per_s"] = idle
+            out["prefect_overhead_cpu_without_idle_server"] = max(
+                0.0, (result["cpu_s"] - inproc["cpu_s"] - idle * wall) / n
+            )
             out["flow"] = {
                 "wall_s": wall,
                 "cpu_s": result["cpu_s"],

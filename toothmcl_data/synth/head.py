@@ -55,12 +55,13 @@ def parse_field(text: str) -> tuple[float, float, float]:
     """``"clinical"`` → :data:`CLINICAL_FIELD_MM`; ``"X,Y,Z"`` → three sizes in mm (ConfigError otherwise)."""
     if text.strip().lower() == "clinical":
         return CLINICAL_FIELD_MM
+    problem = f"field of view {text!r}: expected 'clinical' or three sizes X,Y,Z in mm (e.g. 160,160,110)"
     try:
         sizes = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        sizes = ()
+    except ValueError as err:
+        raise ConfigError(problem) from err
     if len(sizes) != 3:
-        raise ConfigError(f"field of view {text!r}: expected 'clinical' or three sizes X,Y,Z in mm (e.g. 160,160,110)")
+        raise ConfigError(problem)
     return (sizes[0], sizes[1], sizes[2])
 
 

@@ -35,8 +35,10 @@ def test_merge_stl_corners_float32_equals_the_float64_merge() -> None:
     v64, f64 = merge_stl_corners(grid.astype(np.float64))
     np.testing.assert_array_equal(v32, v64)
     np.testing.assert_array_equal(f32, f64)
-    assert v32.dtype == np.float64 and f32.dtype == np.int64
-    assert len(v32) < 3 * len(grid) and not np.any(np.signbit(v32) & (v32 == 0))
+    assert v32.dtype == np.float64
+    assert f32.dtype == np.int64
+    assert len(v32) < 3 * len(grid)
+    assert not np.any(np.signbit(v32) & (v32 == 0))
     np.testing.assert_array_equal(v32[f32], grid.astype(np.float64) + 0.0)  # every corner where it was
 
 

@@ -189,6 +189,7 @@ def in_process(drop: Path, base: Path, key: bytes) -> dict[str, Any]:
         "plan_s_per_case": t_plan / n,
         "published": sum(1 for s in summaries if s["record"]),
         "quarantined": [s["reason"][:120] for s in summaries if s["written"] and not s["record"]],
+        "verdicts": dict(Counter(v for s in summaries for v in s["verdicts"].values())),  # QC per registered jaw
         "reads_per_series_file": {
             "pixel_decodes": dict(Counter(full)),
             "header_parses": dict(Counter(counts["dcmread_header"][sops[p]] for p in series_files)),

@@ -20,7 +20,8 @@ centres stay where the fitted grid puts them, so the teeth are where they were i
   the cervical spine (vertebral bodies with discs, the posterior arch around the spinal canal);
 - bone gets a 1 mm cortex (:func:`~toothmcl_data.synth.cbct.add_cortex`), then the teeth are painted.
 
-Only an unposed anatomy (no head tilt, bite or opened-mandible condition) can be placed in a clinical field.
+Only an unposed anatomy can be placed in a clinical field (not with ``pose_tilted``, ``bite_block``, ``bite_open``;
+every other condition combines with it, a ``fov_*`` condition cropping the clinical field).
 """
 
 from __future__ import annotations
@@ -71,8 +72,8 @@ def field_grid(
     """The clinical field's grid: (4, 4) LPS affine and shape (I, J, K), on the lattice of the fitted grid."""
     if anatomy.poses is not None:
         raise ConfigError(
-            "a clinical field of view (field_mm) needs an unposed anatomy; drop the pose_/bite_ conditions "
-            "or the field_mm setting"
+            "a clinical field of view (field_mm) needs an unposed anatomy; pose_tilted, bite_block and bite_open "
+            "give the jaws poses — drop them or the field_mm setting"
         )
     inner, inner_shape = grid_affine(anatomy, spacing)
     in_lo = inner[:3, 3]

@@ -79,6 +79,18 @@ def _slice(
     return image, (ext[0][0], ext[0][1], ext[1][0], ext[1][1])
 
 
+def _view_box(cbct: Volume, v: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """World box (lo, hi) (3,) mm the views show: the registered scan ``v`` (n, 3) ± :data:`VIEW_MARGIN_MM`
+    within the volume; an axis on which that leaves under two voxels (a scan registered far off) shows the
+    volume's whole extent."""
+    lo = cbct.affine[:3, 3]
+    hi = lo + np.asarray(cbct.spacing) * (np.asarray(cbct.shape) - 1)
+    a = np.maximum(v.min(axis=0) - VIEW_MARGIN_MM, lo)
+    b = np.minimum(v.max(axis=0) + VIEW_MARGIN_MM, hi)
+    thin = b - a < 2 * np.asarray(cbct.spacing)
+    return np.where(thin, lo, a), np.where(thin, hi, b)
+
+
 def _panorama(
     cbct: Volume, crown: NDArray[np.float64], heights: tuple[float, float]
 ) -> tuple[NDArray[np.float32], NDArray[np.float64], tuple[float, float]]:
@@ -120,7 +132,7 @@ def registration_png(cbct: Volume, mesh: Mesh, registration: Registration, path:
     v = apply_transform(registration.world_from_ios, mesh.vertices)
     crown = v[mesh.labels > 0] if mesh.labels is not None and np.any(mesh.labels > 0) else v
     centre = np.median(crown, axis=0)
-    box = (v.min(axis=0) - VIEW_MARGIN_MM, v.max(axis=0) + VIEW_MARGIN_MM)
+    box = _view_box(cbct, v)
     fig = Figure(figsize=(12, 10), dpi=80)  # not pyplot: no global figure registry (flow tasks draw in threads)
     axes = fig.subplots(2, 2)
     fig.subplots_adjust(**LAYOUT)

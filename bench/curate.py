@@ -16,7 +16,9 @@
 4. ``--dask-workers K``: wall of the flow on a Dask LocalCluster of 1 and of K worker processes (speed-up).
 5. ``--rss-patients A,B``: peak RSS (process + its children) of the flow in a fresh process for A and B patients.
 
-Run: ``PYTHONPATH=. .venv/bin/python bench/curate.py --patients 3 --json [--dask-workers 2] [--rss-patients 2,4]``.
+Run: ``PYTHONPATH=. .venv/bin/python bench/curate.py --patients 3 --json [--dask-workers 2] [--rss-patients 2,4]
+[--field-mm clinical]`` (``--field-mm``: the synthetic CBCTs in a clinical field of view, e.g. 160 × 160 × 110 mm,
+instead of the grid fitted to the jaws).
 Threads are pinned to one per process. Timings on a shared machine are noisy: compare ratios from one run.
 """
 
@@ -65,6 +67,7 @@ from toothmcl_data.store import layout as lay
 from toothmcl_data.store import publish
 from toothmcl_data.synth.config import SynthConfig
 from toothmcl_data.synth.drop import write_drop
+from toothmcl_data.synth.head import parse_field
 
 
 # ------------------------------------------------------------------------------------------------ the bound
@@ -187,6 +190,7 @@ def in_process(drop: Path, base: Path, key: bytes) -> dict[str, Any]:
         "plan_s_per_case": t_plan / n,
         "published": sum(1 for s in summaries if s["record"]),
         "quarantined": [s["reason"][:120] for s in summaries if s["written"] and not s["record"]],
+        "verdicts": dict(Counter(v for s in summaries for v in s["verdicts"].values())),  # QC per registered jaw
         "reads_per_series_file": {
             "pixel_decodes": dict(Counter(full)),
             "header_parses": dict(Counter(counts["dcmread_header"][sops[p]] for p in series_files)),
@@ -213,6 +217,13 @@ def children_cpu() -> float:
             continue
         total += t.user + t.system
     return total
+
+
+def idle_children_cpu(seconds: float = 5.0) -> float:
+    """CPU seconds per second that this process's children (the ephemeral API server) use while no flow runs."""
+    k0 = children_cpu()
+    time.sleep(seconds)
+    return (children_cpu() - k0) / seconds
 
 
 def run_flow(drop: Path, base: Path, key_file: Path, **kwargs: Any) -> tuple[float, dict[str, Any]]:
@@ -272,6 +283,9 @@ def main() -> None:
     ap.add_argument("--patients", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--spacing", type=float, default=0.4)
+    ap.add_argument(
+        "--field-mm", help="clinical field of view of the synthetic CBCTs: 'clinical' (160,160,110) or X,Y,Z mm"
+    )
     ap.add_argument("--nifti-fraction", type=float, default=0.0, help="share of CBCTs as NIfTI (rest: DICOM)")
     ap.add_argument("--dask-workers", type=int, default=0, help="also time the flow on 1 and K Dask workers")
     ap.add_argument("--rss-patients", default="", help="A,B: peak RSS of the flow for A and B patients")
@@ -288,7 +302,8 @@ def main() -> None:
     key = key_file.read_text().strip().encode()
     try:
         n_synth = max([a.patients, *rss_sizes])
-        config = SynthConfig(spacing_mm=a.spacing, nifti_fraction=a.nifti_fraction)
+        field = parse_field(a.field_mm) if a.field_mm else None
+        config = SynthConfig(spacing_mm=a.spacing, nifti_fraction=a.nifti_fraction, field_mm=field)
         t0 = time.perf_counter()
         write_drop(root / "synth", patients=n_synth, seed=a.seed, config=config)
         synth_s = time.perf_counter() - t0
@@ -306,6 +321,7 @@ def main() -> None:
         out: dict[str, Any] = {
             "patients": n,
             "spacing_mm": a.spacing,
+            "field_mm": field,
             "synth_s": round(synth_s, 2),
             "bound_s_per_case": {k: round(v, 3) for k, v in bound.items()},
             "in_process": inproc,
@@ -314,9 +330,16 @@ def main() -> None:
         per_case_cpu = dict(inproc["stages_cpu"])
         if not a.no_flow:
             out["prefect_startup_s"] = prefect_startup()
+            idle = idle_children_cpu()
             wall, result = run_flow(drop, root / "flow1", key_file, threads=1)
             per_case["prefect_overhead"] = max(0.0, (wall - inproc["wall_s"]) / n)
             per_case_cpu["prefect_overhead"] = max(0.0, (result["cpu_s"] - inproc["cpu_s"]) / n)
+            # The API server burns CPU while idle too (its loop services): that share grows with the flow's wall
+            # time (slower on a loaded machine, larger volumes), not with the work per case; shown apart.
+            out["api_server_idle_cpu_per_s"] = idle
+            out["prefect_overhead_cpu_without_idle_server"] = max(
+                0.0, (result["cpu_s"] - inproc["cpu_s"] - idle * wall) / n
+            )
             out["flow"] = {
                 "wall_s": wall,
                 "cpu_s": result["cpu_s"],

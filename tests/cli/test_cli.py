@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nibabel
 import pytest
 from typer.testing import CliRunner
 
@@ -102,6 +103,19 @@ def test_set_reaches_the_synth_config_and_unknown_keys_are_named(tmp_path: Path)
     assert isinstance(result.exception, ConfigError)
     assert "unknown key(s) ['cbct_nois']" in str(result.exception)
     assert "--set cbct_nois=1" in str(result.exception)
+
+
+def test_synth_field_option_reaches_the_config(tmp_path: Path) -> None:
+    out = tmp_path / "d"
+    args = ["synth", "--patients", "1", "--out", str(out), "--spacing", "1.2", "--json"]
+    result = runner.invoke(app, [*args, "--field-mm", "100,110,80", "--set", "nifti_fraction=1"])
+    assert result.exit_code == 0, result.output
+    truth = json.loads((out / "ground_truth" / "truth.json").read_text(encoding="utf-8"))
+    assert truth["config"]["field_mm"] == [100.0, 110.0, 80.0]
+    (nifti,) = (out / "drop").rglob("*.nii.gz")
+    assert abs(nibabel.load(nifti).shape[1] * 1.2 - 110.0) <= 2.4  # the CBCT covers the field
+    result = runner.invoke(app, [*args, "--field-mm", "wide"])
+    assert isinstance(result.exception, ConfigError)
 
 
 def test_register_set_refuses_unknown_keys_before_reading_files(tmp_path: Path) -> None:

@@ -13,11 +13,14 @@ import pydicom
 import pytest
 
 from toothmcl_data.deid.case import deidentify_case
+from toothmcl_data.deid.files import write_ios, written_mesh
 from toothmcl_data.io.case import load_case
 from toothmcl_data.io.fs import Source
+from toothmcl_data.io.mesh import read_mesh
 from toothmcl_data.io.plan import plan_files
 from toothmcl_data.synth.config import SynthConfig
 from toothmcl_data.synth.drop import write_drop
+from toothmcl_data.types import Mesh
 
 from .conftest import KEY
 
@@ -106,3 +109,45 @@ def test_curating_a_case_decodes_its_series_once(tmp_path: Path, reads: dict[str
     assert set(summary["cpu_seconds"]) == set(STAGES)  # CPU of the stage's thread beside the wall
     assert 0 < summary["cpu_seconds"]["register"] <= summary["seconds"]["register"] + 0.05
     assert not (work / "figures").exists()
+
+
+def _same_mesh(a: Mesh, b: Mesh) -> None:
+    for name in ("vertices", "faces", "labels", "instances", "face_labels"):
+        x, y = getattr(a, name), getattr(b, name)
+        assert (x is None) == (y is None), name
+        if x is not None:
+            assert x.dtype == y.dtype, name
+            np.testing.assert_array_equal(x, y, err_msg=name)
+    assert (a.frame, a.jaw, a.meta) == (b.frame, b.jaw, b.meta)
+
+
+@pytest.mark.parametrize("fmt", ["stl", "ply", "obj"])
+def test_kept_scans_equal_the_written_copies_read_back(tmp_path: Path, fmt: str) -> None:
+    config = SynthConfig(spacing_mm=1.0, ios_resolution_mm=0.6, nifti_fraction=1.0, mesh_formats=(fmt,))
+    (raw,) = plan_files(write_drop(tmp_path / "synth", patients=1, seed=4, config=config).drop).cases
+    result = deidentify_case(raw, tmp_path / "out", key=KEY, keep_meshes=True)
+    assert sorted(result.ios) == ["lower", "upper"]
+    folder = tmp_path / "out" / "cases" / result.pseudonym
+    back = load_case(folder)  # the written PLY + Teeth3DS files, parsed
+    for jaw, mesh in result.ios.items():
+        _same_mesh(mesh, back.ios[jaw])
+    assert load_case(folder, ios=result.ios).ios == dict(result.ios)  # handed on: nothing parsed
+
+
+def test_written_mesh_without_labels_or_instances_and_with_a_jaw_conflict(tmp_path: Path) -> None:
+    v = np.array([[0.1, 0.2, 0.3], [1.0 / 3.0, 0, 0], [0, 1e-9, 1]])
+    f = np.array([[0, 1, 2]], dtype=np.int32)
+    cases = [
+        Mesh(v, f, frame="ios:x"),  # no labels: no sidecar, nothing labelled
+        Mesh(v, f, frame="ios:x", labels=np.array([0, 11, 11], dtype=np.int16)),  # no instances: zeros written
+        Mesh(v, f, frame="ios:x", labels=np.array([0, 31, 31], dtype=np.int16), face_labels=np.array([31])),
+    ]
+    for n, mesh in enumerate(cases):
+        folder = tmp_path / f"c{n}"
+        folder.mkdir()
+        write_ios(folder, "upper", mesh, "TMX")
+        side = folder / "upper.json"
+        back = read_mesh(
+            folder / "upper.ply", labels=side if side.is_file() else None, jaw="upper", frame="ios:TMX:upper"
+        )
+        _same_mesh(written_mesh("upper", mesh, "TMX"), back)

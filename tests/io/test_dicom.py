@@ -92,6 +92,24 @@ def test_slope_and_float_values(tmp_path: Path) -> None:
     assert np.all(vol.array == 1.75)
 
 
+def test_integer_values_beyond_int16_and_mixed_rescales_stay_exact(tmp_path: Path) -> None:
+    folder = tmp_path / "wide"
+    folder.mkdir()
+    px = np.array([[0, 1], [40000, 65533]])
+    vol = read_series([_slice(folder / f"{k}.dcm", px + k, ipp=(0, 0, k), intercept=-1000) for k in range(3)])
+    assert vol.array.dtype == np.float64  # 65535 - 1000 does not fit int16: every value kept, exactly
+    assert vol.array[1, 1, 2] == 65533 + 2 - 1000
+    assert vol.array[0, 0, 0] == -1000
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    paths = [_slice(mixed / "0.dcm", np.full((2, 2), 7), ipp=(0, 0, 0), slope=2.0, intercept=-3)]
+    paths.append(_slice(mixed / "1.dcm", np.full((2, 2), 7), ipp=(0, 0, 1), intercept=-3))
+    vol = read_series(paths)  # integral after Rescale (2·7 − 3, 7 − 3): int16 again
+    assert vol.array.dtype == np.int16
+    assert vol.array[:, :, 0].tolist() == [[11, 11], [11, 11]]
+    assert vol.array[:, :, 1].tolist() == [[4, 4], [4, 4]]
+
+
 def test_sagittal_orientation_sorts_along_normal(tmp_path: Path) -> None:
     """Rows along +y, columns along -z: normal = (0,1,0) × (0,0,-1) = (-1, 0, 0)."""
     folder = tmp_path / "sag"

@@ -7,11 +7,13 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, JPEG2000Lossless
 
 from toothmcl_data.errors import SeriesError
-from toothmcl_data.io.dicomvalues import check_pixel_size, is_compressed, number, numbers
+from toothmcl_data.io.dicomvalues import check_elements, check_pixel_size, is_compressed, number, numbers
+from toothmcl_data.io.discover import DICOM_ERRORS
 
 PATH = Path("drop/p1/IM0001.dcm")
 
@@ -60,3 +62,35 @@ def test_compressed_syntaxes_are_recognised() -> None:
     assert is_compressed(JPEG2000Lossless)
     assert not is_compressed(ExplicitVRLittleEndian)
     assert not is_compressed(None)
+
+
+def _raw_slice(uid: bytes, rows: bytes = b"\x04\x00") -> pydicom.Dataset:
+    """A dataset of undecoded (raw, explicit VR little endian) elements, as dcmread leaves them."""
+    ds = pydicom.Dataset()
+    ds.set_original_encoding(False, True)
+    for tag, vr, value in (
+        (0x00080060, "CS", b"CT"),
+        (0x00080018, "UI", uid),
+        (0x00280010, "US", rows),
+        (0x00280030, "DS", b"0.4\\0.5 "),
+    ):
+        t = pydicom.tag.Tag(tag)
+        ds._dict[t] = RawDataElement(t, vr, len(value), value, 0, False, True)
+    return ds
+
+
+def test_series_headers_are_decoded_once_and_failures_are_not_remembered() -> None:
+    checked: set[tuple[object, ...]] = set()
+    check_elements(PATH, _raw_slice(b"1.2.3.1\0"), checked)
+    assert len(checked) == 4
+    second = _raw_slice(b"1.2.3.2\0")
+    check_elements(PATH, second, checked)
+    assert len(checked) == 5  # only the new SOP Instance UID was decoded and added
+    raw = {str(t) for t, e in second._dict.items() if isinstance(e, RawDataElement)}
+    assert raw == {"(0008,0060)", "(0028,0010)", "(0028,0030)"}  # shared elements left as read
+    bad = _raw_slice(b"1.2.3.3\0", rows=b"\x04\x00\x00")  # 3 bytes cannot hold a US value
+    for _ in range(2):  # refused each time: a failed element is never taken for checked
+        with pytest.raises((SeriesError, *DICOM_ERRORS)):
+            check_elements(PATH, bad, checked)
+    assert not [k for k in checked if k[2] == b"\x04\x00\x00"]
+    check_elements(PATH, _raw_slice(b"1.2.3.4\0"))  # without a set: every element decoded, as before

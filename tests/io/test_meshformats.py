@@ -25,6 +25,23 @@ def test_merge_stl_corners_keeps_first_appearance_and_folds_negative_zero() -> N
     assert faces.dtype == np.int64
 
 
+def test_merge_stl_corners_float32_equals_the_float64_merge() -> None:
+    rng = np.random.default_rng(3)
+    grid = rng.integers(-3, 4, size=(400, 3, 3)).astype(np.float32) * np.float32(0.1)  # many repeated corners
+    grid[rng.random(grid.shape) < 0.05] = -0.0
+    grid[0, 0] = [0.1, 0.2, 0.3]
+    grid[1, 0] = [0.1, 0.2, np.nextafter(np.float32(0.3), np.float32(1))]  # same x, y; z one ulp apart
+    v32, f32 = merge_stl_corners(grid)
+    v64, f64 = merge_stl_corners(grid.astype(np.float64))
+    np.testing.assert_array_equal(v32, v64)
+    np.testing.assert_array_equal(f32, f64)
+    assert v32.dtype == np.float64
+    assert f32.dtype == np.int64
+    assert len(v32) < 3 * len(grid)
+    assert not np.any(np.signbit(v32) & (v32 == 0))
+    np.testing.assert_array_equal(v32[f32], grid.astype(np.float64) + 0.0)  # every corner where it was
+
+
 def test_binary_stl_round_trip_returns_a_mesh_file(tmp_path: Path) -> None:
     vertices = np.array([[0.0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0]])
     faces = np.array([[0, 1, 2], [0, 2, 3]])

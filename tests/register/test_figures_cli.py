@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,20 @@ def test_registration_png(tmp_path: Path, coarse_patient: SyntheticPatient, labe
         pixels = np.asarray(img.convert("RGB"))
     cyan = (pixels[..., 0] < 60) & (pixels[..., 1] > 180) & (pixels[..., 2] > 200)
     assert cyan.sum() > 500  # the scan's contour is drawn
+
+
+def test_registration_png_of_a_scan_registered_far_off(
+    tmp_path: Path, coarse_patient: SyntheticPatient, labelled_surface: ToothSurface
+) -> None:
+    p = coarse_patient
+    reg = register_jaw(p.cbct, p.ios["upper"], cbct_labels=p.cbct_labels, surface=labelled_surface)
+    off = np.eye(4)
+    off[:3, 3] = [0.0, 0.0, 500.0]  # half a metre above the volume: the views fall back to its whole extent
+    far = replace(reg, world_from_ios=off @ reg.world_from_ios)
+    with Image.open(registration_png(p.cbct, p.ios["upper"], far, tmp_path / "far.png")) as img:
+        assert img.size == (960, 800)
+        pixels = np.asarray(img.convert("RGB")).astype(int)
+    assert pixels.std() > 20  # slices are drawn, not an empty frame
 
 
 def _write_case(tmp_path: Path, p: SyntheticPatient) -> tuple[Path, Path, Path]:

@@ -34,6 +34,14 @@ def synth(
         typer.Option("--variety", help="'all': every condition, each to about 1/21 of the patients."),
     ] = None,
     spacing: Annotated[float, typer.Option(help="CBCT voxel size in mm.")] = 0.4,
+    field_mm: Annotated[
+        str | None,
+        typer.Option(
+            "--field-mm",
+            help="Clinical field of view: 'clinical' (160,160,110) or X,Y,Z mm — the CBCT covers this box around "
+            "the teeth with the head around them (default: the grid fitted to both jaws).",
+        ),
+    ] = None,
     preview: Annotated[bool, typer.Option("--preview", help="Also write PNG previews under OUT/preview/.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     overrides: Annotated[
@@ -45,8 +53,12 @@ def synth(
     from toothmcl_data.synth.conditions import parse_condition_specs
     from toothmcl_data.synth.config import SynthConfig
     from toothmcl_data.synth.drop import write_drop
+    from toothmcl_data.synth.head import parse_field
 
-    config = SynthConfig.from_dict({"spacing_mm": spacing}, overrides or [])
+    base: dict[str, object] = {"spacing_mm": spacing}
+    if field_mm is not None:
+        base["field_mm"] = parse_field(field_mm)
+    config = SynthConfig.from_dict(base, overrides or [])
     conditions = parse_condition_specs(condition or [], variety)
     with progress("synthesising patients", patients, enabled=not as_json) as advance:
         summary = write_drop(

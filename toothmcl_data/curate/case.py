@@ -2,7 +2,7 @@
 
 A flow task calls :func:`curate_case` once per raw case; ``bench/curate.py`` calls the same function in-process
 to time its stages. The case's raw files are read once (the CBCT decoded from the same bytes that are
-de-identified) and the decoded CBCT stays in memory for registration and pairing.
+de-identified) and the decoded CBCT and the written scans stay in memory for registration and pairing.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def _curate(
 ) -> CaseSummary:
     clock = StageClock()
     c0 = time.thread_time()
-    result = deidentify_case(raw_case, work, key=key, audit=audit, keep_cbct=True)
+    result = deidentify_case(raw_case, work, key=key, audit=audit, keep_cbct=True, keep_meshes=True)
     seconds = {"ingest": result.seconds.get("read", 0.0), "deid": result.seconds.get("deid", 0.0)}
     clock.add(seconds, time.thread_time() - c0)
     summary: CaseSummary = {
@@ -103,7 +103,7 @@ def _curate(
     if not result.written:  # every input quarantined at de-identification (reasons in the inventory)
         return summary
     with clock.stage("ingest"):
-        case = load_case(work / "cases" / result.pseudonym, cbct=result.cbct)
+        case = load_case(work / "cases" / result.pseudonym, cbct=result.cbct, ios=result.ios)
     del result  # the CBCT now lives in ``case`` only
     try:
         if case.cbct is None or not case.ios:

@@ -19,7 +19,8 @@ def save_record(record: CaseRecord, work: Path) -> Path:
     path = work / RECORDS / f"{record.pseudonym}.pkl"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL))
+    with tmp.open("wb") as fh:  # streamed: no second copy of the record's arrays as one bytes object
+        pickle.dump(record, fh, protocol=pickle.HIGHEST_PROTOCOL)
     tmp.replace(path)
     return path
 
@@ -27,7 +28,8 @@ def save_record(record: CaseRecord, work: Path) -> Path:
 def load_records(paths: list[str]) -> Iterator[CaseRecord]:
     """The saved records at ``paths``, in order, one in memory at a time (the heap trimmed between them)."""
     for path in paths:
-        record = pickle.loads(Path(path).read_bytes())
+        with Path(path).open("rb") as fh:
+            record = pickle.load(fh)
         yield record
         del record
         release_memory()

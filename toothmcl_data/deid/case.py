@@ -19,7 +19,7 @@ from typing import Any
 
 from toothmcl_data.deid.audit import private_dir, write_private
 from toothmcl_data.deid.dicom import DeidContext
-from toothmcl_data.deid.files import write_dicom, write_ios, write_volume
+from toothmcl_data.deid.files import write_dicom, write_ios, write_volume, written_mesh
 from toothmcl_data.deid.pseudonym import check_key, day_shift, pseudonym
 from toothmcl_data.deid.table import DeidOptions
 from toothmcl_data.errors import DeidError, InputError, LabelSchemeError
@@ -37,8 +37,9 @@ from toothmcl_data.types import Jaw, Mesh, Volume
 @dataclass(frozen=True)
 class CaseResult:
     """What :func:`deidentify_case` did. ``fates`` by input path (audit side); ``row``: the cases.parquet row;
-    ``cbct``: the decoded CBCT when asked to keep it; ``seconds``: time spent reading/decoding the inputs
-    (``read``) and de-identifying and writing them (``deid``)."""
+    ``cbct``: the decoded CBCT when asked to keep it; ``ios``: per jaw the written scan as reading it back gives
+    it (:func:`~toothmcl_data.deid.files.written_mesh`) when asked to keep them; ``seconds``: time spent
+    reading/decoding the inputs (``read``) and de-identifying and writing them (``deid``)."""
 
     pseudonym: str
     written: bool
@@ -46,6 +47,7 @@ class CaseResult:
     row: Mapping[str, Any] | None
     audit: Mapping[str, Any] = field(default_factory=dict)
     cbct: Volume | None = field(default=None, repr=False, compare=False)
+    ios: Mapping[Jaw, Mesh] = field(default_factory=dict, repr=False, compare=False)
     seconds: Mapping[str, float] = field(default_factory=dict, compare=False)
 
 
@@ -63,6 +65,7 @@ class _CaseWriter:
         self.fates: dict[str, Fate] = {}
         self.roots = [raw.source.root]
         self.seconds = {"read": 0.0, "deid": 0.0}
+        self.meshes: dict[Jaw, Mesh] | None = None  # the written scans, when the caller keeps them
 
     def note(self, unit: Unit) -> str:
         m = self.raw.matches.get(unit.key)
@@ -182,6 +185,8 @@ def _ios(w: _CaseWriter, tmp: Path) -> dict[Jaw, str]:
         t0 = time.perf_counter()
         (tmp / "ios").mkdir(exist_ok=True)
         write_ios(tmp / "ios", jaw, mesh, w.pn)
+        if w.meshes is not None:
+            w.meshes[jaw] = written_mesh(jaw, mesh, w.pn)
         w.seconds["deid"] += time.perf_counter() - t0
         w.used(unit, f"ios:{jaw}")
         sources[jaw] = unit.files[0].sha256
@@ -196,6 +201,7 @@ def deidentify_case(
     audit: Path | None = None,
     options: DeidOptions = DeidOptions(),
     keep_cbct: bool = False,
+    keep_meshes: bool = False,
 ) -> CaseResult:
     """Read, check, de-identify and write one case under ``out/cases/<pseudonym>/`` (atomically).
 
@@ -203,13 +209,16 @@ def deidentify_case(
     at least a CBCT or one jaw came through. ``audit`` (when given) receives ``cases/<pseudonym>.json``.
     Each input file is read once. ``keep_cbct``: return the decoded CBCT in ``CaseResult.cbct`` (the voxels
     and geometry of the written copy, which de-identification does not change), so a caller that goes on to
-    register the case need not read and decode the series again.
+    register the case need not read and decode the series again. ``keep_meshes``: return in ``CaseResult.ios``
+    the written scans as reading them back gives them (vertices rounded to float32 like the PLY), so that caller
+    need not parse them again either.
     """
     check_key(key)
     out = Path(out)
     pn = pseudonym(key, raw_case.patient)
     ctx = DeidContext(key=key, pseudonym=pn, day_shift=day_shift(key, raw_case.patient), options=options)
     w = _CaseWriter(raw_case, pn)
+    w.meshes = {} if keep_meshes else None
     cases = out / "cases"
     tmp = cases / f".tmp-{pn}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -258,6 +267,7 @@ def deidentify_case(
         row=row,
         audit=record,
         cbct=volume if keep_cbct and row is not None else None,
+        ios=w.meshes if w.meshes is not None and row is not None else {},
         seconds={k: round(v, 4) for k, v in w.seconds.items()},
     )
 

@@ -22,8 +22,10 @@ import pydicom
 from toothmcl_data.deid.dicom import DeidContext, deidentify_dataset
 from toothmcl_data.deid.part10 import deidentify_part10
 from toothmcl_data.deid.part10parse import UnsupportedError
-from toothmcl_data.errors import DeidError
+from toothmcl_data.errors import DeidError, MeshError
+from toothmcl_data.fdi import to_fdi
 from toothmcl_data.io.discover import DICOM_ERRORS, safe_message
+from toothmcl_data.io.meshlabels import jaw_from_labels
 from toothmcl_data.io.meshwrite import write_ply
 from toothmcl_data.io.teeth3ds import write_teeth3ds_json
 from toothmcl_data.io.volume import write_nifti
@@ -81,6 +83,39 @@ def write_volume(path: Path, volume: Volume) -> Path:
     """Write the CBCT as NIfTI (RAS on disk) with every header text field empty; gzip level 1 (a working copy:
     about 4× faster to write than level 6 for a few % more bytes)."""
     return write_nifti(path, volume, compresslevel=1)
+
+
+def written_mesh(jaw: Jaw, mesh: Mesh, pseudonym: str) -> Mesh:
+    """The :class:`Mesh` that reading back what :func:`write_ios` writes for ``mesh`` gives —
+    ``read_mesh(<jaw>.ply, labels=<jaw>.json, jaw=jaw, frame="ios:<pseudonym>:<jaw>")``, as
+    :func:`toothmcl_data.io.case.load_case` reads it — without the files: vertices rounded to float32 (how the
+    PLY stores them), the sidecar's labels through the Teeth3DS scheme, zero instances where there were none, no
+    face labels (the PLY holds none) and the reader's meta (tested equal to a real read-back)."""
+    vertices = np.asarray(mesh.vertices, dtype=np.float32).astype(np.float64)
+    if not np.all(np.isfinite(vertices)):
+        raise MeshError(f"scan of the {jaw} jaw: vertex coordinates overflow float32 (PLY); expected mm")
+    labels = instances = None
+    source = "none"
+    if mesh.labels is not None:
+        codes = np.asarray(mesh.labels).ravel().astype(np.int16)
+        labels = np.asarray(to_fdi(codes, "teeth3ds", jaw=jaw, allow_deciduous=True), dtype=np.int16)
+        raw = mesh.instances if mesh.instances is not None else np.zeros(len(codes), dtype=np.int16)
+        instances = np.asarray(raw).ravel().astype(np.int16)
+        source = f"sidecar:{jaw}.json"
+    meta = {"format": MESH_SUFFIX, "header": "", "labels_source": source, "jaw_source": "argument"}
+    label_jaw = jaw_from_labels(labels)
+    if label_jaw is not None and label_jaw != jaw:
+        log.warning("%s.%s: jaw from argument is %r but the labels are %r teeth", jaw, MESH_SUFFIX, jaw, label_jaw)
+        meta["jaw_conflict"] = f"argument says {jaw}, labels say {label_jaw}"
+    return Mesh(
+        vertices=vertices,
+        faces=np.asarray(mesh.faces, dtype=np.int32),
+        frame=f"ios:{pseudonym}:{jaw}",
+        labels=labels,
+        instances=instances,
+        jaw=jaw,
+        meta=meta,
+    )
 
 
 def write_ios(folder: Path, jaw: Jaw, mesh: Mesh, pseudonym: str) -> tuple[Path, Path | None]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 
 from toothmcl_data.errors import InputError, InputNotFoundError
@@ -20,11 +21,12 @@ from toothmcl_data.types import JAWS, Case, Jaw, Mesh, Volume
 log = logging.getLogger(__name__)
 
 
-def load_case(case_dir: Path, *, cbct: Volume | None = None) -> Case:
+def load_case(case_dir: Path, *, cbct: Volume | None = None, ios: Mapping[Jaw, Mesh] | None = None) -> Case:
     """Read the case at ``case_dir`` (its folder name is the pseudonym).
 
     cbct: the case's CBCT when the caller holds it already (as :func:`toothmcl_data.deid.case.deidentify_case`
-    decoded it); the series is then not read again.
+    decoded it); the series is then not read again. ios: the case's scans per jaw when the caller holds them as
+    reading ``<case>/ios/`` would give them (``deidentify_case(..., keep_meshes=True)``); they are then not read.
     """
     case_dir = Path(case_dir)
     meta_path = case_dir / "case.json"
@@ -42,11 +44,11 @@ def load_case(case_dir: Path, *, cbct: Volume | None = None) -> Case:
             cbct = read_series(series)
         elif (case_dir / "cbct.nii.gz").is_file():
             cbct = read_nifti(case_dir / "cbct.nii.gz")
-    ios: dict[Jaw, Mesh] = {}
-    for jaw in JAWS:
+    scans: dict[Jaw, Mesh] = dict(ios) if ios is not None else {}
+    for jaw in JAWS if ios is None else ():
         mesh_path = case_dir / "ios" / f"{jaw}.ply"
         if mesh_path.is_file():
             side = mesh_path.with_suffix(".json")
-            ios[jaw] = read_mesh(mesh_path, labels=side if side.is_file() else None, jaw=jaw, frame=f"ios:{pn}:{jaw}")
+            scans[jaw] = read_mesh(mesh_path, labels=side if side.is_file() else None, jaw=jaw, frame=f"ios:{pn}:{jaw}")
     sources = {str(k): str(v) for k, v in dict(meta.get("sources", {})).items()}
-    return Case(pseudonym=pn, cbct=cbct, cbct_labels=None, ios=ios, sources=sources)
+    return Case(pseudonym=pn, cbct=cbct, cbct_labels=None, ios=scans, sources=sources)

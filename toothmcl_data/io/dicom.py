@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pydicom
@@ -54,28 +55,35 @@ class _Slice:
     orientation: NDArray[np.float64]  # (6,) IOP
     position: NDArray[np.float64]  # (3,) IPP, LPS mm
     thickness: float | None
-    pixels: NDArray[np.generic]  # (rows, cols) after Rescale: int32 for integer data, else float64
+    stored: NDArray[np.generic]  # (rows, cols) as stored, before Rescale
+    slope: float
+    intercept: float
+
+    @property
+    def exact(self) -> bool:
+        """Rescale is an integer shift of stored integers (≤ 16 bit, slope 1, integer intercept): the common CBCT
+        case, computed exactly in integers (no float copy)."""
+        integral = float(self.intercept).is_integer() and abs(self.intercept) < 2**30
+        return self.stored.dtype.kind in "iu" and self.stored.dtype.itemsize <= 2 and self.slope == 1.0 and integral
+
+    def values(self) -> NDArray[np.generic]:
+        """(rows, cols) after Rescale: int32 when :attr:`exact`, else float64."""
+        if self.exact:
+            out = self.stored.astype(np.int32)
+            if self.intercept:
+                out += int(self.intercept)
+            return out
+        return np.asarray(self.stored, dtype=np.float64) * self.slope + self.intercept
 
 
-def _rescale(stored: NDArray[np.generic], slope: float, intercept: float) -> NDArray[np.generic]:
-    """``stored · slope + intercept``: exact int32 when the stored values are integers (≤ 16 bit) and slope 1
-    and an integer intercept (the common CBCT case; no float copy), else float64."""
-    integral = float(intercept).is_integer() and abs(intercept) < 2**30
-    if stored.dtype.kind in "iu" and stored.dtype.itemsize <= 2 and slope == 1.0 and integral:
-        out = stored.astype(np.int32)
-        if intercept:
-            out += int(intercept)
-        return out
-    return np.asarray(stored, dtype=np.float64) * slope + intercept
-
-
-def _read_slices(path: Path, data: bytes | None = None) -> list[_Slice]:
+def _read_slices(path: Path, data: bytes | None = None, checked: set[tuple[Any, ...]] | None = None) -> list[_Slice]:
     """The slices of one file: one for a classic image, one per frame for a multi-frame (enhanced) image.
 
-    data: the file's bytes when the caller has read them already (``path`` then only names the file)."""
+    data: the file's bytes when the caller has read them already (``path`` then only names the file);
+    checked: the series' raw elements already checked (see :func:`~toothmcl_data.io.dicomvalues.check_elements`)."""
     try:
         ds = pydicom.dcmread(io.BytesIO(data) if data is not None else path)
-        check_elements(path, ds)
+        check_elements(path, ds, checked)
     except DICOM_ERRORS as err:
         raise SeriesError(
             f"cannot read DICOM file {path}: {safe_message(err)}; the file is truncated, empty or not "
@@ -154,7 +162,9 @@ def _read_frames(path: Path, ds: pydicom.Dataset) -> list[_Slice]:
                 orientation=numbers(path, orientation, "ImageOrientationPatient", 6),
                 position=numbers(path, position, "ImagePositionPatient", 3),
                 thickness=thickness or None,
-                pixels=_rescale(stack[n], slope, intercept),
+                stored=stack[n],
+                slope=slope,
+                intercept=intercept,
             )
         )
     return slices
@@ -193,7 +203,9 @@ def _read_slice(path: Path, ds: pydicom.Dataset) -> _Slice:
         orientation=orientation,
         position=position,
         thickness=thickness or None,
-        pixels=_rescale(stored, slope, intercept),
+        stored=stored,
+        slope=slope,
+        intercept=intercept,
     )
 
 
@@ -280,23 +292,39 @@ def _check_tilt(order: list[_Slice], normal: NDArray[np.float64], step: NDArray[
 
 
 def _to_array(order: list[_Slice]) -> NDArray[np.generic]:
-    """(I, J, K) stack of the sorted slices: int16 when every value is an integer within int16, else float64."""
-    shape = (order[0].cols, order[0].rows, len(order))
-    if all(s.pixels.dtype.kind == "i" for s in order):
-        lo = min(int(s.pixels.min()) for s in order)
-        hi = max(int(s.pixels.max()) for s in order)
-        dtype: type[np.generic] = np.int16 if lo >= -32768 and hi <= 32767 else np.float64
-        out = np.empty(shape, dtype=dtype)
-        for k, s in enumerate(order):
-            out[:, :, k] = s.pixels.T
-        return out
-    stack = np.empty(shape, dtype=np.float64)
-    for k, s in enumerate(order):
-        stack[:, :, k] = s.pixels.T
+    """(I, J, K) stack of the sorted slices after Rescale: int16 when every value is an integer within int16,
+    else float64. Integer shifts (:attr:`_Slice.exact`) are range-checked on the stored values and written
+    straight into the int16 stack, one slice at a time (no int32 copy of the volume)."""
+    if all(s.exact for s in order):
+        lo = min(int(s.stored.min()) + int(s.intercept) for s in order)
+        hi = max(int(s.stored.max()) + int(s.intercept) for s in order)
+        return _stack_ijk(order, np.int16 if lo >= -32768 and hi <= 32767 else np.float64)
+    stack = _stack_ijk(order, np.float64)
     rounded = np.rint(stack)
     if np.array_equal(rounded, stack) and stack.min() >= -32768 and stack.max() <= 32767:
         return rounded.astype(np.int16)
     return stack
+
+
+_BLOCK = 32
+"""Columns transposed at once by :func:`_stack_ijk` (a block of slices' rows stays in cache)."""
+
+
+def _stack_ijk(order: list[_Slice], dtype: type[np.generic]) -> NDArray[np.generic]:
+    """The slices' values (rows, cols) as one C-ordered (cols, rows, K) array of ``dtype``: stacked slice by
+    slice (contiguous writes), then transposed a block of columns at a time — writing each slice transposed
+    into ``[:, :, k]`` directly strides through the whole volume per pixel, several times slower."""
+    rows, cols = order[0].rows, order[0].cols
+    stack = np.empty((len(order), rows, cols), dtype=dtype)
+    for k, s in enumerate(order):
+        if s.exact:  # exact integers, range checked by the caller: the cast to int16 loses nothing
+            np.add(s.stored, int(s.intercept), out=stack[k], dtype=np.int32, casting="unsafe")
+        else:
+            stack[k] = s.values()
+    out = np.empty((cols, rows, len(order)), dtype=dtype)
+    for i in range(0, cols, _BLOCK):
+        out[i : i + _BLOCK] = stack[:, :, i : i + _BLOCK].transpose(2, 1, 0)
+    return out
 
 
 def read_series(paths: Sequence[Path], *, data: Sequence[bytes] | None = None) -> Volume:
@@ -323,7 +351,8 @@ def read_series(paths: Sequence[Path], *, data: Sequence[bytes] | None = None) -
         raise SeriesError(f"read_series got {len(paths)} paths but {len(data)} byte strings; pass one per file")
     where = _folder(paths)
     blobs: Sequence[bytes | None] = data if data is not None else [None] * len(paths)
-    slices = [s for p, b in zip(paths, blobs, strict=True) for s in _read_slices(p, b)]
+    checked: set[tuple[Any, ...]] = set()  # header elements the series' slices share are decoded once
+    slices = [s for p, b in zip(paths, blobs, strict=True) for s in _read_slices(p, b, checked)]
     _check_consistent(slices, where)
     first = slices[0]
     x_dir, y_dir = first.orientation[:3], first.orientation[3:]

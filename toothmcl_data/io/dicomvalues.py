@@ -8,12 +8,14 @@ never quoted (they may be a patient's name, and reasons reach published tables).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pydicom
 from numpy.typing import NDArray
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.valuerep import VR
 
 from toothmcl_data.errors import SeriesError
@@ -22,10 +24,17 @@ from toothmcl_data.io.discover import DICOM_ERRORS
 _VRS = frozenset(str(v.value) for v in VR)
 
 
-def check_elements(path: Path, ds: pydicom.Dataset) -> None:
+def check_elements(path: Path, ds: pydicom.Dataset, checked: set[tuple[Any, ...]] | None = None) -> None:
     """Decode every element once (pydicom decodes lazily): an unknown VR or a value that cannot be decoded is
-    an error now, naming its tag, not later in de-identification."""
-    for elem in ds.iterall():
+    an error now, naming its tag, not later in de-identification.
+
+    checked: raw elements already decoded without error in other files of the same series (the caller keeps one
+    set per series). An element whose raw bytes, explicit VR, byte order and character set equal one of them
+    decodes the same way, so it is not decoded again here (the slices of a series repeat most of their header);
+    those this call decodes are added. Elements of VR UN or implicit VR (their decoding may depend on the
+    dataset's private creators) and values over 1 KiB (pixel data) are always decoded.
+    """
+    for elem in _unchecked(ds, checked):
         if elem.VR not in _VRS:
             raise SeriesError(
                 f"DICOM file {path} has element {elem.tag} with VR {str(elem.VR)[:8]!r}, which is not a DICOM "
@@ -38,6 +47,37 @@ def check_elements(path: Path, ds: pydicom.Dataset) -> None:
                 f"DICOM file {path}: element {elem.tag} ({elem.VR}) cannot be decoded ({type(err).__name__}); "
                 "the file is corrupt — re-export it"
             ) from err
+
+
+_MEMO_MAX_BYTES = 1024
+
+
+def _unchecked(ds: pydicom.Dataset, checked: set[tuple[Any, ...]] | None) -> Iterator[DataElement]:
+    """``ds.iterall()`` (every element, recursing into sequences, in tag order) without the raw elements found
+    in ``checked``; an element yielded is added to ``checked`` once the consumer has checked it (asked for the
+    next one)."""
+    encoding = ds._character_set if checked is not None else ()
+    charset = (encoding,) if isinstance(encoding, str) else tuple(encoding)
+    for tag in sorted(ds._dict):
+        raw = ds._dict[tag]
+        key: tuple[Any, ...] | None = None
+        if (
+            checked is not None
+            and isinstance(raw, RawDataElement)
+            and raw.VR not in (None, "UN")
+            and raw.value is not None
+            and len(raw.value) <= _MEMO_MAX_BYTES
+        ):
+            key = (raw.tag, raw.VR, bytes(raw.value), raw.is_little_endian, charset)
+            if key in checked:
+                continue
+        elem = ds[tag]
+        yield elem
+        if elem.VR == VR.SQ:
+            for item in elem.value:
+                yield from _unchecked(item, checked)
+        if key is not None and checked is not None:
+            checked.add(key)
 
 
 def number(path: Path, ds: pydicom.Dataset | None, keyword: str, default: float) -> float:

@@ -50,22 +50,36 @@ def merge_stl_corners(corners: NDArray[np.floating]) -> tuple[NDArray[np.float64
     """(m, 3, 3) triangle corners → (vertices (k, 3) float64, faces (m, 3) int64), merged by exact equality.
 
     Vertices come in order of first appearance in the face list (see the module docstring); -0.0 equals 0.0.
+    Corners are grouped on their coordinates' bits by unstable sorts (``np.unique``) of 64-bit keys, one axis
+    at a time: float32 corners (binary STL) on their own 32 bits, x and y packed in one key (float32 → float64
+    is exact, so this equals comparing them as float64).
     """
-    flat = np.ascontiguousarray(np.asarray(corners, dtype=np.float64).reshape(-1, 3) + 0.0)
+    single = np.asarray(corners).dtype == np.float32
+    dtype = np.dtype(np.float32 if single else np.float64)
+    flat = np.ascontiguousarray(np.asarray(corners, dtype=dtype).reshape(-1, 3) + np.zeros((), dtype=dtype))  # -0 → 0
     if not len(flat):
-        return flat, np.zeros((0, 3), dtype=np.int64)
-    bits = flat.view(np.uint64)
-    order = np.lexsort((bits[:, 2], bits[:, 1], bits[:, 0]))  # stable: equal corners keep file order
-    ranked = bits[order]
-    starts = np.ones(len(order), dtype=bool)
-    starts[1:] = np.any(ranked[1:] != ranked[:-1], axis=1)
-    inverse = np.empty(len(order), dtype=np.int64)
-    inverse[order] = np.cumsum(starts) - 1  # corner → its distinct vertex (in sorted order)
-    first = order[starts]  # first corner of each distinct vertex (stable sort: its earliest)
-    rank = np.argsort(first, kind="stable")
+        return flat.astype(np.float64), np.zeros((0, 3), dtype=np.int64)
+    if single:
+        b32 = flat.view(np.uint32)
+        keys = [(b32[:, 0].astype(np.uint64) << np.uint64(32)) | b32[:, 1], b32[:, 2]]
+    else:
+        b64 = flat.view(np.uint64)
+        keys = [b64[:, 0], b64[:, 1], b64[:, 2]]
+    ids = _codes(keys[0])
+    for key in keys[1:]:  # ids < 2**32 (corners of fewer than 1.4e9 triangles): the pair fits one uint64
+        low = key if key.dtype == np.uint32 else _codes(key)
+        ids = _codes((ids.astype(np.uint64) << np.uint64(32)) | low.astype(np.uint64))
+    first = np.full(int(ids.max()) + 1, len(ids), dtype=np.int64)
+    np.minimum.at(first, ids, np.arange(len(ids)))  # first corner of each distinct vertex
+    rank = np.argsort(first)
     new_of_uniq = np.empty_like(rank)
     new_of_uniq[rank] = np.arange(len(rank))
-    return flat[first[rank]], new_of_uniq[inverse].reshape(-1, 3)
+    return np.asarray(flat[first[rank]], dtype=np.float64), new_of_uniq[ids].reshape(-1, 3)
+
+
+def _codes(key: NDArray[np.unsignedinteger]) -> NDArray[np.int64]:
+    """Dense codes (n,) of ``key`` (n,): equal keys, equal codes (in sorted order of the keys)."""
+    return np.asarray(np.unique(key, return_inverse=True)[1], dtype=np.int64).ravel()
 
 
 def read_stl(path: Path) -> MeshFile:

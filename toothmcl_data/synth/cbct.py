@@ -54,6 +54,8 @@ class IntensityScale:
 
 
 MARGIN_MM = 10.0
+FACE_MM = 16.0
+"""The skin of the face lies this far (mm) buccal of the tooth band; beyond it is air."""
 ENAMEL_MM = 1.1
 PULP_MM = 1.8
 PDL_MM = 0.25
@@ -103,19 +105,40 @@ def jaw_tissue(
 ) -> NDArray[np.uint8]:
     """Soft tissue, air and bone of ``jaw`` (no teeth) on the columns ``xy`` ((I·J, 2) anatomy-frame mm, an
     I × J grid ``shape2``) at heights ``z`` (K,) mm: (I, J, K) uint8 tissue classes."""
+    return jaw_part(anatomy, jaw, jaw_columns(anatomy, jaw, xy, shape2), z)
+
+
+def jaw_columns(
+    anatomy: Anatomy, jaw: Jaw, xy: NDArray[np.float64], shape2: tuple[int, int]
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """Per column of an I × J grid ``shape2`` (``xy`` (I·J, 2) anatomy-frame mm): the gingiva height ``top``,
+    the signed distance ``d`` from the arch (mm, + buccal) and the half-width ``band`` of the tooth band, each
+    (I, J) float64 — what :func:`jaw_part` needs at any height."""
     arch = anatomy.arch(jaw)
     coords = ArchCoordinates(arch)
     d, s = coords(xy)
     teeth = anatomy.jaw_teeth(jaw)
     top = gingiva_height(d, s, arch, teeth, coords).reshape(shape2)
-    d2 = d.reshape(shape2)
     band = np.interp(s, *_band(teeth, coords)).reshape(shape2)
+    return top, d.reshape(shape2), band
+
+
+def jaw_part(
+    anatomy: Anatomy,
+    jaw: Jaw,
+    columns: tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]],
+    z: NDArray[np.float64],
+) -> NDArray[np.uint8]:
+    """(I, J, K) uint8 tissue classes of ``jaw`` at heights ``z`` (K,) mm over the columns of
+    :func:`jaw_columns`."""
+    arch = anatomy.arch(jaw)
+    top, d2, band = columns
     h = (arch.cej_z - z) if jaw == "upper" else (z - arch.cej_z)  # along the occlusal axis
     hh = h[None, None, :]
     below = top[..., None] - hh  # depth under the gingiva surface (mm)
     reach = (band + 0.3)[..., None] + 0.3 * np.clip(-hh - 1.0, 0.0, 12.0)  # the alveolar process flares
     part = np.full(below.shape, SOFT, dtype=np.uint8)
-    part[((np.abs(d2) < band + 2.5)[..., None] & (below < 0)) | (d2 > band + 16.0)[..., None]] = AIR
+    part[((np.abs(d2) < band + 2.5)[..., None] & (below < 0)) | (d2 > band + FACE_MM)[..., None]] = AIR
     if jaw == "upper":
         alveolar = (d2[..., None] < reach) & (d2[..., None] > -reach) & (hh > -22.0)
         palate = (d2 < -band)[..., None] & (below < 6.0)
@@ -187,11 +210,16 @@ def render_cbct(
 ) -> tuple[Volume, Volume]:
     """CBCT (int16 scanner values, LPS) and FDI label map (uint8) of ``anatomy``.
 
-    grid: (affine, shape) of the field of view (default: both jaws whole, :func:`full_grid`); scale: the
+    grid: (affine, shape) of the field of view (default: both jaws whole, :func:`full_grid`; the tissues of a
+    ``config.field_mm`` clinical field are :func:`toothmcl_data.synth.head.head_tissue_map`'s); scale: the
     scanner's intensity scale; streak_strength: multiplies the metal streak amplitude.
     """
-    affine, shape = full_grid(anatomy, config.spacing_mm) if grid is None else grid
-    if anatomy.poses is None:
+    affine, shape = full_grid(anatomy, config.spacing_mm, config.field_mm) if grid is None else grid
+    if config.field_mm is not None:
+        from toothmcl_data.synth.head import head_tissue_map  # head builds on this module
+
+        tissue, labels = head_tissue_map(anatomy, affine, shape)
+    elif anatomy.poses is None:
         tissue, labels = tissue_map(anatomy, affine, shape)
     else:
         from toothmcl_data.synth.posed import posed_tissue_map  # posed builds on this module
@@ -217,8 +245,15 @@ def render_cbct(
     return Volume(values, affine), Volume(labels, affine.copy())
 
 
-def full_grid(anatomy: Anatomy, spacing: float) -> tuple[NDArray[np.float64], tuple[int, int, int]]:
-    """The grid covering both jaws with roots and bone, posed or not: (4, 4) LPS affine and shape."""
+def full_grid(
+    anatomy: Anatomy, spacing: float, field_mm: tuple[float, float, float] | None = None
+) -> tuple[NDArray[np.float64], tuple[int, int, int]]:
+    """The grid covering both jaws with roots and bone, posed or not: (4, 4) LPS affine and shape; with
+    ``field_mm`` the clinical field of that size around them (:func:`toothmcl_data.synth.head.field_grid`)."""
+    if field_mm is not None:
+        from toothmcl_data.synth.head import field_grid
+
+        return field_grid(anatomy, spacing, field_mm)
     if anatomy.poses is None:
         return grid_affine(anatomy, spacing)
     from toothmcl_data.synth.posed import posed_grid

@@ -43,6 +43,9 @@ class SynthConfig:
     """Fraction of patients whose CBCT is exported as NIfTI instead of a DICOM series."""
     mesh_formats: tuple[str, ...] = ("stl", "ply", "obj")
     """IOS file formats, drawn per patient."""
+    field_mm: tuple[float, float, float] | None = None
+    """A clinical field of view (x, y, z mm; e.g. 160, 160, 110): the CBCT covers this box around the teeth with
+    the head around them (:mod:`toothmcl_data.synth.head`); None: the grid fitted to both jaws."""
 
     def __post_init__(self) -> None:
         if not 0.1 <= self.spacing_mm <= 2.0:
@@ -56,6 +59,10 @@ class SynthConfig:
                     raise ConfigError(f"{f.name} must be a probability in [0, 1], got {value}")
         if self.ios_noise_mm < 0 or self.cbct_noise < 0 or self.cbct_blur_mm < 0:
             raise ConfigError("noise and blur settings must be ≥ 0")
+        if self.field_mm is not None and (
+            len(self.field_mm) != 3 or not all(20.0 <= f <= 400.0 for f in self.field_mm)
+        ):
+            raise ConfigError(f"field_mm must be three sizes in [20, 400] mm (x, y, z), got {self.field_mm}")
         unknown = set(self.mesh_formats) - {"stl", "ply", "obj"}
         if unknown or not self.mesh_formats:
             raise ConfigError(

@@ -86,7 +86,7 @@ def make_varied(
     params: dict[str, Any] = {k: dict(anatomy.params) for k in conds if k in _ANATOMY and anatomy.params}
     anatomy, pose_params = _pose(anatomy, conds, crng)
     params.update(pose_params)
-    full = full_grid(anatomy, config.spacing_mm)
+    full = full_grid(anatomy, config.spacing_mm, config.field_mm)
     fov = next((c for c in conds if c.startswith("fov_")), "fov_full")
     world_teeth = anatomy.world_teeth()
     if fov != "fov_full":

@@ -11,7 +11,7 @@ centres stay where the fitted grid puts them, so the teeth are where they were i
 :mod:`toothmcl_data.synth.cbct` outwards:
 
 - near the teeth, the jaw model where it is anatomy: gingiva, alveolar bone, palate, tongue, lips; its air only
-  as the mouth's (inside the lips and cheeks, which lie against the teeth, closing 5 mm behind the last molars)
+  as the mouth's (inside the lips and cheeks, closing 12 mm behind the last molars)
   and the nasal cavity (2 × 14 mm wide at the floor, narrowing to its roof 40 mm above); everything else the
   head decides;
 - the skin: one outline for both jaws (the face's outline of the jaw model, ``FACE_MM`` buccal of the tooth band)
@@ -106,7 +106,7 @@ def head_tissue_map(
     depth = np.minimum(*(columns[jaw][1] - columns[jaw][2] for jaw in JAWS))  # (I, J) mm buccal of the tooth band
     m = _Landmarks(anatomy)
     dx, yy = np.meshgrid(x - m.x0, y, indexing="ij")  # (I, J) mm, x from the midline
-    mouth = _mouth(dx, yy, m) & (depth < 1.0)  # the cheeks lie against the teeth
+    mouth = {jaw: _mouth(dx, yy, m) & (columns[jaw][1] < columns[jaw][2] + FACE_MM) for jaw in JAWS}  # in the lips
     tissue = np.empty(shape, dtype=np.uint8)
     for k0 in range(0, shape[2], _SLAB):
         zs = z[k0 : k0 + _SLAB]
@@ -115,7 +115,7 @@ def head_tissue_map(
             side = zs > m.occlusal if jaw == "upper" else zs <= m.occlusal
             if side.any():
                 part = jaw_part(anatomy, jaw, columns[jaw], zs[side])
-                _trim_jaw(part, jaw, zs[side], dx, yy, mouth, m)
+                _trim_jaw(part, jaw, zs[side], dx, yy, mouth[jaw], m)
                 slab[:, :, side] = part
         for k, zk in enumerate(zs):
             slab[:, :, k][~_skin(dx, yy, depth, float(zk), m)] = AIR
@@ -161,11 +161,11 @@ def _skin(
 
 
 def _mouth(dx: NDArray[np.float64], yy: NDArray[np.float64], m: _Landmarks) -> NDArray[np.bool_]:
-    """(I, J) where the jaw model's air is the mouth's: inside the cheeks, closing 5 mm behind the last molars
+    """(I, J) where the jaw model's air is the mouth's: inside the cheeks, closing 12 mm behind the last molars
     (two half-ellipses around the arch; the pharynx takes over behind)."""
     yc = m.molar - 10.0
-    b = np.where(yy < yc, yc - m.front + 5.0, 15.0)
-    return (dx / (m.molar_x + 12.0)) ** 2 + ((yy - yc) / b) ** 2 <= 1.0
+    b = np.where(yy < yc, yc - m.front + 20.0, 22.0)
+    return (dx / (m.molar_x + 25.0)) ** 2 + ((yy - yc) / b) ** 2 <= 1.0
 
 
 def _trim_jaw(
@@ -181,7 +181,7 @@ def _trim_jaw(
     (2 × 14 mm wide at the floor, narrowing to its roof 40 mm above);
     end the hard palate and the maxilla 8 mm behind the last molars, the mandible's body 25 mm behind."""
     air = part == AIR
-    keep = mouth[..., None] & (zs < m.upper + 6.0)[None, None, :]
+    keep = mouth[..., None] & ((zs > m.lower - 5.0) & (zs < m.upper + 6.0))[None, None, :]  # around the crowns
     if jaw == "upper":
         rise = np.clip((zs - m.upper - 6.0) / 40.0, 0.0, None)[None, None, :]  # 0 at the floor, 1 at the roof
         nasal = (np.abs(dx)[..., None] < 14.0 * (1.0 - rise**2)) & (yy < m.molar + 8.0)[..., None]

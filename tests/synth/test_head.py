@@ -111,4 +111,4 @@ def test_the_mouths_air_ends_inside_the_cheeks(patient: SyntheticPatient) -> Non
     x, y = affine[0, 3] + SPACING * i - anatomy.arch("upper").x0, affine[1, 3] + SPACING * j
     molar = max(t.cej[1] for t in anatomy.teeth)
     assert np.any(y < molar)  # the mouth's air is there
-    assert np.all((y < molar + 12.0 + SPACING) | (np.abs(x) < 12.0))  # behind the molars only the pharynx
+    assert np.all((y < molar + 10.0 + SPACING) | (np.abs(x) < 12.0))  # behind the molars only the pharynx

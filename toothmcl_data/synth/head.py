@@ -11,7 +11,7 @@ centres stay where the fitted grid puts them, so the teeth are where they were i
 :mod:`toothmcl_data.synth.cbct` outwards:
 
 - near the teeth, the jaw model where it is anatomy: gingiva, alveolar bone, palate, tongue, lips; its air only
-  as the mouth's (inside the lips and cheeks, closing 12 mm behind the last molars)
+  as the mouth's (inside the lips and cheeks, rounded off 10 mm around the last molars)
   and the nasal cavity (2 × 14 mm wide at the floor, narrowing to its roof 40 mm above); everything else the
   head decides;
 - the skin: one outline for both jaws (the face's outline of the jaw model, ``FACE_MM`` buccal of the tooth band)
@@ -136,6 +136,7 @@ class _Landmarks:
         self.x0 = float(upper.x0)
         self.front = float(cej[:, 1].min())  # incisors
         self.molar = float(cej[:, 1].max())  # last molars
+        self.last = [_last(cej[side], float(upper.x0)) for side in (cej[:, 0] < upper.x0, cej[:, 0] >= upper.x0)]
         self.molar_x = float(np.abs(cej[:, 0] - self.x0).max())
         self.cheek = self.molar - 8.0  # where the face's outline hands over to the head's
         self.cheek_x = self.molar_x + 26.0  # the face's half-width there
@@ -144,6 +145,14 @@ class _Landmarks:
         self.chin = self.lower - 36.0  # under the mandible's lower border (26 mm below the lower CEJ)
         self.head_y = self.front + 70.0  # centre of the back of the head
         self.spine_y = self.molar + 40.0
+
+
+def _last(cej: NDArray[np.float64], x0: float) -> tuple[float, float]:
+    """(dx, y) mm of the most posterior CEJ among ``cej`` (n, 3) (far behind the head when there is none)."""
+    if len(cej) == 0:
+        return (0.0, -1e6)
+    c = cej[np.argmax(cej[:, 1])]
+    return (float(c[0]) - x0, float(c[1]))
 
 
 def _skin(
@@ -161,11 +170,13 @@ def _skin(
 
 
 def _mouth(dx: NDArray[np.float64], yy: NDArray[np.float64], m: _Landmarks) -> NDArray[np.bool_]:
-    """(I, J) where the jaw model's air is the mouth's: inside the cheeks, closing 12 mm behind the last molars
+    """(I, J) where the jaw model's air is the mouth's: inside the cheeks, rounded off 10 mm around the last molars
     (two half-ellipses around the arch; the pharynx takes over behind)."""
     yc = m.molar - 10.0
     b = np.where(yy < yc, yc - m.front + 20.0, 22.0)
-    return (dx / (m.molar_x + 25.0)) ** 2 + ((yy - yc) / b) ** 2 <= 1.0
+    inside = (dx / (m.molar_x + 25.0)) ** 2 + ((yy - yc) / b) ** 2 <= 1.0
+    behind = (yy > m.molar - 6.0) & ~np.any([(dx - u) ** 2 + (yy - v) ** 2 < 100.0 for u, v in m.last], axis=0)
+    return inside & ~behind  # rounded 10 mm around each last molar
 
 
 def _trim_jaw(

@@ -107,6 +107,7 @@ def head_tissue_map(
     m = _Landmarks(anatomy)
     dx, yy = np.meshgrid(x - m.x0, y, indexing="ij")  # (I, J) mm, x from the midline
     mouth = {jaw: _mouth(dx, yy, m) & (columns[jaw][1] < columns[jaw][2] + FACE_MM) for jaw in JAWS}  # in the lips
+    upper_skin = _skin(dx, yy, depth, m.lower - 16.0, m)  # the same at all heights above the chin
     tissue = np.empty(shape, dtype=np.uint8)
     for k0 in range(0, shape[2], _SLAB):
         zs = z[k0 : k0 + _SLAB]
@@ -118,7 +119,7 @@ def head_tissue_map(
                 _trim_jaw(part, jaw, zs[side], dx, yy, mouth[jaw], m)
                 slab[:, :, side] = part
         for k, zk in enumerate(zs):
-            slab[:, :, k][~_skin(dx, yy, depth, float(zk), m)] = AIR
+            slab[:, :, k][~(upper_skin if zk >= m.lower - 16.0 else _skin(dx, yy, depth, float(zk), m))] = AIR
         _structures(slab, dx, yy, zs, m)
         tissue[:, :, k0 : k0 + len(zs)] = slab
     add_cortex(tissue, spacing)

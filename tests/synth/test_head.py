@@ -83,3 +83,32 @@ def test_a_posed_anatomy_is_refused_in_a_clinical_field() -> None:
     config = SynthConfig(spacing_mm=1.2, field_mm=CLINICAL_FIELD_MM)
     with pytest.raises(ConfigError, match="needs an unposed anatomy"):
         make_patient(config, np.random.default_rng(1), conditions=("pose_tilted",))
+
+
+def test_the_head_has_no_step_or_flat_cut_in_its_outline(patient: SyntheticPatient) -> None:
+    """The skin is one smooth outline over the height: no step where the jaw model's upper and lower faces meet,
+    no flat cut under the chin (the silhouette's area changes smoothly from slice to slice)."""
+    tissue, _ = head_tissue_map(patient.anatomy, patient.cbct.affine, patient.cbct.array.shape)
+    head = tissue != AIR
+    silhouette = (np.cumsum(head, axis=0) > 0) & (np.cumsum(head[::-1], axis=0)[::-1] > 0)  # enclosed along x
+    area = silhouette.sum(axis=(0, 1)).astype(np.float64)
+    assert np.all(area > 0)
+    bend = np.abs(np.diff(area, 2)) / area[1:-1]
+    assert bend.max() < 0.01  # the jaw model's own outlines gave 0.04 at the occlusal plane
+
+
+def test_the_mouths_air_ends_inside_the_cheeks(patient: SyntheticPatient) -> None:
+    """At the occlusal plane the air enclosed by the head lies around the teeth (inside the cheeks, closing behind
+    the last molars) or in the pharynx on the midline — not in the jaw model's band behind the arch."""
+    anatomy = patient.anatomy
+    affine, shape = patient.cbct.affine, patient.cbct.array.shape
+    tissue, _ = head_tissue_map(anatomy, affine, shape)
+    occlusal = 0.5 * (anatomy.arch("upper").cej_z + anatomy.arch("lower").cej_z)
+    k = round(float(occlusal - affine[2, 3]) / SPACING)
+    head = tissue[:, :, k] != AIR
+    enclosed = ~head & (np.cumsum(head, axis=0) > 0) & (np.cumsum(head[::-1], axis=0)[::-1] > 0)
+    i, j = np.nonzero(enclosed)
+    x, y = affine[0, 3] + SPACING * i - anatomy.arch("upper").x0, affine[1, 3] + SPACING * j
+    molar = max(t.cej[1] for t in anatomy.teeth)
+    assert np.any(y < molar)  # the mouth's air is there
+    assert np.all((y < molar + 10.0 + SPACING) | (np.abs(x) < 12.0))  # behind the molars only the pharynx

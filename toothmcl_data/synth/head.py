@@ -10,10 +10,14 @@ centres stay where the fitted grid puts them, so the teeth are where they were i
 :func:`head_tissue_map` fills it with simple anatomy, all in the (unposed) anatomy frame, from the jaw model of
 :mod:`toothmcl_data.synth.cbct` outwards:
 
-- near the teeth, the jaw model as it is (gingiva, mouth air, alveolar bone, palate, tongue, lips);
-- the skin: the face's outline of the jaw model in front, widening from 8 mm before the last molars (45°) into the back
-  of the head (an ellipse 2 × 68 mm wide reaching 150 mm behind the incisors); under the chin the neck
-  (an ellipse behind the chin); air outside;
+- near the teeth, the jaw model where it is anatomy: gingiva, alveolar bone, palate, tongue, lips; its air only
+  as the mouth's (inside the lips and cheeks, rounded off 10 mm around the last molars)
+  and the nasal cavity (2 × 14 mm wide at the floor, narrowing to its roof 40 mm above); everything else the
+  head decides;
+- the skin: one outline for both jaws (the face's outline of the jaw model, ``FACE_MM`` buccal of the tooth band)
+  in front, widening from 8 mm before the last molars (45°) into the back of the head (an ellipse 2 × 68 mm wide
+  reaching 150 mm behind the incisors); from 16 mm under the lower CEJ down the chin recedes and narrows and the
+  head tapers into the neck (an ellipse 2 × 52 mm wide around the spine) — no flat cut, no step; air outside;
 - the mandible's body ending 25 mm behind the last molars, its rami rising to the condyles, the hard palate
   and nasal cavity ending 8 mm behind the last molars, the naso- and oropharyngeal airway behind them, the
   maxillary sinuses (air in a bony shell) above the premolars and molars, the zygomatic arches, the nose, and
@@ -99,10 +103,11 @@ def head_tissue_map(
     x, y, z = (affine[n, 3] + spacing * np.arange(shape[n]) for n in range(3))
     xy = np.stack(np.meshgrid(x, y, indexing="ij"), axis=-1).reshape(-1, 2)
     columns = {jaw: jaw_columns(anatomy, jaw, xy, shape[:2]) for jaw in JAWS}
-    face = {jaw: columns[jaw][1] <= columns[jaw][2] + FACE_MM for jaw in JAWS}  # (I, J) inside the face outline
+    depth = np.minimum(*(columns[jaw][1] - columns[jaw][2] for jaw in JAWS))  # (I, J) mm buccal of the tooth band
     m = _Landmarks(anatomy)
     dx, yy = np.meshgrid(x - m.x0, y, indexing="ij")  # (I, J) mm, x from the midline
-    back = _back_of_head(dx, yy, face, m)
+    mouth = {jaw: _mouth(dx, yy, m) & (columns[jaw][1] < columns[jaw][2] + FACE_MM) for jaw in JAWS}  # in the lips
+    upper_skin = _skin(dx, yy, depth, m.lower - 16.0, m)  # the same at all heights above the chin
     tissue = np.empty(shape, dtype=np.uint8)
     for k0 in range(0, shape[2], _SLAB):
         zs = z[k0 : k0 + _SLAB]
@@ -111,13 +116,10 @@ def head_tissue_map(
             side = zs > m.occlusal if jaw == "upper" else zs <= m.occlusal
             if side.any():
                 part = jaw_part(anatomy, jaw, columns[jaw], zs[side])
-                _trim_jaw(part, jaw, yy, m)
-                part[(part == AIR) & ~face[jaw][..., None]] = SOFT  # the skin is decided below
-                skin = np.where(yy <= m.cheek, face[jaw], back)  # the face in front, the head behind
-                inside = skin[..., None] & (zs[side] >= m.chin)[None, None, :]
-                inside |= _neck(dx, yy, m)[..., None] & (zs[side] < m.chin + 12.0)[None, None, :]
-                part[~inside] = AIR
+                _trim_jaw(part, jaw, zs[side], dx, yy, mouth[jaw], m)
                 slab[:, :, side] = part
+        for k, zk in enumerate(zs):
+            slab[:, :, k][~(upper_skin if zk >= m.lower - 16.0 else _skin(dx, yy, depth, float(zk), m))] = AIR
         _structures(slab, dx, yy, zs, m)
         tissue[:, :, k0 : k0 + len(zs)] = slab
     add_cortex(tissue, spacing)
@@ -135,8 +137,10 @@ class _Landmarks:
         self.x0 = float(upper.x0)
         self.front = float(cej[:, 1].min())  # incisors
         self.molar = float(cej[:, 1].max())  # last molars
+        self.last = [_last(cej[side], float(upper.x0)) for side in (cej[:, 0] < upper.x0, cej[:, 0] >= upper.x0)]
         self.molar_x = float(np.abs(cej[:, 0] - self.x0).max())
         self.cheek = self.molar - 8.0  # where the face's outline hands over to the head's
+        self.cheek_x = self.molar_x + 26.0  # the face's half-width there
         self.upper, self.lower = float(upper.cej_z), float(lower.cej_z)
         self.occlusal = 0.5 * (self.upper + self.lower)
         self.chin = self.lower - 36.0  # under the mandible's lower border (26 mm below the lower CEJ)
@@ -144,31 +148,60 @@ class _Landmarks:
         self.spine_y = self.molar + 40.0
 
 
-def _back_of_head(
-    dx: NDArray[np.float64], yy: NDArray[np.float64], face: dict[Jaw, NDArray[np.bool_]], m: _Landmarks
-) -> NDArray[np.bool_]:
-    """(I, J) the head's outline behind the cheeks: from the face's width there, widening at 45° into an
-    ellipse (half-axes 68 mm across, 80 mm front to back)."""
-    row = int(np.argmin(np.abs(yy[0] - m.cheek)))
-    width = min(float(np.abs(dx[:, row][face["lower"][:, row] | face["upper"][:, row]]).max(initial=40.0)), 68.0)
-    ellipse = (dx / 68.0) ** 2 + ((yy - m.head_y) / 80.0) ** 2 <= 1.0
-    return (np.abs(dx) <= width + (yy - m.cheek)) & ellipse
+def _last(cej: NDArray[np.float64], x0: float) -> tuple[float, float]:
+    """(dx, y) mm of the most posterior CEJ among ``cej`` (n, 3) (far behind the head when there is none)."""
+    if len(cej) == 0:
+        return (0.0, -1e6)
+    c = cej[np.argmax(cej[:, 1])]
+    return (float(c[0]) - x0, float(c[1]))
 
 
-def _neck(dx: NDArray[np.float64], yy: NDArray[np.float64], m: _Landmarks) -> NDArray[np.bool_]:
-    """(I, J) inside the neck (below the chin): an ellipse 2 × 52 mm wide around the spine."""
-    return (dx / 52.0) ** 2 + ((yy - m.spine_y + 5.0) / 50.0) ** 2 <= 1.0
+def _skin(
+    dx: NDArray[np.float64], yy: NDArray[np.float64], depth: NDArray[np.float64], z: float, m: _Landmarks
+) -> NDArray:
+    """(I, J) inside the skin at height ``z``: the face's outline in front (``depth`` (I, J) mm buccal of the tooth
+    band at most FACE_MM), widening at 45° from the cheeks into the
+    back of the head (an ellipse 2 × 68 mm wide, 160 mm long); below the lower jaw the chin recedes and the head
+    narrows into the neck (an ellipse 2 × 52 mm wide around the spine) — no flat cut anywhere."""
+    t = float(np.clip((m.lower - 16.0 - z) / 24.0, 0.0, 1.0))  # 0 at the jaws, 1 at the neck
+    front = (depth <= FACE_MM - 30.0 * t**2) & (yy >= m.front - 30.0 + 55.0 * t**2)  # the chin's rounded underside
+    cy = m.head_y + (m.spine_y - 5.0 - m.head_y) * t
+    ellipse = (dx / (68.0 - 16.0 * t)) ** 2 + ((yy - cy) / (80.0 - 30.0 * t)) ** 2 <= 1.0
+    return front | (ellipse & (np.abs(dx) <= m.cheek_x + (yy - m.cheek)))
 
 
-def _trim_jaw(part: NDArray[np.uint8], jaw: Jaw, yy: NDArray[np.float64], m: _Landmarks) -> None:
-    """End what the jaw model extends along the arch where the real structures end: the mouth's air, the hard
-    palate, the maxilla and the nasal cavity 8 mm behind the last molars, the mandible's body 25 mm behind."""
-    behind = (yy > m.molar + 8.0)[..., None]
-    part[behind & (part == AIR)] = SOFT
+def _mouth(dx: NDArray[np.float64], yy: NDArray[np.float64], m: _Landmarks) -> NDArray[np.bool_]:
+    """(I, J) where the jaw model's air is the mouth's: inside the cheeks, rounded off 10 mm around the last molars
+    (two half-ellipses around the arch; the pharynx takes over behind)."""
+    yc = m.molar - 10.0
+    b = np.where(yy < yc, yc - m.front + 20.0, 22.0)
+    inside = (dx / (m.molar_x + 25.0)) ** 2 + ((yy - yc) / b) ** 2 <= 1.0
+    behind = (yy > m.molar - 6.0) & ~np.any([(dx - u) ** 2 + (yy - v) ** 2 < 100.0 for u, v in m.last], axis=0)
+    return inside & ~behind  # rounded 10 mm around each last molar
+
+
+def _trim_jaw(
+    part: NDArray[np.uint8],
+    jaw: Jaw,
+    zs: NDArray[np.float64],
+    dx: NDArray[np.float64],
+    yy: NDArray[np.float64],
+    mouth: NDArray[np.bool_],
+    m: _Landmarks,
+) -> None:
+    """Keep the jaw model's air only in the mouth and (upper jaw) the nasal cavity
+    (2 × 14 mm wide at the floor, narrowing to its roof 40 mm above);
+    end the hard palate and the maxilla 8 mm behind the last molars, the mandible's body 25 mm behind."""
+    air = part == AIR
+    keep = mouth[..., None] & ((zs > m.lower - 5.0) & (zs < m.upper + 6.0))[None, None, :]  # around the crowns
     if jaw == "upper":
-        part[behind & (part == BONE)] = SOFT
+        rise = np.clip((zs - m.upper - 6.0) / 40.0, 0.0, None)[None, None, :]  # 0 at the floor, 1 at the roof
+        nasal = (np.abs(dx)[..., None] < 14.0 * (1.0 - rise**2)) & (yy < m.molar + 8.0)[..., None]
+        keep |= nasal & (zs >= m.upper + 6.0)[None, None, :]
+        part[(yy > m.molar + 8.0)[..., None] & (part == BONE)] = SOFT
     else:
         part[(yy > m.molar + 25.0)[..., None] & (part == BONE)] = SOFT  # the body turns into the ramus
+    part[air & ~keep] = SOFT
 
 
 def _ellipse(dx: NDArray[np.float64], yy: NDArray[np.float64], cx: float, cy: float, a: float, b: float) -> NDArray:
@@ -207,8 +240,9 @@ def _structures(
         if abs(dz) < 1.0:
             t[_ellipse(dx, yy, 0.0, m.front - 16.0, 12.0, 14.0 * np.sqrt(1.0 - dz**2)) & (t == AIR)] = SOFT
         # airway: the nasopharynx behind the nasal cavity, the oropharynx behind the tongue
-        if m.upper + 10.0 <= zk <= m.upper + 30.0:
-            t[(np.abs(dx) < 10.0) & (yy > m.molar + 4.0) & (yy < m.molar + 26.0)] = AIR
+        dz = (zk - (m.upper + 20.0)) / 11.0
+        if abs(dz) < 1.0:
+            t[_ellipse(dx, yy, 0.0, m.molar + 15.0, 10.0 * np.sqrt(1.0 - dz**2), 11.0 * np.sqrt(1.0 - dz**2))] = AIR
         if m.lower - 55.0 <= zk < m.upper + 12.0:
             t[_ellipse(dx, yy, 0.0, m.molar + 18.0, 11.0, 6.5)] = AIR
         # cervical spine: vertebral bodies with 2.5 mm discs every 16 mm, the posterior arch around the canal

@@ -9,12 +9,16 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pydicom
 import pytest
 from typer.testing import CliRunner
 
 from tests.deid.conftest import KEY, DeidRun
 from toothmcl_data.cli.app import app
 from toothmcl_data.deid.scan import load_phi, scan_tree
+from toothmcl_data.errors import ConfigError
+from toothmcl_data.synth.config import SynthConfig
+from toothmcl_data.synth.drop import write_drop
 
 runner = CliRunner()
 
@@ -71,3 +75,21 @@ def test_cli_key_errors(tmp_path: Path, args: list[str], message: str) -> None:
     result = runner.invoke(app, ["deid", "run", str(tmp_path), "--out", str(tmp_path / "o"), *args])
     assert result.exit_code != 0
     assert message in str(result.exception)
+
+
+def test_cli_run_set_reaches_the_deid_options(tmp_path: Path) -> None:
+    """`--set` sets any DeidOptions field (here one without a flag): the written DICOM names the option."""
+    write_drop(tmp_path / "synth", patients=1, seed=3, config=SynthConfig(spacing_mm=1.2, nifti_fraction=0.0))
+    key = tmp_path / "key"
+    key.write_bytes(KEY)
+    key.chmod(0o600)
+    args = ["deid", "run", str(tmp_path / "synth" / "drop"), "--key-file", str(key), "--json"]
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "o"), "--set", "retain_safe_private=true"])
+    assert result.exit_code == 0, result.output
+    first = next((tmp_path / "o").rglob("*.dcm"))
+    codes = {item.CodeValue for item in pydicom.dcmread(first).DeidentificationMethodCodeSequence}
+    assert {"113100", "113107", "113111"} <= codes
+    bad = runner.invoke(app, [*args, "--out", str(tmp_path / "o2"), "--set", "retain_safe_privat=true"])
+    assert isinstance(bad.exception, ConfigError)
+    assert "retain_safe_privat" in str(bad.exception)
+    assert not (tmp_path / "o2").exists()

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from toothmcl_data.cli.output import emit, errors, progress
+from toothmcl_data.configdict import SET_HELP
 
 app = typer.Typer(
     help="De-identify a raw clinical drop (PS3.15 Basic Profile + keyed pseudonyms) and scan for PHI leaks.",
@@ -40,13 +41,28 @@ def run(
     ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan only: discover and match, write nothing.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option("--set", metavar="KEY=VALUE", help=f"DeidOptions (after the flags above): {SET_HELP}."),
+    ] = None,
 ) -> None:
-    """De-identify the drop RAW into OUT: DICOM, NIfTI and meshes under pseudonyms, plus inventory tables."""
+    """De-identify the drop RAW into OUT: DICOM, NIfTI and meshes under pseudonyms, plus inventory tables.
+
+    Every de-identification option is a ``DeidOptions`` field; the flags set the common ones, ``--set`` any
+    (e.g. ``--set retain_safe_private=true --set 'safe_private=[["SIEMENS CT VA0  COAD", 18]]'``)."""
+    from toothmcl_data.configdict import config_from_dict
     from toothmcl_data.deid.pseudonym import key_fingerprint, read_key
     from toothmcl_data.deid.run import deidentify_drop
     from toothmcl_data.deid.table import DeidOptions
     from toothmcl_data.io.plan import plan_files
 
+    flags = {
+        "retain_longitudinal_modified_dates": modified_dates,
+        "retain_patient_characteristics": patient_characteristics,
+        "retain_device_identity": device_identity,
+        "clean_descriptors": clean_descriptors,
+    }
+    options = config_from_dict(DeidOptions, flags, where="deid run", overrides=overrides or [])
     key = read_key(key_file=key_file, key_env=key_env)
     plan = plan_files(raw, manifest=manifest)
     if dry_run:
@@ -64,12 +80,6 @@ def run(
             title=f"plan for {raw} (dry run, nothing written)",
         )
         return
-    options = DeidOptions(
-        retain_longitudinal_modified_dates=modified_dates,
-        retain_patient_characteristics=patient_characteristics,
-        retain_device_identity=device_identity,
-        clean_descriptors=clean_descriptors,
-    )
     with progress("de-identifying cases", len(plan.cases), enabled=not as_json) as advance:
         summary = deidentify_drop(
             raw, out, key=key, audit=audit, options=options, plan=plan, progress=lambda done, total: advance(1)

@@ -62,7 +62,8 @@ def quadrant_scan() -> SyntheticPatient:
 
 
 def test_slid_starts_hold_one_near_the_truth(quadrant_scan: SyntheticPatient) -> None:
-    from toothmcl_data.register.jaw import SLIDE_KEEP, crown_sample, fps_indices
+    from toothmcl_data.geometry import farthest_point_indices
+    from toothmcl_data.register.jaw import SLIDE_KEEP, crown_sample
 
     p = quadrant_scan
     surface = cbct_surface(p.cbct, None).jaw("lower")
@@ -70,7 +71,7 @@ def test_slid_starts_hold_one_near_the_truth(quadrant_scan: SyntheticPatient) ->
     assert slide.extent_mm(sample.points) < 0.6 * slide.extent_mm(surface.points)  # a part of the arch
     v, f = p.ios["lower"].vertices, p.ios["lower"].faces
     normal = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]]).sum(axis=0)
-    pick = fps_indices(surface.points, 2000)
+    pick = farthest_point_indices(surface.points, 2000)
     starts = slide.slide_hypotheses(
         sample.points[:640], normal / np.linalg.norm(normal), surface.points[pick], surface.up
     )

@@ -12,7 +12,6 @@ from scipy.spatial import cKDTree
 
 from toothmcl_data import geometry
 from toothmcl_data.errors import RegistrationError
-from toothmcl_data.geometry import farthest_point_indices as fps_indices
 from toothmcl_data.io.meshlabels import jaw_from_labels
 from toothmcl_data.register import features, qc, slide
 from toothmcl_data.register.config import RegisterConfig
@@ -57,12 +56,17 @@ class CrownSample:
     crowns_only: bool
 
 
+def _labelled(mesh: Mesh) -> bool:
+    """Whether the scan has at least ``MIN_LABELLED`` crown-labelled vertices (else it is fitted as unlabelled)."""
+    return mesh.labels is not None and int((mesh.labels > 0).sum()) >= MIN_LABELLED
+
+
 def crown_sample(mesh: Mesh, n: int, normals: NDArray[np.float64] | None = None) -> CrownSample:
     """Farthest-point sample of the crown vertices (labels > 0) of ``mesh``, or of all vertices when unlabelled;
     ``normals``: all (n, 3) vertex normals of ``mesh`` when already computed (the sample's are their rows)."""
-    labelled = mesh.labels is not None and int((mesh.labels > 0).sum()) >= MIN_LABELLED
+    labelled = _labelled(mesh)
     pool = np.flatnonzero(mesh.labels > 0) if labelled and mesh.labels is not None else np.arange(len(mesh.vertices))
-    pick = pool[fps_indices(mesh.vertices[pool], n)]
+    pick = pool[geometry.farthest_point_indices(mesh.vertices[pool], n)]
     fdi = mesh.labels[pick] if labelled and mesh.labels is not None else np.zeros(len(pick), dtype=np.int16)
     nrm = vertex_normals(mesh, pick) if normals is None else normals[pick]
     return CrownSample(pick, mesh.vertices[pick], nrm, fdi.astype(np.int16), labelled)
@@ -71,14 +75,13 @@ def crown_sample(mesh: Mesh, n: int, normals: NDArray[np.float64] | None = None)
 def scan_target(mesh: Mesh) -> Target | None:
     """The whole scan surface (IOS frame) as an ICP target when the scan is unlabelled (fewer than ``MIN_LABELLED``
     crown vertices: the fit then runs CBCT crowns → scan), else None; built once per registration."""
-    labelled = mesh.labels is not None and int((mesh.labels > 0).sum()) >= MIN_LABELLED
-    return None if labelled else Target.of(mesh.vertices, vertex_normals(mesh))
+    return None if _labelled(mesh) else Target.of(mesh.vertices, vertex_normals(mesh))
 
 
 def spread(surface: ToothSurface, config: RegisterConfig) -> NDArray[np.intp]:
     """Farthest-point sample (indices) of the CBCT crown points that the start search, the final polish and QC
     take their prefixes of (the first k of a farthest-point sample are one)."""
-    return fps_indices(surface.points, max(config.ios_points, 2000))
+    return geometry.farthest_point_indices(surface.points, max(config.ios_points, 2000))
 
 
 def _refine(

@@ -1,6 +1,7 @@
 """Benchmark: CBCT↔IOS registration under clinical variety, per condition and path, one thread.
 
-Run: ``.venv/bin/python bench/register.py [--conditions all] [--patients 10] [--seed 0] [--json] [--peer]``.
+Run: ``.venv/bin/python bench/register.py [--conditions all] [--patients 10] [--seed 0] [--json] [--peer]
+[--field-mm clinical]``.
 Threads are pinned to one before numpy loads. Conditions are the synth package's named conditions
 (:data:`toothmcl_data.synth.conditions.CONDITION_NAMES`, ``all`` = every one of them) plus ``baseline`` (a
 default patient, no condition). For every condition, ``--patients`` synthetic patients are drawn with it (seeded)
@@ -15,16 +16,16 @@ and both IOS jaws registered from the scan's random pose on three paths:
 
 Only the upper and lower jaw scans are registered (``ios_bite_scan``'s buccal bite scan is not a jaw scan).
 The ground truth decides what counts: a jaw's *teeth in both modalities* are its scan's teeth whose crown lies
-wholly inside the CBCT field of view and that have enough scan vertices (``variety["pairable"]``; for
-``baseline``, every tooth of the label map). A jaw with such teeth *succeeds* when all of their centroids land
-within ``SUCCESS_MM`` of the truth and QC did not fail it; a *false pass* is a QC ``pass`` that misses. A jaw
-with none of them (outside the field of view, or only cut crowns) must not pass: a refusal (error), ``fail`` or
-``review`` counts as success, and a ``pass`` is a false pass unless it puts the jaw's cut crowns (those with voxels
-in the label map) within ``SUCCESS_MM``. Errors (median, p95) are over the teeth in both modalities, failures
-included; ``s_per_jaw`` is the CBCT crown surface plus the jaw fits, divided by the jaws registered (wall
-clock), and ``cpu_s_per_jaw`` the same in CPU seconds of this process (``time.process_time``: what a jaw costs
-one core, whatever else shares the machine).
-"""
+wholly inside the CBCT field of view and that have enough scan vertices (``variety["pairable"]``; for ``baseline``,
+every tooth of the label map). A jaw with such teeth *succeeds* when all of their centroids land within
+``SUCCESS_MM`` of the truth and QC did not fail it; a *false pass* is a QC ``pass`` that misses. A jaw with none of
+them (outside the field of view, or only cut crowns) must not pass: a refusal (error), ``fail`` or ``review`` counts
+as success, and a ``pass`` is a false pass unless it puts the jaw's cut crowns (those with voxels in the label map)
+within ``SUCCESS_MM``. A *false review* is a QC ``review`` whose transform misses (streams trust ``review`` jaws by
+default, ``StreamConfig.verdicts``); it is counted, not a failure. Errors (median, p95) are over the teeth in both
+modalities, failures included; ``s_per_jaw`` is the CBCT crown surface plus the jaw fits, divided by the jaws
+registered (wall clock), and ``cpu_s_per_jaw`` the same in CPU seconds of this process (``time.process_time``: what
+a jaw costs one core, whatever else shares the machine)."""
 
 from __future__ import annotations
 
@@ -45,6 +46,7 @@ import numpy as np
 from toothmcl_data.register import RegisterConfig, cbct_surface, register_jaw
 from toothmcl_data.synth.conditions import CONDITION_NAMES
 from toothmcl_data.synth.config import SynthConfig
+from toothmcl_data.synth.head import parse_field
 from toothmcl_data.synth.patient import SyntheticPatient, make_patient
 from toothmcl_data.types import JAWS, Jaw, Mesh, apply_transform
 
@@ -54,6 +56,8 @@ PEER = "open3d peer (intensity only)"
 
 BASELINE = "baseline"
 NAMES = (BASELINE, *CONDITION_NAMES)
+POSED = ("pose_tilted", "bite_block", "bite_open")
+"""Conditions that give the jaws poses: a clinical field of view (``--field-mm``) cannot hold them."""
 
 
 def draw(name: str, config: SynthConfig, rng: np.random.Generator, index: int) -> SyntheticPatient:
@@ -87,11 +91,11 @@ def judge(p: SyntheticPatient, jaw: Jaw, T: np.ndarray, verdict: str, dt: float,
         err = centroid_errors(mesh, truth, T, both)
         right = bool(err.max() < SUCCESS_MM)
         return {"err": err, "ok": right and verdict not in ("fail", "error"), "false": verdict == "pass" and not right,
-                "verdict": verdict, "s": dt, "cpu": cpu, "in_fov": True}  # fmt: skip
+                "wrong": not right, "verdict": verdict, "s": dt, "cpu": cpu, "in_fov": True}  # fmt: skip
     right = bool(visible) and bool(centroid_errors(mesh, truth, T, visible).max() < SUCCESS_MM)
     false = verdict == "pass" and not right
-    return {"err": np.zeros(0), "ok": not false, "false": false, "verdict": verdict, "s": dt, "cpu": cpu,
-            "in_fov": False}  # fmt: skip
+    return {"err": np.zeros(0), "ok": not false, "false": false, "wrong": not right, "verdict": verdict, "s": dt,
+            "cpu": cpu, "in_fov": False}  # fmt: skip
 
 
 def peer(ios_points: np.ndarray, surface_points: np.ndarray, surface_normals: np.ndarray) -> np.ndarray:
@@ -142,6 +146,7 @@ def _stats(rows: list[dict], with_qc: bool) -> dict[str, Any]:
         "s_per_jaw": float(sum(r["s"] for r in rows) / jaws) if jaws else None,
         "cpu_s_per_jaw": float(sum(r["cpu"] for r in rows) / jaws) if jaws else None,
         "false_pass": int(sum(r["false"] for r in rows)) if with_qc else None,
+        "false_review": int(sum(r["verdict"] == "review" and r["wrong"] for r in rows)) if with_qc else None,
         "verdicts": {v: sum(r["verdict"] == v for r in rows) for v in ("pass", "review", "fail", "error")},
         "jaws": jaws,
         "jaws_outside_fov": sum(not r["in_fov"] for r in rows),
@@ -212,6 +217,11 @@ def main() -> None:
     parser.add_argument("--peer", action="store_true", help="also run the Open3D FPFH+RANSAC+ICP baseline")
     parser.add_argument("--verbose", action="store_true", help="one line per jaw (on stderr)")
     parser.add_argument("--paths", default=",".join(PATHS), help=f"comma-separated subset of: {', '.join(PATHS)}")
+    parser.add_argument(
+        "--field-mm",
+        help="CBCTs in a clinical field of view: 'clinical' (160,160,110) or X,Y,Z mm (skips the posed conditions "
+        f"{', '.join(POSED)}, which cannot be placed in one)",
+    )
     args = parser.parse_args()
     names = list(NAMES) if args.conditions == "all" else [c.strip() for c in args.conditions.split(",") if c.strip()]
     unknown = [c for c in names if c not in NAMES]
@@ -220,7 +230,10 @@ def main() -> None:
     paths = tuple(q.strip() for q in args.paths.split(",") if q.strip())
     if not paths or set(paths) - set(PATHS):
         parser.error(f"unknown paths {sorted(set(paths) - set(PATHS))}; known: {', '.join(PATHS)}")
-    config = SynthConfig(spacing_mm=args.spacing, ios_noise_mm=0.02)
+    field = parse_field(args.field_mm) if args.field_mm else None
+    if field is not None:
+        names = [c for c in names if c not in POSED]
+    config = SynthConfig(spacing_mm=args.spacing, ios_noise_mm=0.02, field_mm=field)
     out: dict[str, dict] = {"conditions": {}}
     for name in names:
         t0 = time.perf_counter()
@@ -237,10 +250,13 @@ def main() -> None:
                     f"  {path:26s} success {100 * (s['success_rate'] or 0):5.1f}%  median {s['median_um'] or 0:8.1f}"
                     f" µm  p95 {s['p95_um'] or 0:8.1f} µm  {s['s_per_jaw'] or 0:.2f} s/jaw"
                     f" ({s['cpu_s_per_jaw'] or 0:.2f} s CPU)  false pass "
-                    f"{s['false_pass']}  {s['verdicts']}  outside FOV {s['jaws_outside_fov']}/{s['jaws']}",
+                    f"{s['false_pass']}  false review {s['false_review']}  {s['verdicts']}"
+                    f"  outside FOV {s['jaws_outside_fov']}/{s['jaws']}",
                     flush=True,
                 )
-    out["meta"] = {"patients": args.patients, "seed": args.seed, "spacing_mm": args.spacing, "threads": 1}
+    out["meta"] = {
+        "patients": args.patients, "seed": args.seed, "spacing_mm": args.spacing, "threads": 1, "field_mm": field,
+    }  # fmt: skip
     if args.json:
         print(json.dumps(out, indent=1))
 

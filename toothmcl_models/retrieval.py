@@ -150,7 +150,7 @@ def retrieval(
     """Top-1 retrieval both ways over the held-out ``splits``' paired patients (model in eval mode)."""
     reader = open_version(store, version)
     cases = sorted({c for s in splits for c in split_cases(reader, s)})
-    registered = {(r["pseudonym"], r["jaw"]) for r in reader.table("registrations").to_pylist()}
+    registered = reader.registered(stream.verdicts)
     crowns = paired_crowns(reader, cases)
     was_training = model.training
     model.eval()

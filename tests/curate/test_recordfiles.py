@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pytest
+from zarr.core.buffer import cpu
+from zarr.core.sync import sync
 
 from toothmcl_data.curate.recordfiles import RECORDS, load_records, save_record
 from toothmcl_data.synth.config import SynthConfig
@@ -28,3 +32,50 @@ def test_records_round_trip_one_at_a_time(tmp_path: Path) -> None:
         np.testing.assert_array_equal(
             got.registrations["upper"].world_from_ios, want.registrations["upper"].world_from_ios
         )
+
+
+def test_saved_record_carries_its_content_hash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The content hash is computed when the case's task saves the record and travels in its pickle: the publish
+    that loads it does not hash the case's arrays again."""
+    from toothmcl_data.store import case_content_hash
+    from toothmcl_data.store import records as store_records
+
+    patient = make_patient(SynthConfig(spacing_mm=1.2, ios_resolution_mm=1.0), np.random.default_rng(4))
+    path = save_record(synth_record(patient, "P000"), tmp_path)
+    (back,) = load_records([str(path)])
+    want = case_content_hash(back)
+
+    def refuse(record: object) -> str:
+        raise AssertionError("hashed again")
+
+    monkeypatch.setattr(store_records, "case_content_hash", refuse)
+    assert back.content_hash == want
+
+
+def test_saved_records_publish_the_same_version(tmp_path: Path) -> None:
+    """Records saved with their arrays encoded (for the store's layout, or for another one, which publish then
+    ignores) publish the version the plain records publish: same content hash, same stored objects."""
+    from toothmcl_data.store import LayoutConfig, publish
+    from toothmcl_data.store.repo import open_repo
+
+    patient = make_patient(SynthConfig(spacing_mm=1.2, ios_resolution_mm=1.0), np.random.default_rng(4))
+    records = [synth_record(patient, name) for name in ("P000", "P001")]
+    saved = [str(save_record(r, tmp_path / "w")) for r in records]
+    other = [str(save_record(r, tmp_path / "o", layout=LayoutConfig(volume_shard=64))) for r in records]
+    assert all(r.encoded is not None for r in load_records(saved))
+    infos = [
+        publish(tmp_path / name, source, message="m")
+        for name, source in (("plain", records), ("saved", load_records(saved)), ("other", load_records(other)))
+    ]
+    assert len({i.content_hash for i in infos}) == 1
+
+    def objects(name: str) -> dict[str, bytes]:
+        store = open_repo(tmp_path / name).readonly_session("main").store
+        keys = sync(_keys(store))
+        return {k: sync(store.get(k, cpu.buffer_prototype)).to_bytes() for k in keys if "/c/" in k or "cases" in k}
+
+    assert objects("saved") == objects("plain") == objects("other")
+
+
+async def _keys(store: Any) -> list[str]:
+    return sorted([k async for k in store.list()])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -51,7 +52,7 @@ def test_ras_on_disk_lps_in_memory(tmp_path: Path) -> None:
 
 def test_header_text_and_determinism(tmp_path: Path) -> None:
     vol = _volume()
-    kwargs = {"descrip": "John Doe DOB 1975-03-02", "aux_file": "DOE^JOHN", "intent_name": "MR0048213"}
+    kwargs: dict[str, Any] = {"descrip": "John Doe DOB 1975-03-02", "aux_file": "DOE^JOHN", "intent_name": "MR0048213"}
     a = write_nifti(tmp_path / "a.nii.gz", vol, **kwargs)
     b = write_nifti(tmp_path / "b.nii.gz", vol, **kwargs)
     raw = a.read_bytes()
@@ -81,8 +82,9 @@ def test_uncompressed_nii(tmp_path: Path) -> None:
     ],
 )
 def test_header_text_refused(tmp_path: Path, field: str, value: str, message: str) -> None:
+    text: dict[str, Any] = {field: value}
     with pytest.raises(VolumeError, match=message):
-        write_nifti(tmp_path / "v.nii.gz", _volume(), **{field: value})
+        write_nifti(tmp_path / "v.nii.gz", _volume(), **text)
 
 
 def test_read_refusals(tmp_path: Path) -> None:
@@ -136,3 +138,55 @@ def test_round_trip_any_affine(
     np.testing.assert_array_equal(back.array, arr)
     np.testing.assert_allclose(back.affine, affine, atol=1e-4)  # sform is float32 on disk
     np.testing.assert_allclose(_load(path).affine, LPS_FROM_RAS @ affine, atol=1e-4)
+
+
+def test_gzipped_nifti_is_decompressed_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The header check and the voxels share one decompression (it was two: one to count the stream's bytes,
+    one in nibabel): the bytes inflated stay about the file's own size."""
+    import zlib
+
+    arr = np.random.default_rng(1).integers(-1000, 3000, size=(40, 30, 20)).astype(np.int16)
+    path = write_nifti(tmp_path / "v.nii.gz", Volume(arr, np.eye(4)))
+    inflated = [0]
+    real = zlib.decompressobj
+
+    class Counting:
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            self._d = real(*args, **kwargs)
+
+        def decompress(self, data: bytes, max_length: int = 0) -> bytes:
+            out = self._d.decompress(data, max_length)
+            inflated[0] += len(out)
+            return out
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self._d, name)
+
+    monkeypatch.setattr(zlib, "decompressobj", Counting)
+    np.testing.assert_array_equal(read_nifti(path).array, arr)
+    assert arr.nbytes <= inflated[0] < 1.1 * (arr.nbytes + 352)
+
+
+def test_gzipped_nifti_without_its_end_is_refused(tmp_path: Path) -> None:
+    """All voxels present but the gzip trailer (checksum, size) cut off: still refused, as before the voxels were
+    read from the one decompression."""
+    good = write_nifti(tmp_path / "good.nii.gz", _volume())
+    cut = tmp_path / "cut.nii.gz"
+    cut.write_bytes(good.read_bytes()[:-6])
+    with pytest.raises(VolumeError, match=r"cannot read NIfTI file .*cut\.nii\.gz: EOFError"):
+        read_nifti(cut)
+
+
+def test_gzip_strategy_rle_is_valid_and_default_matches_gzip_module(tmp_path: Path) -> None:
+    import zlib
+
+    arr = np.random.default_rng(2).integers(-1000, 3000, size=(30, 20, 10)).astype(np.int16)
+    arr[:, :, :4] = 0
+    vol = Volume(arr, np.eye(4))
+    plain = write_nifti(tmp_path / "v.nii", vol).read_bytes()
+    default = write_nifti(tmp_path / "d.nii.gz", vol, compresslevel=1).read_bytes()
+    rle = write_nifti(tmp_path / "r.nii.gz", vol, compresslevel=1, strategy=zlib.Z_RLE).read_bytes()
+    assert default == gzip.compress(plain, compresslevel=1, mtime=0)
+    assert rle != default
+    assert gzip.decompress(rle) == plain
+    np.testing.assert_array_equal(read_nifti(tmp_path / "r.nii.gz").array, arr)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from scipy import ndimage
 from typer.testing import CliRunner
 
 from toothmcl_data.cli.app import app
@@ -16,11 +17,11 @@ from toothmcl_data.errors import InputError, InputNotFoundError
 from toothmcl_data.io.meshwrite import write_ply
 from toothmcl_data.io.teeth3ds import write_teeth3ds_json
 from toothmcl_data.io.volume import write_nifti
-from toothmcl_data.register import register_jaw
+from toothmcl_data.register import figures, register_jaw
 from toothmcl_data.register.figures import plane_contour, registration_png
 from toothmcl_data.register.surface import ToothSurface
 from toothmcl_data.synth.patient import SyntheticPatient
-from toothmcl_data.types import LPS_FROM_RAS
+from toothmcl_data.types import LPS_FROM_RAS, apply_transform
 
 runner = CliRunner()
 
@@ -58,6 +59,57 @@ def test_registration_png_of_a_scan_registered_far_off(
         assert img.size == (960, 800)
         pixels = np.asarray(img.convert("RGB")).astype(int)
     assert pixels.std() > 20  # slices are drawn, not an empty frame
+
+
+def test_registration_png_reads_as_before(
+    tmp_path: Path, coarse_patient: SyntheticPatient, labelled_surface: ToothSurface
+) -> None:
+    """The picture drawn without matplotlib keeps its parts: title lines, four framed panels, letters, contour."""
+    p = coarse_patient
+    reg = register_jaw(p.cbct, p.ios["lower"], cbct_labels=p.cbct_labels, surface=labelled_surface)
+    with Image.open(registration_png(p.cbct, p.ios["lower"], reg, tmp_path / "a.png", title="P001 · lower")) as img:
+        px = np.asarray(img.convert("RGB")).astype(int)
+    dark = np.all(px < 90, axis=2)
+    assert dark[:40].sum() > 500  # two title lines above the panels
+    yellow = (px[..., 0] > 200) & (px[..., 1] > 200) & (px[..., 2] < 80)
+    assert yellow[:, :480].sum() > 100  # R, L, A, P on the left
+    assert yellow[:, 480:].sum() > 40  # R, L on the right
+    cyan = (px[..., 0] < 60) & (px[..., 1] > 180) & (px[..., 2] > 200)
+    tinted = px[..., 2] - px[..., 0] > 60  # half-transparent cyan over grey
+    assert tinted[400:, 480:].sum() > 100  # crown points on the panorama
+    assert cyan[:400].sum() > 300  # contours on the slices
+    rows = np.flatnonzero(dark.sum(axis=1) > 300)  # the panels' top and bottom edges
+    assert len(rows) >= 4
+
+
+def test_panorama_is_the_trilinear_maximum_across_the_arch(coarse_patient: SyntheticPatient) -> None:
+    p = coarse_patient
+    mesh = p.ios["upper"]
+    assert mesh.labels is not None
+    crown = apply_transform(p.world_from_ios["upper"], mesh.vertices)[mesh.labels > 0]
+    off_grid = []
+    for shift in (0.0, 25.0):  # further beyond the grid (x): more samples off it, which are WINDOW[0]
+        c = crown + np.array([shift, 0.0, 0.0])
+        heights = (float(c[:, 2].min() - 12), float(c[:, 2].max() + 12))
+        got, xs, (z0, z1) = figures._panorama(p.cbct, c, heights)
+        coef = np.polyfit(c[:, 0], c[:, 1], 2)
+        slope = np.polyval(np.polyder(coef), xs)
+        normal = np.stack([-slope, np.ones_like(slope)], axis=1) / np.hypot(slope, 1)[:, None]
+        step = min(p.cbct.spacing)
+        zs = np.linspace(z0, z1, got.shape[0])
+        best = np.full(got.shape, -np.inf)
+        for off in np.arange(-figures.PANORAMA_BAND_MM, figures.PANORAMA_BAND_MM + step / 2, step):
+            x, z = np.meshgrid(xs + off * normal[:, 0], zs)
+            y = np.broadcast_to(np.polyval(coef, xs) + off * normal[:, 1], x.shape)
+            ijk = p.cbct.index_from_world(np.stack([x, y, z], axis=-1).reshape(-1, 3))
+            vals = ndimage.map_coordinates(
+                p.cbct.array, ijk.T, output=np.float64, order=1, mode="constant", cval=figures.WINDOW[0]
+            ).reshape(got.shape)
+            best = np.maximum(best, vals)
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, best, atol=0.01)
+        off_grid.append(np.mean(got == figures.WINDOW[0]))
+    assert off_grid[1] > off_grid[0] + 0.1
 
 
 def _write_case(tmp_path: Path, p: SyntheticPatient) -> tuple[Path, Path, Path]:

@@ -74,7 +74,7 @@ def test_edge_sharpness_of_a_blurred_step(sigma_mm: float) -> None:
     """A step blurred by a Gaussian of σ mm has the slope contrast / (σ √(2π)) at its half-way crossing."""
     from scipy import ndimage
 
-    from toothmcl_data.register.surface import refine_along_normals
+    from toothmcl_data.register.isosurface import refine_along_normals
 
     spacing = 0.2
     image = np.zeros((80, 8, 8), dtype=np.float32)

@@ -4,13 +4,17 @@ are written and cleared in whole shards."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
+import pytest
 import zarr
 from zarr.storage import MemoryStore
 
+from toothmcl_data.errors import StoreError
 from toothmcl_data.geometry import vertex_normals
 from toothmcl_data.store import layout as lay
-from toothmcl_data.store.casewrite import clear_pair_slots, write_case_arrays, write_pair_slots
+from toothmcl_data.store.casewrite import clear_pair_slots, copy_case, encode_case, write_case_arrays, write_pair_slots
 from toothmcl_data.store.records import CaseRecord
 from toothmcl_data.types import Case, Mesh, Registration, ToothPair, Volume
 
@@ -104,3 +108,53 @@ def test_pair_slots_are_written_padded_to_a_shard_and_cleared() -> None:
     np.testing.assert_array_equal(fdi[...], [31, 0, 0, 0, 0, 0, 0, 0, 21, 0, 0, 0])
     world = zarr.open_array(store, path="pairs/world_from_crop", mode="r")
     assert not world[4:8].any()
+
+
+def _objects(store: MemoryStore) -> dict[str, bytes]:
+    return {k: v.to_bytes() for k, v in store._store_dict.items()}
+
+
+def test_encoded_case_copies_to_the_same_objects_as_writing_it() -> None:
+    """encode_case (in the case's task) + copy_case (at publish) leave exactly the objects write_case_arrays +
+    write_pair_slots leave — every key, every byte — at any shard-aligned first slot, also over an old case."""
+    pairs = [_pair(13, 3), _pair(11, 1), _pair(12, 2), _pair(14, 4), _pair(15, 0)]  # the second shard's crop: 0s
+    record = replace(_record(jaws=("upper", "lower")), pairs=[replace(p, case="A") for p in pairs])
+    encoded = replace(record, encoded=encode_case(record, CONFIG))
+    assert encoded.encoded is not None
+    assert encoded.encoded.layout == CONFIG.to_dict()
+    assert encoded.encoded.pairs["cbct_crop"][1] is None  # nothing stored for a shard of fill values
+    written, copied = MemoryStore(), MemoryStore()
+    for store in (written, copied):
+        lay.create_pair_arrays(store, (3, 2, 2), 5, CONFIG, n_slots=16)
+        write_case_arrays(store, _record(jaws=("upper",)), "0" * 64, 4, CONFIG)  # an old version of the case
+        write_pair_slots(store, [_pair(21, 7)] * 8, 4, CONFIG)
+    write_case_arrays(written, record, "h" * 64, 4, CONFIG)
+    write_pair_slots(written, sorted(record.pairs, key=lambda p: p.fdi), 4, CONFIG)
+    copy_case(copied, encoded, "h" * 64, 4, CONFIG)
+    assert _objects(copied) == _objects(written)
+    other = lay.LayoutConfig(volume_chunk=8, volume_shard=8, pairs_per_shard=4)
+    with pytest.raises(StoreError, match=r"case A: no arrays encoded with the store's layout .*write_case_arrays"):
+        copy_case(copied, encoded, "h" * 64, 4, other)
+
+
+def test_batched_volume_write_stores_what_zarrs_default_stores() -> None:
+    """create_volume encodes WRITE_BATCH chunks per batch: the same objects as zarr's default of one."""
+    data = np.random.default_rng(3).integers(-1000, 3000, size=(40, 20, 12)).astype(np.int16)
+    data[:16] = 0  # whole chunks of fill value: not stored either way
+    batched, default = MemoryStore(), MemoryStore()
+    lay.create_volume(batched, "v", data, CONFIG, {})
+    with zarr.config.set({"codec_pipeline.batch_size": 1}):
+        arr = zarr.create_array(
+            default,
+            name="v",
+            shape=data.shape,
+            dtype=data.dtype,
+            chunks=(8, 8, 8),
+            shards=(16, 16, 16),
+            compressors=lay.compressor(CONFIG, data.dtype),
+            fill_value=0,
+            attributes={},
+        )
+        arr[...] = data
+    assert lay.WRITE_BATCH > 1
+    assert _objects(batched) == _objects(default)

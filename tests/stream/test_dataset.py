@@ -13,6 +13,7 @@ from scipy.spatial import cKDTree
 
 from tests.stream.conftest import field
 from toothmcl_data.errors import ConfigError
+from toothmcl_data.fdi.teeth import tooth
 from toothmcl_data.store import open_version
 from toothmcl_data.stream.augment import AugmentConfig
 from toothmcl_data.stream.dataset import (
@@ -150,3 +151,61 @@ def test_stream_config_validation_and_round_trip(kwargs: dict, message: str) -> 
         StreamConfig(**kwargs)
     config = StreamConfig(crop_shape=(32, 16, 8), augment=AugmentConfig(mirror_probability=0.5))
     assert StreamConfig.from_dict(config.to_dict()) == config
+
+
+@pytest.fixture(scope="module")
+def verdict_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """P0000 passes both jaws; P0001's lower registration failed (its transform 40 mm off); P0002's upper went to
+    review. Every case keeps its tooth pairs (as a hand-made record may), so only the verdicts can tell them."""
+    from dataclasses import replace
+
+    from tests.store.conftest import records
+    from toothmcl_data.store import publish
+
+    moved = np.eye(4)
+    moved[:3, 3] = (40.0, 0.0, 0.0)
+    out = []
+    for record in records(3):
+        regs = dict(record.registrations)
+        if record.pseudonym == "P0001":
+            regs["lower"] = replace(regs["lower"], world_from_ios=moved @ regs["lower"].world_from_ios, verdict="fail")
+        if record.pseudonym == "P0002":
+            regs["upper"] = replace(regs["upper"], verdict="review")
+        out.append(replace(record, registrations=regs))
+    path = tmp_path_factory.mktemp("verdicts") / "store"
+    publish(path, out, message="one failed and one reviewed jaw")
+    return path
+
+
+def _pair_jaws(dataset: PairDataset) -> set[tuple[str, str]]:
+    arrays = dataset.version.pairs()
+    fdi = arrays.index["fdi"]
+    return {(dataset._case_of[s], tooth(int(fdi[s])).jaw) for s in dataset._slots}
+
+
+def test_streams_never_use_a_failed_registration(verdict_store: Path) -> None:
+    from toothmcl_data.stream.jaws import JawDataset
+
+    config = StreamConfig(crop_shape=(8, 8, 8), points=50)
+    cases = CaseDataset(verdict_store, split=None, config=config)
+    assert cases._cases == ["P0000", "P0002"]  # P0001's lower jaw failed: no case sample places it
+    assert ("P0001", "lower") not in _pair_jaws(PairDataset(verdict_store, split=None, config=config))
+    assert ("P0002", "upper") in _pair_jaws(PairDataset(verdict_store, split=None, config=config))
+    jaws = JawDataset(verdict_store, split=None, config=config, cases=["P0001"])
+    version = open_version(verdict_store)
+    for i, (case, jaw) in enumerate(jaws.samples):
+        sample = jaws[i]
+        mesh = version.ios(case, jaw)
+        T = version.registration(case, jaw).world_from_ios if jaw == "upper" else np.eye(4)  # failed: scan frame
+        expected = apply_transform(T, mesh.vertices[field(sample, "vertex_index")])
+        np.testing.assert_allclose(field(sample, "points").numpy()[:, :3], expected, atol=1e-4)
+
+
+def test_streams_can_leave_reviewed_jaws_out(verdict_store: Path) -> None:
+    config = StreamConfig(crop_shape=(8, 8, 8), points=50, verdicts=("pass",))
+    assert CaseDataset(verdict_store, split=None, config=config)._cases == ["P0000"]
+    pair_jaws = _pair_jaws(PairDataset(verdict_store, split=None, config=config))
+    assert ("P0002", "upper") not in pair_jaws
+    assert ("P0002", "lower") in pair_jaws
+    with pytest.raises(ConfigError, match="never streamed"):
+        StreamConfig(verdicts=("pass", "fail"))

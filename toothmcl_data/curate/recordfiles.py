@@ -5,17 +5,26 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from toothmcl_data.heap import release_memory
-from toothmcl_data.store import CaseRecord
+from toothmcl_data.store import CaseRecord, LayoutConfig
+from toothmcl_data.store.casewrite import encode_case
 
 RECORDS = "records"
 """Folder of the record files under the working folder."""
 
 
-def save_record(record: CaseRecord, work: Path) -> Path:
-    """Write ``record`` to ``work/records/<pseudonym>.pkl`` atomically (a temporary file renamed); returns the path."""
+def save_record(record: CaseRecord, work: Path, *, layout: LayoutConfig | None = None) -> Path:
+    """Write ``record`` to ``work/records/<pseudonym>.pkl`` atomically (a temporary file renamed); returns the path.
+
+    What the serial publish would otherwise compute is done here, in the case's task while its arrays are in
+    memory, and saved with the record: its content hash (:attr:`~toothmcl_data.store.CaseRecord.content_hash`) and
+    its arrays encoded for a store of ``layout`` (default: the default layout; ``CaseRecord.encoded``, which a
+    publish into a store of another layout ignores)."""
+    record = replace(record, encoded=encode_case(record, layout or LayoutConfig()))
+    record.content_hash  # noqa: B018 (computed once and kept in the record's pickle)
     path = work / RECORDS / f"{record.pseudonym}.pkl"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")

@@ -306,14 +306,12 @@ def _to_array(order: list[_Slice]) -> NDArray[np.generic]:
     return stack
 
 
-_BLOCK = 32
-"""Columns transposed at once by :func:`_stack_ijk` (a block of slices' rows stays in cache)."""
-
-
 def _stack_ijk(order: list[_Slice], dtype: type[np.generic]) -> NDArray[np.generic]:
     """The slices' values (rows, cols) as one C-ordered (cols, rows, K) array of ``dtype``: stacked slice by
-    slice (contiguous writes), then transposed a block of columns at a time — writing each slice transposed
-    into ``[:, :, k]`` directly strides through the whole volume per pixel, several times slower."""
+    slice (contiguous writes), then transposed one row at a time — each row is a (K, cols) plane whose transpose
+    lands in ``out[:, j, :]``. Writing each slice transposed into ``[:, :, k]`` directly strides through the whole
+    volume per pixel, several times slower; blocks of 32 columns (the earlier way) take twice as long as rows
+    (0.12 against 0.06 s CPU for 401 × 401 × 276 int16)."""
     rows, cols = order[0].rows, order[0].cols
     stack = np.empty((len(order), rows, cols), dtype=dtype)
     for k, s in enumerate(order):
@@ -322,8 +320,8 @@ def _stack_ijk(order: list[_Slice], dtype: type[np.generic]) -> NDArray[np.gener
         else:
             stack[k] = s.values()
     out = np.empty((cols, rows, len(order)), dtype=dtype)
-    for i in range(0, cols, _BLOCK):
-        out[i : i + _BLOCK] = stack[:, :, i : i + _BLOCK].transpose(2, 1, 0)
+    for j in range(rows):
+        out[:, j, :] = stack[:, j, :].T
     return out
 
 

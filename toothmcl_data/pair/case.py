@@ -45,7 +45,11 @@ class PairResult:
 
 @dataclass(frozen=True, eq=False)
 class _Jaw:
-    """One registered scan in CBCT world: vertices/normals (n, 3) LPS mm, effective FDI labels (n,)."""
+    """One registered scan in CBCT world: vertices/normals (n, 3) LPS mm, effective FDI labels (n,).
+
+    Without a CBCT label map only the scan's crown vertices (labels > 0) are looked at again, so only their
+    ``normals`` and ``bright`` are computed (the others are (0, 0, 0) and False); with one, ``bright`` is not
+    read (all False) and every normal is computed (the label transfer from the CBCT needs them)."""
 
     jaw: Jaw
     registration: Registration
@@ -66,12 +70,18 @@ def _register_view(
         raise RegistrationError(f"case {case.pseudonym}: no CBCT")
     T = reg.world_from_ios
     v = apply_transform(T, mesh.vertices)
-    n = vertex_normals(mesh) @ T[:3, :3].T
     flags: list[str] = []
     from_cbct = None
+    bright = np.zeros(len(v), dtype=bool)
     if case.cbct_labels is not None:
+        n = vertex_normals(mesh) @ T[:3, :3].T
         from_cbct = transfer.labels_from_cbct(cbct, case.cbct_labels, v, n, surface.level, config.surface_gate_mm)
-    bright = transfer.tooth_bright(cbct, v, n, surface.level, config.surface_gate_mm)
+    else:
+        crown = np.flatnonzero(mesh.labels > 0) if mesh.labels is not None else np.zeros(0, dtype=np.intp)
+        n = np.zeros_like(v)
+        n[crown] = vertex_normals(mesh, crown)  # the same rows as the whole scan's normals
+        n = n @ T[:3, :3].T  # rotated as a whole: each row's arithmetic as before
+        bright = transfer.tooth_bright(cbct, v, n, surface.level, config.surface_gate_mm, where=crown)
     findings: dict[int, list[str]] = {}
     if mesh.labels is not None and np.any(mesh.labels > 0):
         labels = np.asarray(mesh.labels, dtype=np.int16)
@@ -119,25 +129,28 @@ def _label_crop(case: Case, world_from_crop: NDArray[np.float64], config: PairCo
 
 def transferred_label_map(
     cbct: Volume, views: list[_Jaw], paired: set[int], level: float, config: PairConfig
-) -> Volume | None:
+) -> tuple[Volume | None, set[int]]:
     """A CBCT tooth label map from the registered IOS labels of the ``paired`` teeth (FDI codes): tooth voxels
     within ``config.project_mm`` of such a crown vertex take the label of the nearest one (both jaws at
     once, so teeth in occlusion split at the middle). Unpaired teeth (inconsistent, not in the CBCT, failed
     registration) are left out: their identity is not trusted. Voxels count as tooth above
     :func:`transfer.inner_level` (between the surface level and the crowns' own value: not the alveolar bone).
-    Same grid as ``cbct`` (int16); None if empty."""
+    Returns the map — same grid as ``cbct`` (int16); None if empty — and the FDI codes it holds."""
     keep = [np.isin(v.labels, sorted(paired)) for v in views]
     crowns = np.concatenate([v.vertices[k] for v, k in zip(views, keep, strict=True)]) if views else np.zeros((0, 3))
     if len(crowns) == 0:
-        return None
+        return None, set()
     normals = np.concatenate([v.normals[k] for v, k in zip(views, keep, strict=True)])
     labels = np.concatenate([v.labels[k] for v, k in zip(views, keep, strict=True)])
     threshold = transfer.inner_level(cbct, crowns, normals, level)
     box = transfer.box_around(cbct, crowns, config.project_mm)
     part = transfer.labels_from_ios(cbct, crowns, labels, threshold, config.project_mm, box=box)
+    placed = {int(f) for f in np.unique(part) if f > 0}  # the box only: the map is 0 outside it
+    if not placed:
+        return None, placed
     out = np.zeros(cbct.shape, dtype=np.int16)
     out[box] = part
-    return Volume(out, cbct.affine) if out.any() else None
+    return Volume(out, cbct.affine), placed
 
 
 def _tooth(
@@ -270,10 +283,11 @@ def pair_case(
         for jaw, v in views.items()
     }
     flags = tuple(sorted({f"{jaw}:{f}" for jaw, v in views.items() for f in v.flags}))
-    label_map, source = case.cbct_labels, "cbct"
+    label_map, source, placed = case.cbct_labels, "cbct", set(boxes)  # boxes: one per FDI code in the map
     if label_map is None:
         paired = {int(r["fdi"]) for r in rows if r["paired"]}
-        label_map, source = transferred_label_map(case.cbct, list(views.values()), paired, surface.level, config), "ios"
+        label_map, placed = transferred_label_map(case.cbct, list(views.values()), paired, surface.level, config)
+        source = "ios"
         if label_map is not None:
             crops = {
                 p.fdi: resample(
@@ -282,7 +296,6 @@ def pair_case(
                 for p in pairs
             }
             pairs = [replace(p, label_crop=crops[p.fdi]) for p in pairs]
-    placed = set() if label_map is None else {int(f) for f in np.unique(np.asarray(label_map.array)) if f > 0}
     for row in rows:
         row["cbct_label_source"] = source if int(row["fdi"]) in placed else None
     log.debug("case %s: %d pairs of %d teeth", case.pseudonym, len(pairs), len(rows))

@@ -29,11 +29,14 @@ def beyond_grid_mm(volume: Volume, points: NDArray[np.float64]) -> NDArray[np.fl
 
 
 def label_boxes(labels: Volume) -> dict[int, tuple[NDArray[np.float64], NDArray[np.float64]]]:
-    """Per FDI tooth in the label map: the centre of its bounding box and its extent, both (3,) LPS mm."""
+    """Per FDI tooth in the label map: the centre of its bounding box and its extent, both (3,) LPS mm. Its keys
+    are the label map's positive values (the FDI codes it holds)."""
     lab = np.asarray(labels.array)
     top = int(lab.max()) if lab.size else 0
+    if not np.issubdtype(lab.dtype, np.integer):  # find_objects reads any integer type as it is (no copy)
+        lab = lab.astype(np.int32)
     out: dict[int, tuple[NDArray[np.float64], NDArray[np.float64]]] = {}
-    for fdi, box in enumerate(ndimage.find_objects(lab.astype(np.int32), max_label=top), start=1):
+    for fdi, box in enumerate(ndimage.find_objects(lab, max_label=top), start=1):
         if box is None:
             continue
         first = np.array([b.start for b in box], dtype=np.float64)

@@ -42,18 +42,30 @@ _EXACT = {np.dtype(t) for t in (np.int8, np.uint8, np.int16, np.uint16, np.float
 
 
 def tooth_bright(
-    cbct: Volume, vertices: NDArray[np.float64], normals: NDArray[np.float64], level: float, gate_mm: float
+    cbct: Volume,
+    vertices: NDArray[np.float64],
+    normals: NDArray[np.float64],
+    level: float,
+    gate_mm: float,
+    where: NDArray[np.intp] | None = None,
 ) -> NDArray[np.bool_]:
     """(n,) bool: the CBCT exceeds ``level`` within ``gate_mm`` of each vertex along its normal.
 
-    vertices, normals: (n, 3) LPS world mm / unit vectors (either orientation).
+    vertices, normals: (n, 3) LPS world mm / unit vectors (either orientation). where: (k,) indices of the only
+    vertices to judge (the others are False): the CBCT is sampled there alone, at the positions the whole scan's
+    computation gives them (the same answers).
     """
     image = exact_in_float32(cbct.array)
-    best = np.full(len(vertices), -np.inf, dtype=np.float32)
+    best = np.full(len(vertices) if where is None else len(where), -np.inf, dtype=np.float32)
     for s in np.linspace(-gate_mm, gate_mm, 5):
-        ijk = cbct.index_from_world(vertices + s * normals)
-        best = np.maximum(best, ndimage.map_coordinates(image, ijk.T, output=np.float32, order=1, mode="nearest"))
-    return np.asarray(best > level)
+        ijk = cbct.index_from_world(vertices + s * normals)  # every row: each one's arithmetic as for the whole scan
+        at = ijk if where is None else ijk[where]
+        best = np.maximum(best, ndimage.map_coordinates(image, at.T, output=np.float32, order=1, mode="nearest"))
+    if where is None:
+        return np.asarray(best > level)
+    out = np.zeros(len(vertices), dtype=bool)
+    out[where] = best > level
+    return out
 
 
 def inner_level(
@@ -75,6 +87,23 @@ def inner_level(
     ]
     tooth = float(np.median(np.maximum(*sides)))
     return 0.5 * (level + max(tooth, level))
+
+
+def nearest_within(
+    tree: cKDTree, points: NDArray[np.float64], reach: float
+) -> tuple[NDArray[np.float64], NDArray[np.intp]]:
+    """(n,) distance and index of the nearest tree point to each of ``points`` (n, 3), exactly what an unbounded
+    ``tree.query(points, k=1)`` gives wherever that distance is ≤ ``reach``; farther points get inf and ``tree.n``
+    (up to 1e-6 mm beyond ``reach``, the unbounded answer).
+
+    An unbounded query of a point far from every tree point (gingiva, palate: most of a scan) searches much of the
+    tree; a query bounded just beyond ``reach`` finds which points have a neighbour that near, and only those are
+    queried again unbounded, so their answers (ties included) are the unbounded query's own.
+    """
+    d, idx = tree.query(points, k=1, workers=1, distance_upper_bound=reach + 1e-6)  # strictly beyond ``reach``
+    close = np.flatnonzero(np.isfinite(d))
+    d[close], idx[close] = tree.query(points[close], k=1, workers=1)
+    return d, idx
 
 
 def labels_from_cbct(
@@ -102,16 +131,18 @@ def labels_from_cbct(
         return out
     offset = np.array([s.start for s in box], dtype=np.float64)
     centres = apply_transform(cbct_labels.affine, ijk + offset)
-    d, idx = cKDTree(centres).query(vertices, k=1, workers=1)
-    near = d <= gate_mm + float(max(cbct_labels.spacing))
-    bright = tooth_bright(cbct, vertices, normals, level, gate_mm)
-    hit = near & bright
-    out[hit] = lab[ijk[idx[hit], 0], ijk[idx[hit], 1], ijk[idx[hit], 2]]
+    reach = gate_mm + float(max(cbct_labels.spacing))
+    d, idx = nearest_within(cKDTree(centres), vertices, reach)
+    near = d <= reach
     # A vertex inside a labelled tooth (the scan's crown margin can dip under the tooth surface) takes its label.
     own = np.rint(cbct_labels.index_from_world(vertices) - offset).astype(int)
     inside = np.all((own >= 0) & (own < np.array(lab.shape)), axis=1)
     own_label = np.zeros(len(vertices), dtype=np.int16)
     own_label[inside] = lab[own[inside, 0], own[inside, 1], own[inside, 2]]
+    # brightness matters only for a vertex near a tooth's boundary or inside a tooth
+    bright = tooth_bright(cbct, vertices, normals, level, gate_mm, where=np.flatnonzero(near | (own_label > 0)))
+    hit = near & bright
+    out[hit] = lab[ijk[idx[hit], 0], ijk[idx[hit], 1], ijk[idx[hit], 2]]
     take = bright & (own_label > 0)
     out[take] = own_label[take]
     return out

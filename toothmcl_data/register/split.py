@@ -12,7 +12,8 @@ the teeth can be apart or in occlusion; none of this may be read off the volume 
    both jaws 80–100 %).
 3. **Split** of two jaws: a plane, fitted in the occlusal frame half-way between the down-facing (upper
    occlusal) and the up-facing (lower occlusal) points, separates them; it follows a tilted head and works for
-   closed bites, where the occlusal surfaces touch and there is no gap to find.
+   closed bites, where the occlusal surfaces touch and there is no gap to find. Facing points far on the other
+   jaw's side of that plane (walls below a crown's bulge) are dropped and the plane refitted.
 """
 
 from __future__ import annotations
@@ -29,6 +30,12 @@ FACING_COS = 0.7
 """|cos| between a normal and the up axis above which a point faces up or down (≈ 45°)."""
 ONE_JAW_RATIO = 0.25
 """Fewer points facing the minority way than this fraction of those facing the majority way: one jaw only."""
+UNDERCUT_MM = 2.0
+"""A facing point this far on its opposite jaw's side of the split plane is a crown wall below the crown's bulge, not
+an occlusal surface (a clinical-field patient with metal crowns: 943 of 3,120 down-facing points were on lower molar
+walls, 4.5 mm below the plane, and put 20 % of the crowns in the wrong jaw; without them 99.96 % are right)."""
+TRIM_ROUNDS = 8
+"""At most this many refits of the split plane while dropping such walls (it settles in 1–3)."""
 
 
 def up_axis(points: NDArray[np.float64], prior: NDArray[np.float64] | None = None) -> NDArray[np.float64]:
@@ -71,10 +78,16 @@ def jaw_split(points: NDArray[np.float64], normals: NDArray[np.float64], up: NDA
     h = local[:, 2]
     # Each occlusal set is fitted on its own; the split plane lies half-way between them. (A quadric, fitted to
     # occlusal sets that cover only part of the arch, extrapolates badly: 96.5 % vs 99.9 % of points right on a
-    # synthetic patient.)
-    coef = []
-    for sel in (down, rise):
-        c, *_ = np.linalg.lstsq(a[sel], h[sel], rcond=None)
-        coef.append(c)
-    surface = a @ (0.5 * (coef[0] + coef[1]))
+    # synthetic patient.) Not every facing point is occlusal: the undercut below a crown's bulge faces away from
+    # its jaw (a lower molar's lingual wall faces down). Points that lie beyond the split plane by more than
+    # ``UNDERCUT_MM`` are such walls; they are dropped and the plane refitted until no set changes.
+    for _ in range(TRIM_ROUNDS):
+        coef = [np.linalg.lstsq(a[sel], h[sel], rcond=None)[0] for sel in (down, rise)]
+        surface = a @ (0.5 * (coef[0] + coef[1]))
+        kept_down, kept_rise = down & (h > surface - UNDERCUT_MM), rise & (h < surface + UNDERCUT_MM)
+        if min(int(kept_down.sum()), int(kept_rise.sum())) < 3 or (
+            np.array_equal(kept_down, down) and np.array_equal(kept_rise, rise)
+        ):
+            break
+        down, rise = kept_down, kept_rise
     return np.asarray(h > surface)

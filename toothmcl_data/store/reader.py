@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Collection
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -235,6 +236,13 @@ class VersionReader:
         if f"registration/{jaw}" not in group:
             raise StoreError(f"store {self.store} version {self.id}: case {pseudonym} has no {jaw} registration")
         return registration_from_dict(_attrs(group[f"registration/{jaw}"]))
+
+    def registered(self, verdicts: Collection[str]) -> set[tuple[str, Jaw]]:
+        """(pseudonym, jaw) of every registration whose QC verdict is one of ``verdicts`` (``pass``, ``review``,
+        ``fail``): a published case keeps a failed jaw's transform for inspection, so readers that place a scan in
+        the CBCT's world ask for the verdicts they trust."""
+        rows = self.table("registrations").select(["pseudonym", "jaw", "verdict"]).to_pylist()
+        return {(r["pseudonym"], r["jaw"]) for r in rows if r["verdict"] in verdicts}
 
     def pairs(self) -> PairArrays:
         node = self.root.get("pairs")

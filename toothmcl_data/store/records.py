@@ -12,6 +12,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,9 @@ class CaseRecord:
     teeth: rows of the tooth table (one dict per tooth, JSON-able scalars or lists; no paths, no identity).
     attributes: extra per-case columns for the ``cases`` table (e.g. ``source``, ``scanner``) — what splits
         can be stratified by.
+    encoded: the case's arrays already encoded for the store (:func:`~toothmcl_data.store.casewrite.encode_case`,
+        made in the case's own task), which a publish with the same layout copies instead of encoding them; not
+        content (the content hash does not cover it).
     """
 
     case: Case
@@ -39,10 +43,33 @@ class CaseRecord:
     pairs: Sequence[ToothPair] = ()
     teeth: Sequence[Mapping[str, Any]] = ()
     attributes: Mapping[str, str | int | float | bool] = field(default_factory=dict)
+    encoded: EncodedCase | None = field(default=None, repr=False)
 
     @property
     def pseudonym(self) -> str:
         return self.case.pseudonym
+
+    @cached_property
+    def content_hash(self) -> str:
+        """:func:`case_content_hash` of this record, computed on first use and kept with the record (also through
+        pickling), so the case's own task can hash it while its arrays are in memory and the serial publish need
+        not hash it again. A record is immutable: its arrays must not change once it is built."""
+        return case_content_hash(self)
+
+
+@dataclass(frozen=True, eq=False)
+class EncodedCase:
+    """What writing one case into a store makes, made ahead: stored objects (zarr metadata and shards) by key.
+
+    layout: the :class:`~toothmcl_data.store.layout.LayoutConfig` (as a dict) they were encoded with — a store with
+    another layout encodes the case itself; arrays: key below ``cases/<pseudonym>/`` (e.g. ``cbct/c/0/0/0``) →
+    bytes, everything of the case but its own group (whose attributes name its pair slots, known at publish);
+    pairs: per pair array, the bytes of each shard of the case's slots, counted from its first slot (None where
+    the shard holds only the fill value: nothing is stored for it)."""
+
+    layout: Mapping[str, int]
+    arrays: Mapping[str, bytes]
+    pairs: Mapping[str, Sequence[bytes | None]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ Incremental against ``base``: a case whose content hash equals the base's is not
 their slots); a changed case is rewritten, a case not written (nor ``keep``-ed) is dropped, its arrays and pair
 slots cleared. Nothing is visible to readers until the commit, which Icechunk makes atomic: a writer killed at
 any moment leaves the previous version as it was (orphaned chunks are removed by ``gc``). A publish whose content
-hash equals the base's makes no new commit.
+hash equals the base's makes no new commit. A record whose arrays were encoded in its own task
+(``CaseRecord.encoded``, for this store's layout) is copied in, not encoded again.
 """
 
 from __future__ import annotations
@@ -27,13 +28,12 @@ import zarr
 
 from toothmcl_data.errors import StoreError, ToothmclError
 from toothmcl_data.store import layout as lay
-from toothmcl_data.store.casewrite import clear_pair_slots, write_case_arrays, write_pair_slots
+from toothmcl_data.store.casewrite import clear_pair_slots, copy_case, write_case_arrays, write_pair_slots
 from toothmcl_data.store.contents import build_tables, encode_tables, write_tables_and_card
 from toothmcl_data.store.guard import exclusive, store_lock_path, write_error
 from toothmcl_data.store.records import (
     CaseRecord,
     Provenance,
-    case_content_hash,
     sorted_pairs,
     validate_record,
 )
@@ -147,9 +147,10 @@ class Writer:
 
     # --------------------------------------------------------------------------------------------- writing
     def write_case(self, record: CaseRecord) -> str:
-        """Write one case (or skip it when unchanged since the base); returns its content hash."""
+        """Write one case (or skip it when unchanged since the base); returns its content hash
+        (:attr:`CaseRecord.content_hash`: not computed again when the record carries it already)."""
         p = record.pseudonym
-        h = case_content_hash(record)
+        h = record.content_hash
         with self._lock:
             if p in self._state.seen:
                 raise StoreError(f"case {p}: written twice in one publish; each pseudonym must appear once")
@@ -166,9 +167,13 @@ class Writer:
             self._clear_case(p)
         pairs = sorted_pairs(record.pairs)
         start = self._allocate(pairs, reuse=old)
-        write_case_arrays(self._zstore, record, h, start, self.layout)
-        if pairs:
-            write_pair_slots(self._zstore, pairs, start, self.layout)
+        encoded = record.encoded
+        if encoded is not None and dict(encoded.layout) == self.layout.to_dict():
+            copy_case(self._zstore, record, h, start, self.layout)  # encoded in the case's task already
+        else:
+            write_case_arrays(self._zstore, record, h, start, self.layout)
+            if pairs:
+                write_pair_slots(self._zstore, pairs, start, self.layout)
         rows = case_rows(record, h, start)
         with self._lock:
             self._state.written += 1

@@ -33,6 +33,7 @@ from torch.utils.data import Dataset
 
 from toothmcl_data.configdict import config_from_dict, config_to_dict
 from toothmcl_data.errors import ConfigError
+from toothmcl_data.fdi.teeth import tooth
 from toothmcl_data.geometry import crop_grid, resample, sample_vertices
 from toothmcl_data.store import open_version
 from toothmcl_data.stream.augment import AugmentConfig, augment_pair, draw_motion, move_crop, move_points
@@ -53,9 +54,20 @@ class StreamConfig:
     seed: int = 0
     augment: AugmentConfig | None = None
     """None: no augmentation (evaluation)."""
+    verdicts: tuple[str, ...] = ("pass", "review")
+    """QC verdicts of the registrations a stream trusts: a scan is placed in the CBCT's world, and its teeth's
+    pairs are streamed, only when its jaw's verdict is one of these (``("pass",)``: leave the jaws QC sent to
+    review out too). A failed registration is never used: its case is published for inspection, its transform
+    is wrong."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "crop_shape", tuple(int(s) for s in self.crop_shape))
+        object.__setattr__(self, "verdicts", tuple(str(v) for v in self.verdicts))
+        if not self.verdicts or not set(self.verdicts) <= {"pass", "review"}:
+            raise ConfigError(
+                "verdicts must be 'pass' and/or 'review' (a failed registration is never streamed), "
+                f"got {self.verdicts}"
+            )
         if len(self.crop_shape) != 3 or min(self.crop_shape) < 8:
             raise ConfigError(f"crop_shape must be three sizes ≥ 8 voxels, got {self.crop_shape}")
         if self.spacing_mm <= 0 or self.points < 1:
@@ -116,8 +128,15 @@ class PairDataset(_VersionDataset[PairSample]):
         slots = arrays.slots
         cases = self.version.table("cases").column("pseudonym").to_pylist()
         keep = set(split_cases(self.version, split))
-        case_index = arrays.index["case_index"][slots] if len(slots) else np.zeros(0, dtype=np.int64)
-        self._slots = [int(s) for s, c in zip(slots, case_index, strict=True) if cases[int(c)] in keep]
+        index = arrays.index
+        case_index = index["case_index"][slots] if len(slots) else np.zeros(0, dtype=np.int64)
+        fdi = index["fdi"][slots] if len(slots) else np.zeros(0, dtype=np.int64)
+        trusted = self.version.registered(config.verdicts)
+        self._slots = [
+            int(s)
+            for s, c, f in zip(slots, case_index, fdi, strict=True)
+            if cases[int(c)] in keep and (cases[int(c)], tooth(int(f)).jaw) in trusted
+        ]
         self._case_of = {int(s): cases[int(c)] for s, c in zip(slots, case_index, strict=True)}
 
     def __len__(self) -> int:
@@ -170,13 +189,12 @@ class CaseDataset(_VersionDataset[CaseSample]):
         *,
         jaws: tuple[Jaw, ...] = JAWS,
     ) -> None:
-        """``jaws``: only cases with all these jaws registered are sampled (pretraining needs both)."""
+        """``jaws``: only cases with all these jaws registered (verdict in ``config.verdicts``) are sampled
+        (pretraining needs both)."""
         super().__init__(store, version, split, config)
         self.jaws = jaws
-        registered: dict[str, set[str]] = {}
-        for row in self.version.table("registrations").to_pylist():
-            registered.setdefault(row["pseudonym"], set()).add(row["jaw"])
-        with_reg = {case for case, found in registered.items() if set(jaws) <= found}
+        trusted = self.version.registered(config.verdicts)
+        with_reg = {case for case in self.version.case_ids() if all((case, jaw) in trusted for jaw in jaws)}
         # Crop centres: the paired teeth's crowns (registered IOS crown centroids, LPS mm), so a crop holds the
         # crowns of both modalities — where the CBCT's tooth labels are when they were transferred from the scans.
         # Without them (older stores), the centres of the teeth's published crops (which lie towards the roots).

@@ -2,11 +2,12 @@
 
 Points are drawn from the scan's vertices (``points`` per sample, without replacement when the scan has
 enough) with their unit normals. Frame: ``"world"`` moves the scan into the CBCT's LPS world by the case's
-registration when it has one and keeps the scan's own frame otherwise (IOS-only imports such as Teeth3DS have
-no registration); ``"ios"`` always keeps the scan's own frame; ``"canonical"`` moves it into the jaw's canonical
-frame computed from the scan alone (:func:`canonical_from_scan`), so a scan at any pose looks the same. Draws
-come from ``default_rng([seed, epoch, index])``; augmentation (``config.augment``) moves points and normals
-rigidly about the scan's centroid.
+registration when it has one whose QC verdict the stream trusts (``StreamConfig.verdicts``) and keeps the scan's
+own frame otherwise (IOS-only imports such as Teeth3DS have no registration; a failed one is wrong); ``"ios"``
+always keeps the scan's own frame; ``"canonical"`` moves it into the jaw's canonical frame computed from the scan
+alone (:func:`canonical_from_scan`), so a scan at any pose looks the same. Draws come from
+``default_rng([seed, epoch, index])``; augmentation (``config.augment``) moves points and normals rigidly about
+the scan's centroid.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ class JawDataset(_VersionDataset[JawSample]):
             for r in self.version.table("scans").to_pylist()
             if r["modality"] == "ios" and r["labelled"]
         }
-        registered = {(r["pseudonym"], r["jaw"]) for r in self.version.table("registrations").to_pylist()}
+        registered = self.version.registered(config.verdicts)
         chosen = split_cases(self.version, split)
         if cases is not None:
             missing = sorted(set(cases) - set(chosen))

@@ -108,13 +108,13 @@ def _fit(
     sample: CrownSample,
     config: RegisterConfig,
     where: str,
-    previous: Affine4x4 | None = None,
+    previous: list[Affine4x4] | None = None,
 ) -> tuple[Affine4x4, float]:
     """The best start ``world_from_ios`` of one jaw (before the final polish, ``_polish``) and its score.
 
     ``scan``: the whole scan surface (``scan_target``), None for crowns only. Without ``previous`` the start
-    comes from the tooth centroids or the arch-axis search; with it (a start from that search that was not
-    clear), from it and the shape-feature starts (``features``), best scored.
+    comes from the tooth centroids or the arch-axis search; with it (starts, ``world_from_ios``, from searches
+    that were not clear), from them and the shape-feature starts (``features``), best scored.
 
     With labelled IOS crowns, the crown samples are fitted onto the CBCT crowns. Without labels the scan also
     holds gingiva and palate, which have no CBCT counterpart, so the fit runs the other way: CBCT crown samples
@@ -136,7 +136,7 @@ def _fit(
             found = features.feature_starts(
                 sample.points, sample.normals, surface.points[cbct_pick], surface.normals[cbct_pick], _rng()
             )
-            starts = [previous, *found]
+            starts = [*previous, *found]
             if slide.extent_mm(sample.points) < PARTIAL_SCAN * slide.extent_mm(surface.points):
                 starts.append(_slide(surface, mesh, sample, occlusal, agree, cbct_pick[:2000]))
             best, score = best_start(target, pts, nrm, starts, iterations=20, normal_agreement=agree)
@@ -157,7 +157,7 @@ def _fit(
         found = features.feature_starts(
             surface.points[cbct_pick], surface.normals[cbct_pick], scan.points, scan.normals, _rng()
         )
-        starts = [np.asarray(np.linalg.inv(previous), dtype=np.float64), *found]
+        starts = [np.asarray(np.linalg.inv(T), dtype=np.float64) for T in previous] + found
         if slide.extent_mm(sample.points) < PARTIAL_SCAN * slide.extent_mm(surface.points):
             slid = _slide(surface, mesh, sample, occlusal, agree, cbct_pick[:2000])
             starts += [np.asarray(np.linalg.inv(slid), dtype=np.float64)]
@@ -338,8 +338,17 @@ def register_jaw(
     if max(r[0] for r in results) < CLEAR_SCORE and features.available():
         # No jaw gave a clear pose from the arch axes (closed bite, partial view, palate-heavy scan): search
         # again from shape features, keeping each jaw's best start among the candidates.
+        whole: Target | None = None
         for i, (score0, j, start0, jaw_surface) in enumerate(results):
-            start, score = _fit(j, jaw_surface, mesh, scan, sample, config, f"{where} ({j} jaw)", previous=start0)
+            starts = [start0]
+            if scan is None:
+                # A labelled scan's crowns lack CBCT counterparts where metal streaks hide the CBCT's crowns, and
+                # the search from them may then hold on to nothing: also search from the CBCT crowns onto the
+                # whole scan (every CBCT crown point has a counterpart there), as for an unlabelled scan; the
+                # labelled fit below scores that start with the others.
+                whole = whole or Target.of(mesh.vertices, vertex_normals(mesh))
+                starts.append(_fit(j, jaw_surface, mesh, whole, sample, config, f"{where} ({j} jaw)")[0])
+            start, score = _fit(j, jaw_surface, mesh, scan, sample, config, f"{where} ({j} jaw)", previous=starts)
             if score > score0:
                 results[i] = (score, j, start, jaw_surface)
             log.debug("%s: %s jaw feature start score %.3f", where, j, score)

@@ -58,3 +58,22 @@ def test_both_labelled_scans_register_on_the_intensity_path(case: tuple[int, Syn
         err = centroid_errors_mm(p, jaw, reg.world_from_ios)
         assert err.max() < 0.2, (seed, jaw, err.max())
         assert reg.verdict != "fail", (seed, jaw)
+
+
+@pytest.mark.slow
+def test_the_label_map_path_keeps_the_crowns_beside_air_under_strong_streaks() -> None:
+    """Patient 19 of ``bench/register.py --conditions metal_crowns --patients 20 --seed 3`` (metal crowns 11, 18, 21,
+    2.8x streaks): the label path's guard against a dark streak tail split streaks | air | soft tissue in three
+    classes, which fell between deep and shallow streaks (air ended 146 below air): the upper jaw kept its
+    streak-facing points, the lower jaw 146 points, and its scan failed QC 1.1 mm off."""
+    from toothmcl_data.synth.conditions import CONDITION_NAMES
+
+    rng = np.random.default_rng(3 + 1000 * (1 + CONDITION_NAMES.index("metal_crowns")))  # the bench's draw
+    for i in range(20):
+        p = make_patient(FINE, rng, i, conditions=("metal_crowns",))
+    assert sorted(t.fdi for t in p.anatomy.teeth if t.restoration == "metal_crown") == [11, 18, 21]
+    surface = cbct_surface(p.cbct, p.cbct_labels)
+    assert len(surface.jaw("lower").points) > 10_000
+    reg = register_jaw(p.cbct, p.ios["lower"], cbct_labels=p.cbct_labels, surface=surface)
+    assert centroid_errors_mm(p, "lower", reg.world_from_ios).max() < 0.2
+    assert reg.verdict != "fail"

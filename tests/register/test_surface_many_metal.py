@@ -1,8 +1,8 @@
 """Intensity-path crown surface of 0.4 mm CBCTs with several metal crowns and strong streaks (the ``metal_crowns``
 condition): metal must take neither the tooth level, nor the up axis, nor the class split.
 
-Each seed is a patient registration failed on before (measured: of 40 such patients, 8 had at least one jaw
-registered wrongly or not at all on the intensity path; the causes below)."""
+Each seed is a patient (``make_patient(FINE, default_rng(seed), 0, …)``) registration failed on before; the
+causes below."""
 
 from __future__ import annotations
 

@@ -72,10 +72,15 @@ def crown_sample(mesh: Mesh, n: int, normals: NDArray[np.float64] | None = None)
     return CrownSample(pick, mesh.vertices[pick], nrm, fdi.astype(np.int16), labelled)
 
 
+def whole_scan(mesh: Mesh) -> Target:
+    """The whole scan surface (IOS frame) as an ICP target."""
+    return Target.of(mesh.vertices, vertex_normals(mesh))
+
+
 def scan_target(mesh: Mesh) -> Target | None:
-    """The whole scan surface (IOS frame) as an ICP target when the scan is unlabelled (fewer than ``MIN_LABELLED``
-    crown vertices: the fit then runs CBCT crowns → scan), else None; built once per registration."""
-    return None if _labelled(mesh) else Target.of(mesh.vertices, vertex_normals(mesh))
+    """``whole_scan`` when the scan is unlabelled (fewer than ``MIN_LABELLED`` crown vertices: the fit then runs
+    CBCT crowns → scan), else None; built once per registration."""
+    return None if _labelled(mesh) else whole_scan(mesh)
 
 
 def spread(surface: ToothSurface, config: RegisterConfig) -> NDArray[np.intp]:
@@ -346,7 +351,8 @@ def register_jaw(
                 # the search from them may then hold on to nothing: also search from the CBCT crowns onto the
                 # whole scan (every CBCT crown point has a counterpart there), as for an unlabelled scan; the
                 # labelled fit below scores that start with the others.
-                whole = whole or Target.of(mesh.vertices, vertex_normals(mesh))
+                if whole is None:
+                    whole = whole_scan(mesh)
                 starts.append(_fit(j, jaw_surface, mesh, whole, sample, config, f"{where} ({j} jaw)")[0])
             start, score = _fit(j, jaw_surface, mesh, scan, sample, config, f"{where} ({j} jaw)", previous=starts)
             if score > score0:

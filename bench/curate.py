@@ -3,7 +3,7 @@
 1. **Raw bound per case**: decode each case's CBCT from its raw files (pydicom ``dcmread`` + ``pixel_array`` per
    slice of a series, nibabel for a NIfTI) and write the same array with the store's chunks, shards and codecs
    into a plain local zarr — what reading and writing the bytes costs (``bound``); ``bound_all_arrays`` also
-   writes every other array the store keeps for the case (scan arrays, tooth-pair crops and points).
+   writes every other array the store keeps for the case (label map, scan arrays, tooth-pair crops and points).
 2. **Stages per case**, in-process through the functions the flow's tasks call
    (:func:`toothmcl_data.curate.curate_case`, then ``finish_drop`` and ``publish``): ingest (plan share +
    reading/decoding the inputs), de-id, register, pair, figures, record, publish. During this run
@@ -100,8 +100,8 @@ def bound_case(raw: RawCase, out: Path) -> dict[str, float]:
 
 
 def bound_arrays(records: list[str], out: Path) -> float:
-    """Seconds per case to write every array the store keeps for a case (CBCT, scan arrays, tooth-pair stacks)
-    as plain zarr with the store's codecs, from the saved case records."""
+    """Seconds per case to write every array the store keeps for a case (CBCT, label map, scan arrays, tooth-pair
+    stacks) as plain zarr with the store's codecs, from the saved case records."""
     config = lay.LayoutConfig()
     total = 0.0
     for n, record in enumerate(load_records(records)):
@@ -115,10 +115,13 @@ def bound_arrays(records: list[str], out: Path) -> float:
             arrays["cbct_crop"] = np.stack([np.asarray(p.cbct_crop, dtype=np.int16) for p in record.pairs])
             arrays["label_crop"] = np.stack([np.asarray(p.label_crop, dtype=np.int16) for p in record.pairs])
             arrays["ios_points"] = np.stack([np.asarray(p.ios_points, dtype=np.float32) for p in record.pairs])
+        # a saved record's volumes decode on first read: decoded here, before the clock starts
+        pairs = (("cbct", case.cbct), ("labels", case.cbct_labels))
+        volumes = {name: np.asarray(v.array) for name, v in pairs if v is not None}
         store = zarr.storage.LocalStore(str(out / f"{n}.zarr"))
         t0 = time.perf_counter()
-        if case.cbct is not None:
-            lay.create_volume(store, "cbct", np.asarray(case.cbct.array), config, {})
+        for name, volume in volumes.items():
+            lay.create_volume(store, name, volume, config, {})
         for name, arr in arrays.items():
             lay.create_rows(store, name, np.asarray(arr), config)
         total += time.perf_counter() - t0

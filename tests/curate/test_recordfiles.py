@@ -79,3 +79,29 @@ def test_saved_records_publish_the_same_version(tmp_path: Path) -> None:
 
 async def _keys(store: Any) -> list[str]:
     return sorted([k async for k in store.list()])
+
+
+def test_a_record_file_holds_the_voxels_once(tmp_path: Path) -> None:
+    """The CBCT and label map are saved as their encoded bytes only (publish copies those), not also as voxels;
+    a loaded record still reads them back whole."""
+    import pickle
+    from dataclasses import replace
+
+    from toothmcl_data.store import LayoutConfig
+    from toothmcl_data.store.casewrite import encode_case
+
+    patient = make_patient(SynthConfig(spacing_mm=1.2, ios_resolution_mm=1.0), np.random.default_rng(4))
+    record = synth_record(patient, "P000")
+    assert record.case.cbct is not None
+    assert record.case.cbct_labels is not None
+    both = replace(record, encoded=encode_case(record, LayoutConfig()))
+    path = save_record(record, tmp_path)
+    voxels = record.case.cbct.array.nbytes + record.case.cbct_labels.array.nbytes
+    assert path.stat().st_size < len(pickle.dumps(both, protocol=pickle.HIGHEST_PROTOCOL)) - 0.9 * voxels
+    (back,) = load_records([str(path)])
+    assert back.case.cbct is not None
+    assert back.case.cbct_labels is not None
+    assert back.case.cbct.shape == record.case.cbct.shape
+    assert back.case.cbct.array.dtype == np.int16
+    np.testing.assert_array_equal(np.asarray(back.case.cbct_labels.array), record.case.cbct_labels.array)
+    np.testing.assert_array_equal(back.case.cbct.affine, record.case.cbct.affine)

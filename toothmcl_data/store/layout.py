@@ -25,6 +25,7 @@ removed cases) hold the fill value and cost no storage.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -125,7 +126,15 @@ def create_volume(
         overwrite=True,
     )
     with zarr.config.set({"codec_pipeline.batch_size": WRITE_BATCH}):
-        arr[...] = data
+        if np.all(data):  # a CBCT: no shard holds only the fill value
+            arr[...] = data
+            return arr
+        # A label map is mostly background: only the shards holding a label are written (shard-aligned), which
+        # stores what a whole write stores (a shard of fill values is not stored) without encoding empty shards.
+        for corner in itertools.product(*(range(0, n, s) for n, s in zip(data.shape, shards, strict=True))):
+            box = tuple(slice(c, c + s) for c, s in zip(corner, shards, strict=True))
+            if data[box].any():
+                arr[box] = data[box]
     return arr
 
 

@@ -92,6 +92,7 @@ def test_a_clinical_field_is_cut_to_its_teeth_and_a_large_box_searched_coarsely(
     of the true crowns, no far bone among them, as the single pass's do."""
     from toothmcl_data.register import isosurface
     from toothmcl_data.register import surface as surface_module
+    from toothmcl_data.register.field import teeth_field
     from toothmcl_data.synth.anatomy import draw_anatomy
     from toothmcl_data.synth.cbct import render_cbct
     from toothmcl_data.synth.config import SynthConfig
@@ -105,7 +106,7 @@ def test_a_clinical_field_is_cut_to_its_teeth_and_a_large_box_searched_coarsely(
     cbct, _ = render_cbct(anatomy, config, rng)
     teeth = anatomy.world_teeth()
     fdi = np.array([t.fdi for t in teeth])
-    cut = surface_module._teeth_field(cbct, "test")
+    cut = teeth_field(cbct, "test")
     assert cut.array.size < 0.5 * cbct.array.size
     cut_surface = surface_from_intensity(cbct)
 
@@ -118,7 +119,7 @@ def test_a_clinical_field_is_cut_to_its_teeth_and_a_large_box_searched_coarsely(
         return out
 
     monkeypatch.setattr(isosurface, "iso_surface", spy)
-    monkeypatch.setattr(surface_module, "_teeth_field", lambda volume, where: volume)  # the whole field's box
+    monkeypatch.setattr(surface_module, "teeth_field", lambda volume, where: volume)  # the whole field's box
     surface = surface_from_intensity(cbct)
     (coarse_stride, _), (fine_stride, fine_vertices) = passes
     assert (coarse_stride, fine_stride) == (2, 1)

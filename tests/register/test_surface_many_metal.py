@@ -12,7 +12,8 @@ import pytest
 from tests.register.conftest import centroid_errors_mm
 from tests.register.test_surface import _distance_to_crowns
 from toothmcl_data.register import cbct_surface, register_jaw
-from toothmcl_data.register.surface import ToothSurface, _classes
+from toothmcl_data.register.field import intensity_classes
+from toothmcl_data.register.surface import ToothSurface
 from toothmcl_data.synth.config import SynthConfig
 from toothmcl_data.synth.patient import SyntheticPatient, make_patient
 from toothmcl_data.types import JAWS
@@ -42,7 +43,7 @@ def test_the_patients_carry_metal_crowns(case: tuple[int, SyntheticPatient, Toot
 
 def test_the_tooth_level_and_the_crowns_survive_the_metal(case: tuple[int, SyntheticPatient, ToothSurface]) -> None:
     _, p, surface = case
-    _, splits, _ = _classes(np.asarray(p.cbct.array), "test")
+    _, splits, _ = intensity_classes(np.asarray(p.cbct.array), "test")
     assert 1300 < splits[1] < 1800  # bone | tooth, as without metal
     assert 1150 < surface.level < 1600  # enamel/air half-way, as without metal
     assert len(surface.points) > 10_000

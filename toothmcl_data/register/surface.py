@@ -28,6 +28,7 @@ from skimage.filters import threshold_otsu
 
 from toothmcl_data.errors import RegistrationError
 from toothmcl_data.register import air_classes
+from toothmcl_data.register.field import intensity_classes, teeth_field
 from toothmcl_data.register.icp import Target
 from toothmcl_data.register.isosurface import Candidates, box_around, candidates, morph, near_points, shifted
 from toothmcl_data.register.split import jaw_split, up_axis
@@ -36,12 +37,6 @@ from toothmcl_data.types import Jaw, Volume, apply_transform
 log = logging.getLogger(__name__)
 
 UPPER_QUADRANTS = (1, 2, 5, 6)
-METAL_PERCENTILE = 99.5
-"""Volume intensities above this percentile are clipped before the class split (metal would get a class)."""
-STREAK_PERCENTILE = 10.0
-"""... and those below this one (metal's dark streaks, far below air, would get a class: measured at 0.4 mm, one of
-40 patients with metal crowns split streaks | air and soft tissue | bone and teeth, the tooth level at 715 instead
-of about 1550; clipped, 1540, and the splits of patients without streaks move by less than 1 %)."""
 METAL_CONTRAST = 1.5
 """An air-facing crown point is metal-like (metal crown, implant) when its inner plateau stands above the air
 beside it by more than this many times the typical crown's contrast (enamel ≈ 1, enamel lit by a streak ≈ 1.3,
@@ -112,19 +107,14 @@ COARSE_MM = 0.8
 ``stride``-th voxel, the largest stride that keeps the coarse voxels within this size (mm); the single-pass
 extraction is tested down to 0.8 mm voxels (0.4 mm CBCTs: stride 2; 0.8 mm: no coarse pass)."""
 COARSE_VOXELS = 16_000_000
-"""Intensity path: the size (voxels) of the bright box above which the coarse pass is made (and of a CBCT that
-``_teeth_field`` cuts to its teeth first). Measured at 0.4 mm: a grid fitted to the jaws holds 6-11 M voxels (pose,
-open bite) and gains little (0.42 → 0.34 s CPU), so it keeps the single pass and its exact points; a clinical
-160 × 160 × 110 mm field's box held 33 M (2.9 → 0.8-1.3 s) before that field was cut to its teeth (about 6-8 M):
-the coarse pass now serves a teeth box still this large (finer voxels, e.g. 0.2 mm)."""
+"""Intensity path: the size (voxels) of the bright box above which the coarse pass is made. Measured at 0.4 mm: a
+grid fitted to the jaws holds 6-11 M voxels (pose, open bite) and gains little (0.42 → 0.34 s CPU), so it keeps the
+single pass and its exact points; a clinical 160 × 160 × 110 mm field's box held 33 M (2.9 → 0.8-1.3 s) before that
+field was cut to its teeth (about 6-8 M, see ``field.teeth_field``): the coarse pass now serves a teeth box still
+this large (finer voxels, e.g. 0.2 mm)."""
 REGION_MM = 2.0
 """Intensity path, coarse pass: the full-resolution surface is computed within at least this distance (mm, per
 axis) of the coarse crown points."""
-TEETH_MARGIN_MM = 10.0
-"""Intensity path, a CBCT of more than ``COARSE_VOXELS`` voxels (a clinical field): the intensity classes and the
-crowns are found in the box of the tooth-bright voxels grown by this much (mm) on every side (see ``_teeth_field``)."""
-
-
 TOOTH_HEADROOM = 1.3
 """Label path: when metal took the tooth/neighbour split (its level above the teeth's upper quartile), the shell
 intensities are clipped this many times the teeth's upper quartile above the neighbourhood's median and split
@@ -308,65 +298,14 @@ def _intensity_crowns(
     return fine.select(rule.keep(fine))
 
 
-def _classes(volume: NDArray[np.generic], where: str) -> tuple[NDArray[np.float32], NDArray[np.float64], int]:
-    """Three intensity classes of ``volume`` (I, J, K) — air/soft, bone, tooth — from a strided copy of at most
-    about 2 M voxels: that copy (float32, I/s, J/s, K/s), the two class splits (2,), metal clipped, and s."""
-    from skimage.filters import threshold_multiotsu
-
-    stride = max(1, int(np.ceil((volume.size / 2e6) ** (1 / 3))))
-    grid = np.asarray(volume[::stride, ::stride, ::stride], dtype=np.float32)
-    sample = grid.ravel()
-    try:
-        # Metal (crowns, implants: a few voxels far above enamel) and its dark streaks would take classes of their
-        # own: clip both tails.
-        low, high = np.percentile(sample, [STREAK_PERCENTILE, METAL_PERCENTILE])
-        clipped = np.clip(sample, low, high)
-        splits = threshold_multiotsu(clipped.astype(np.float64), classes=3)
-    except ValueError as err:
-        raise RegistrationError(
-            f"{where}: cannot split the CBCT intensities into air, bone and tooth ({err}); expected a dental CBCT"
-        ) from err
-    return grid, np.asarray(splits, dtype=np.float64), stride
-
-
-def _teeth_field(cbct: Volume, where: str) -> Volume:
-    """A CBCT of more than ``COARSE_VOXELS`` voxels (a clinical field: skull, airway, sinuses, outside air) cut to
-    the box of its tooth-bright voxels grown by ``TEETH_MARGIN_MM``; a smaller CBCT as it is.
-
-    Over a whole head the three classes fall between air, soft tissue and bone (outside air is a third of the
-    field), not between bone and tooth, and the air-facing bright surfaces are mostly bone: the crown rules then
-    class enamel as metal (measured: 2 of 3 ``metal_crowns`` patients failed without a label map). Teeth are the
-    brightest structures but metal: the split of the bright class (metal clipped at its 99th percentile) marks
-    them, and the box spans the 0.5-99.5th percentiles of their positions (a stray bright voxel does not widen
-    it). Measured on 160 × 160 × 110 mm fields at 0.4 mm: the box holds every crown of the label map."""
-    volume = np.asarray(cbct.array)
-    if volume.size < COARSE_VOXELS:
-        return cbct
-    grid, splits, stride = _classes(volume, where)
-    bright = grid[grid > splits[1]]
-    if bright.size < 100:
-        return cbct
-    tooth = threshold_otsu(np.minimum(bright, np.percentile(bright, 99)).astype(np.float64))
-    at = np.argwhere(grid > tooth) * stride
-    if len(at) < 100:
-        return cbct
-    margin = int(np.ceil(TEETH_MARGIN_MM / min(cbct.spacing)))
-    lo = np.maximum(np.floor(np.percentile(at, 0.5, axis=0)).astype(np.intp) - margin, 0)
-    hi = np.minimum(np.ceil(np.percentile(at, 99.5, axis=0)).astype(np.intp) + stride + margin, volume.shape)
-    if np.prod(hi - lo) >= 0.8 * volume.size:
-        return cbct
-    log.debug("%s: clinical field %s cut to the teeth's box %s..%s", where, volume.shape, lo, hi)
-    return Volume(volume[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]], shifted(cbct.affine, lo))
-
-
 def surface_from_intensity(cbct: Volume, *, profile_mm: float = 1.2, where: str = "CBCT") -> ToothSurface:
     """Crown surfaces of a CBCT without a label map: tooth vs its surroundings from the intensities alone.
 
     cbct: scanner intensities (I, J, K), LPS. Points carry FDI 0; ``up`` and ``upper`` from ``split``.
     """
-    cbct = _teeth_field(cbct, where)
+    cbct = teeth_field(cbct, where)
     volume = np.asarray(cbct.array)
-    grid, splits, stride = _classes(volume, where)
+    grid, splits, stride = intensity_classes(volume, where)
     level = float(splits[1])
     # Work in the box of the bright voxels, with room for the band, the profiles and the probe (the volume is not
     # copied as a whole: a clinical field is 40-50 M voxels).

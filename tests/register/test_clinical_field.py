@@ -1,0 +1,58 @@
+"""Clinical fields of view (160 × 160 × 110 mm at 0.4 mm: skull, sinuses, airway around the teeth), intensity path:
+patients drawn as ``bench/register.py --field-mm clinical --seed 7`` draws them (its seed per condition, patients in
+order), on which the earlier code failed QC — honestly, but the jaw did not pair."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from toothmcl_data.register import field, register_jaw
+from toothmcl_data.register.surface import surface_from_intensity
+from toothmcl_data.synth.config import SynthConfig
+from toothmcl_data.synth.head import parse_field
+from toothmcl_data.synth.patient import SyntheticPatient, make_patient
+from toothmcl_data.types import Mesh, apply_transform
+
+CONFIG = SynthConfig(spacing_mm=0.4, ios_noise_mm=0.02, field_mm=parse_field("clinical"))
+
+
+def _bench_patient(seed: int, condition: str, index: int) -> SyntheticPatient:
+    """Patient ``index`` of ``bench/register.py``'s draws of ``condition`` (``seed``: its per-condition seed)."""
+    rng = np.random.default_rng(seed)
+    patients = [make_patient(CONFIG, rng, i, conditions=(condition,)) for i in range(index + 1)]
+    return patients[-1]
+
+
+def test_a_field_with_bright_skull_bone_and_few_teeth_is_cut_to_its_teeth() -> None:
+    """Few teeth (two edentulous spans) and bright cortical bone all over the skull: the first split of the bright
+    voxels (near 1200) spanned 144 × 134 × 110 mm, the crown rule then took enamel for metal among mostly bone and
+    the "upper crowns" were all bone 10-30 mm above the teeth. Split again, the box holds the teeth only."""
+    p = _bench_patient(7 + 1000 * 16, "edentulous", 1)
+    cut = field.teeth_field(p.cbct, "test")
+    span = (np.asarray(cut.shape) * np.asarray(cut.spacing)).max()
+    assert span <= field.TEETH_SPAN_MM + 2 * field.TEETH_MARGIN_MM
+    teeth = np.argwhere(np.asarray(p.cbct_labels.array) > 0)
+    lo = np.rint(apply_transform(np.linalg.inv(p.cbct.affine), cut.affine[:3, 3][None]))[0]
+    assert np.all((teeth >= lo) & (teeth < lo + cut.shape))  # every tooth voxel inside the box
+    surface = surface_from_intensity(p.cbct)
+    near, _ = cKDTree(p.cbct_labels.world_from_index(teeth.astype(np.float64))).query(surface.points)
+    assert np.mean(near < 1.0) > 0.95  # crown points, not bone (measured 0.0 for the upper jaw before)
+    for jaw in ("upper", "lower"):
+        assert len(surface.jaw(jaw).points) > 5000
+
+
+def test_an_unlabelled_quadrant_scan_registers_in_a_field_with_bright_skull_bone() -> None:
+    """A lower quadrant scan without labels and without a jaw, a full dentition: the first split of the bright voxels
+    spanned 147 × 133 × 110 mm here too, and the fit on the crowns found among the skull's bone failed QC 42 mm off.
+    With the field cut to its teeth it lands on its own crowns."""
+    p = _bench_patient(7 + 1000 * 12, "ios_quadrant", 3)
+    mesh = p.ios["lower"]
+    reg = register_jaw(p.cbct, Mesh(mesh.vertices, mesh.faces, frame=mesh.frame))
+    assert reg.jaw == "lower"
+    assert reg.verdict != "fail"
+    crowns = mesh.vertices[np.asarray(mesh.labels) > 0]
+    err = np.linalg.norm(
+        apply_transform(reg.world_from_ios, crowns) - apply_transform(p.world_from_ios["lower"], crowns), axis=1
+    )
+    assert err.max() < 0.1  # mm

@@ -1,0 +1,107 @@
+"""The intensity classes of a CBCT (air and soft tissue | bone | tooth) and a clinical field cut to its teeth.
+
+A clinical field of view (e.g. 160 × 160 × 110 mm: skull, sinuses, airway, air outside) is mostly not teeth: its
+classes and air-facing bone surfaces would swamp the crowns, so the intensity path works in the box of its
+tooth-bright voxels (:func:`teeth_field`). Volumes are (I, J, K) scanner intensities; boxes are voxel index ranges.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from numpy.typing import NDArray
+from skimage.filters import threshold_multiotsu, threshold_otsu
+
+from toothmcl_data.errors import RegistrationError
+from toothmcl_data.register.isosurface import shifted
+from toothmcl_data.types import Volume
+
+log = logging.getLogger(__name__)
+
+CLINICAL_VOXELS = 16_000_000
+"""A CBCT of more voxels than this is a clinical field, cut to its teeth (:func:`teeth_field`); measured at 0.4 mm,
+a grid fitted to the jaws holds 6-11 M voxels (pose, open bite), a 160 × 160 × 110 mm field 44 M."""
+METAL_PERCENTILE = 99.5
+"""Volume intensities above this percentile are clipped before the class split (metal would get a class)."""
+STREAK_PERCENTILE = 10.0
+"""... and those below this one (metal's dark streaks, far below air, would get a class: measured at 0.4 mm, one of
+40 patients with metal crowns split streaks | air and soft tissue | bone and teeth, the tooth level at 715 instead
+of about 1550; clipped, 1540, and the splits of patients without streaks move by less than 1 %)."""
+TEETH_MARGIN_MM = 10.0
+"""A clinical field: the intensity classes and the crowns are found in the box of the tooth-bright voxels grown by
+this much (mm) on every side (see :func:`teeth_field`)."""
+TEETH_SPAN_MM = 100.0
+"""A clinical field: the tooth-bright voxels of both jaws span at most this much along each axis
+(an adult arch is about 60-70 mm wide and 50 mm deep). Measured at 0.4 mm on 160 × 160 × 110 mm fields
+(``bench/register.py --field-mm clinical --seed 7``, 5 patients per condition): the teeth spanned 62-84 mm; the
+first split of the bright class spanned 104-136 mm for 22 of 95 patients (bright cortical bone all over the skull:
+every ``intensity_hu`` patient, 4 of 5 ``fov_one_jaw``). Most registered all the same, but with few teeth (two
+edentulous spans, deciduous teeth) or one jaw's crowns among the skull's bone the crown rule took enamel for metal:
+4 jaws of 3 patients registered 42-77 mm off (QC fail). Split again, those boxes spanned 48-82 mm."""
+TEETH_ROUNDS = 2
+"""A clinical field: splits of the tooth-bright voxels tried (see ``TEETH_SPAN_MM``)."""
+TEETH_MIN_MM3 = 1500.0
+"""A clinical field: a split again leaving less than this much above it (mm³) fell on metal, not
+on the teeth: its box is not taken. Measured as for ``TEETH_SPAN_MM``: the teeth's second splits left 2985-6153 mm³,
+those of patients with metal crowns 198-523 mm³ (metal crowns themselves: up to 1060 mm³, see ``surface.METAL_MM3``)."""
+
+
+def intensity_classes(volume: NDArray[np.generic], where: str) -> tuple[NDArray[np.float32], NDArray[np.float64], int]:
+    """Three intensity classes of ``volume`` (I, J, K) — air/soft, bone, tooth — from a strided copy of at most
+    about 2 M voxels: that copy (float32, I/s, J/s, K/s), the two class splits (2,), metal clipped, and s."""
+    stride = max(1, int(np.ceil((volume.size / 2e6) ** (1 / 3))))
+    grid = np.asarray(volume[::stride, ::stride, ::stride], dtype=np.float32)
+    sample = grid.ravel()
+    try:
+        # Metal (crowns, implants: a few voxels far above enamel) and its dark streaks would take classes of their
+        # own: clip both tails.
+        low, high = np.percentile(sample, [STREAK_PERCENTILE, METAL_PERCENTILE])
+        clipped = np.clip(sample, low, high)
+        splits = threshold_multiotsu(clipped.astype(np.float64), classes=3)
+    except ValueError as err:
+        raise RegistrationError(
+            f"{where}: cannot split the CBCT intensities into air, bone and tooth ({err}); expected a dental CBCT"
+        ) from err
+    return grid, np.asarray(splits, dtype=np.float64), stride
+
+
+def teeth_field(cbct: Volume, where: str) -> Volume:
+    """A CBCT of more than ``CLINICAL_VOXELS`` voxels (a clinical field: skull, airway, sinuses, outside air) cut to
+    the box of its tooth-bright voxels grown by ``TEETH_MARGIN_MM``; a smaller CBCT as it is.
+
+    Over a whole head the three classes fall between air, soft tissue and bone (outside air is a third of the
+    field), not between bone and tooth, and the air-facing bright surfaces are mostly bone: the crown rules then
+    class enamel as metal (measured: 2 of 3 ``metal_crowns`` patients failed without a label map). Teeth are the
+    brightest structures but metal: the split of the bright class (metal clipped at its 99th percentile) marks
+    them, and the box spans the 0.5-99.5th percentiles of their positions (a stray bright voxel does not widen
+    it). Where cortical bone is bright too and the teeth few (gaps, small deciduous teeth), that split falls
+    between bone and bright bone all over the skull: a box wider than ``TEETH_SPAN_MM`` along an axis is not the
+    teeth's, and the voxels above the split are split again (``TEETH_ROUNDS``). Measured on 160 × 160 × 110 mm
+    fields at 0.4 mm: the box holds every crown of the label map."""
+    volume = np.asarray(cbct.array)
+    if volume.size < CLINICAL_VOXELS:
+        return cbct
+    grid, splits, stride = intensity_classes(volume, where)
+    floor, box = splits[1], None
+    voxel_mm3 = abs(float(np.linalg.det(cbct.affine[:3, :3]))) * stride**3  # one voxel of the strided copy
+    for _ in range(TEETH_ROUNDS):
+        bright = grid[grid > floor]
+        if bright.size < 100:
+            break
+        floor = threshold_otsu(np.minimum(bright, np.percentile(bright, 99)).astype(np.float64))
+        at = np.argwhere(grid > floor) * stride
+        if len(at) < 100 or (box is not None and len(at) * voxel_mm3 < TEETH_MIN_MM3):
+            break  # too few voxels for the teeth: metal, which the split took for itself
+        box = np.percentile(at, 0.5, axis=0), np.percentile(at, 99.5, axis=0) + stride
+        if np.all((box[1] - box[0]) * np.asarray(cbct.spacing) <= TEETH_SPAN_MM):
+            break
+    if box is None:
+        return cbct
+    margin = int(np.ceil(TEETH_MARGIN_MM / min(cbct.spacing)))
+    lo = np.maximum(np.floor(box[0]).astype(np.intp) - margin, 0)
+    hi = np.minimum(np.ceil(box[1]).astype(np.intp) + margin, volume.shape)
+    if np.prod(hi - lo) >= 0.8 * volume.size:
+        return cbct
+    log.debug("%s: clinical field %s cut to the teeth's box %s..%s", where, volume.shape, lo, hi)
+    return Volume(volume[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]], shifted(cbct.affine, lo))

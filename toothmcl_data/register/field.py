@@ -34,17 +34,18 @@ this much (mm) on every side (see :func:`teeth_field`)."""
 TEETH_SPAN_MM = 100.0
 """A clinical field: the tooth-bright voxels of both jaws span at most this much along each axis
 (an adult arch is about 60-70 mm wide and 50 mm deep). Measured at 0.4 mm on 160 × 160 × 110 mm fields
-(``bench/register.py --field-mm clinical --seed 7``, 5 patients per condition): the teeth spanned 62-84 mm; the
-first split of the bright class spanned 104-136 mm for 22 of 95 patients (bright cortical bone all over the skull:
-every ``intensity_hu`` patient, 4 of 5 ``fov_one_jaw``). Most registered all the same, but with few teeth (two
-edentulous spans, deciduous teeth) or one jaw's crowns among the skull's bone the crown rule took enamel for metal:
-4 jaws of 3 patients registered 42-77 mm off (QC fail). Split again, those boxes spanned 48-82 mm."""
+(``bench/register.py --field-mm clinical --seed 7``, 5 patients per condition): the teeth spanned 50-84 mm; the
+first split of the bright class spanned 101-136 mm for 23 of 95 patients (bright cortical bone all over the skull:
+every ``intensity_hu`` and ``mixed_dentition`` patient, 4 of 5 ``fov_one_jaw``). Most registered all the same, but
+with few teeth (two edentulous spans, deciduous teeth) or one jaw's crowns among the skull's bone the crown rule took
+enamel for metal: 7 jaw registrations of 3 patients ended 42-77 mm off (QC fail). Split again, those 23 boxes spanned
+48-82 mm."""
 TEETH_ROUNDS = 2
 """A clinical field: splits of the tooth-bright voxels tried (see ``TEETH_SPAN_MM``)."""
 TEETH_MIN_MM3 = 1500.0
-"""A clinical field: a split again leaving less than this much above it (mm³) fell on metal, not
-on the teeth: its box is not taken. Measured as for ``TEETH_SPAN_MM``: the teeth's second splits left 2985-6153 mm³,
-those of patients with metal crowns 198-523 mm³ (metal crowns themselves: up to 1060 mm³, see ``surface.METAL_MM3``)."""
+"""A clinical field: a split again leaving less than this much above it (mm³) fell on metal, not on the teeth: its
+box is not taken. Measured as for ``TEETH_SPAN_MM``: the teeth's second splits left 2985-6153 mm³, those of patients
+with metal crowns 198-523 mm³ (metal crowns themselves: up to 1060 mm³, see ``surface.METAL_MM3``)."""
 
 
 def intensity_classes(volume: NDArray[np.generic], where: str) -> tuple[NDArray[np.float32], NDArray[np.float64], int]:

@@ -116,8 +116,8 @@ def bound_arrays(records: list[str], out: Path) -> float:
             arrays["label_crop"] = np.stack([np.asarray(p.label_crop, dtype=np.int16) for p in record.pairs])
             arrays["ios_points"] = np.stack([np.asarray(p.ios_points, dtype=np.float32) for p in record.pairs])
         # a saved record's volumes decode on first read: decoded here, before the clock starts
-        pairs = (("cbct", case.cbct), ("labels", case.cbct_labels))
-        volumes = {name: np.asarray(v.array) for name, v in pairs if v is not None}
+        named = (("cbct", case.cbct), ("labels", case.cbct_labels))
+        volumes = {name: np.asarray(v.array) for name, v in named if v is not None}
         store = zarr.storage.LocalStore(str(out / f"{n}.zarr"))
         t0 = time.perf_counter()
         for name, volume in volumes.items():

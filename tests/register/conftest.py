@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 from toothmcl_data.register.surface import ToothSurface, cbct_surface
+from toothmcl_data.synth.conditions import CONDITION_NAMES
 from toothmcl_data.synth.config import SynthConfig
 from toothmcl_data.synth.patient import SyntheticPatient, make_patient
+from toothmcl_data.synth.shapes import crown_field, to_local
 from toothmcl_data.types import Jaw, Mesh, apply_transform
 
 COARSE = SynthConfig(
@@ -31,6 +33,23 @@ def centroid_errors_mm(patient: SyntheticPatient, jaw: Jaw, world_from_ios: np.n
         truth = apply_transform(patient.world_from_ios[jaw], c)
         out.append(float(np.linalg.norm(apply_transform(world_from_ios, c) - truth)))
     return np.array(out)
+
+
+def distance_to_crowns(patient: SyntheticPatient, points: np.ndarray) -> np.ndarray:
+    """Per point (n, 3) LPS mm, its distance (mm) to the nearest true crown surface of ``patient``."""
+    d = np.full(len(points), np.inf)
+    for spec in patient.anatomy.teeth:
+        d = np.minimum(d, np.abs(crown_field(to_local(points, spec), spec)))
+    return d
+
+
+def bench_patient(config: SynthConfig, seed: int, condition: str, index: int) -> SyntheticPatient:
+    """Patient ``index`` of ``bench/register.py --seed SEED``'s draws of ``condition`` with ``config`` (the bench
+    seeds each condition apart and draws its patients in order)."""
+    rng = np.random.default_rng(seed + 1000 * (1 + CONDITION_NAMES.index(condition)))
+    for i in range(index):
+        make_patient(config, rng, i, conditions=(condition,))
+    return make_patient(config, rng, index, conditions=(condition,))
 
 
 def unlabelled(mesh: Mesh) -> Mesh:

@@ -7,28 +7,21 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import cKDTree
 
+from tests.register.conftest import bench_patient
 from toothmcl_data.register import field, register_jaw
 from toothmcl_data.register.surface import surface_from_intensity
 from toothmcl_data.synth.config import SynthConfig
 from toothmcl_data.synth.head import parse_field
-from toothmcl_data.synth.patient import SyntheticPatient, make_patient
 from toothmcl_data.types import Mesh, apply_transform
 
 CONFIG = SynthConfig(spacing_mm=0.4, ios_noise_mm=0.02, field_mm=parse_field("clinical"))
-
-
-def _bench_patient(seed: int, condition: str, index: int) -> SyntheticPatient:
-    """Patient ``index`` of ``bench/register.py``'s draws of ``condition`` (``seed``: its per-condition seed)."""
-    rng = np.random.default_rng(seed)
-    patients = [make_patient(CONFIG, rng, i, conditions=(condition,)) for i in range(index + 1)]
-    return patients[-1]
 
 
 def test_a_field_with_bright_skull_bone_and_few_teeth_is_cut_to_its_teeth() -> None:
     """Few teeth (two edentulous spans) and bright cortical bone all over the skull: the first split of the bright
     voxels (near 1200) spanned 144 × 134 × 110 mm, the crown rule then took enamel for metal among mostly bone and
     the "upper crowns" were all bone 10-30 mm above the teeth. Split again, the box holds the teeth only."""
-    p = _bench_patient(7 + 1000 * 16, "edentulous", 1)
+    p = bench_patient(CONFIG, 7, "edentulous", 1)
     cut = field.teeth_field(p.cbct, "test")
     span = (np.asarray(cut.shape) * np.asarray(cut.spacing)).max()
     assert span <= field.TEETH_SPAN_MM + 2 * field.TEETH_MARGIN_MM
@@ -46,7 +39,7 @@ def test_an_unlabelled_quadrant_scan_registers_in_a_field_with_bright_skull_bone
     """A lower quadrant scan without labels and without a jaw, a full dentition: the first split of the bright voxels
     spanned 147 × 133 × 110 mm here too, and the fit on the crowns found among the skull's bone failed QC 42 mm off.
     With the field cut to its teeth it lands on its own crowns."""
-    p = _bench_patient(7 + 1000 * 12, "ios_quadrant", 3)
+    p = bench_patient(CONFIG, 7, "ios_quadrant", 3)
     mesh = p.ios["lower"]
     reg = register_jaw(p.cbct, Mesh(mesh.vertices, mesh.faces, frame=mesh.frame))
     assert reg.jaw == "lower"

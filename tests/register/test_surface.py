@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.register.conftest import distance_to_crowns
 from toothmcl_data.errors import RegistrationError
 from toothmcl_data.register.surface import (
     ToothSurface,
@@ -17,19 +18,12 @@ from toothmcl_data.synth.shapes import crown_field, to_local
 from toothmcl_data.types import Volume, apply_transform
 
 
-def _distance_to_crowns(patient: SyntheticPatient, points: np.ndarray) -> np.ndarray:
-    d = np.full(len(points), np.inf)
-    for spec in patient.anatomy.teeth:
-        d = np.minimum(d, np.abs(crown_field(to_local(points, spec), spec)))
-    return d
-
-
 @pytest.mark.parametrize("kind", ["labelled", "intensity"])
 def test_surface_lies_on_the_true_crowns(
     kind: str, coarse_patient: SyntheticPatient, labelled_surface: ToothSurface, intensity_surface: ToothSurface
 ) -> None:
     surface = labelled_surface if kind == "labelled" else intensity_surface
-    d = _distance_to_crowns(coarse_patient, surface.points)
+    d = distance_to_crowns(coarse_patient, surface.points)
     assert len(surface.points) > 5000
     assert np.median(d) < 0.15  # 0.8 mm voxels; 0.04 mm at 0.4 mm (bench)
     assert np.percentile(d, 95) < 0.45

@@ -9,8 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.register.conftest import centroid_errors_mm
-from tests.register.test_surface import _distance_to_crowns
+from tests.register.conftest import bench_patient, centroid_errors_mm, distance_to_crowns
 from toothmcl_data.register import cbct_surface, register_jaw
 from toothmcl_data.register.field import intensity_classes
 from toothmcl_data.register.surface import ToothSurface
@@ -47,7 +46,7 @@ def test_the_tooth_level_and_the_crowns_survive_the_metal(case: tuple[int, Synth
     assert 1300 < splits[1] < 1800  # bone | tooth, as without metal
     assert 1150 < surface.level < 1600  # enamel/air half-way, as without metal
     assert len(surface.points) > 10_000
-    d = _distance_to_crowns(p, surface.points)
+    d = distance_to_crowns(p, surface.points)
     assert np.median(d) < 0.15
     assert abs(float(surface.up[2])) > np.cos(np.radians(5))  # the jaws are not tilted in these patients
 
@@ -67,11 +66,7 @@ def test_the_label_map_path_keeps_the_crowns_beside_air_under_strong_streaks() -
     2.8x streaks): the label path's guard against a dark streak tail split streaks | air | soft tissue in three
     classes, which fell between deep and shallow streaks (air ended 146 below air): the upper jaw kept its
     streak-facing points, the lower jaw 146 points, and its scan failed QC 1.1 mm off."""
-    from toothmcl_data.synth.conditions import CONDITION_NAMES
-
-    rng = np.random.default_rng(3 + 1000 * (1 + CONDITION_NAMES.index("metal_crowns")))  # the bench's draw
-    for i in range(20):
-        p = make_patient(FINE, rng, i, conditions=("metal_crowns",))
+    p = bench_patient(FINE, 3, "metal_crowns", 19)
     assert sorted(t.fdi for t in p.anatomy.teeth if t.restoration == "metal_crown") == [11, 18, 21]
     surface = cbct_surface(p.cbct, p.cbct_labels)
     assert len(surface.jaw("lower").points) > 10_000

@@ -10,8 +10,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from tests.register.conftest import COARSE, centroid_errors_mm
-from tests.register.test_surface import _distance_to_crowns
+from tests.register.conftest import COARSE, centroid_errors_mm, distance_to_crowns
 from toothmcl_data.register import cbct_surface, register_jaw
 from toothmcl_data.register.surface import ToothSurface, surface_from_intensity
 from toothmcl_data.synth.patient import SyntheticPatient, make_patient
@@ -42,7 +41,7 @@ def test_metal_does_not_take_the_level(metal_patient: SyntheticPatient, metal_su
     p, surface = metal_patient, metal_surface
     assert 1150 < surface.level < 1500  # enamel/air half-way, as without metal
     assert len(surface.points) > 5000
-    d = _distance_to_crowns(p, surface.points)
+    d = distance_to_crowns(p, surface.points)
     assert np.median(d) < 0.15
     assert np.percentile(d, 95) < 0.5  # streaks blur 44–46 (0.42 from the label map too); 0.35 elsewhere
     # the natural crowns of both jaws are there, and so are the metal ones
@@ -94,5 +93,5 @@ def test_streak_rims_are_left_out_of_the_intensity_surface() -> None:
     """2-3x streaks at 0.8 mm (seed 0): without the blunt-edge test 19 % of the intensity-path crown points lay
     more than 0.5 mm off the crowns (the rims of bright streaks beside them), 11 % with it."""
     p = make_patient(COARSE, np.random.default_rng(0), 0, conditions=("metal_crowns",))
-    d = _distance_to_crowns(p, cbct_surface(p.cbct, None).points)
+    d = distance_to_crowns(p, cbct_surface(p.cbct, None).points)
     assert np.mean(d > 0.5) < 0.15

@@ -67,6 +67,11 @@ def intensity_classes(volume: NDArray[np.generic], where: str) -> tuple[NDArray[
     return grid, np.asarray(splits, dtype=np.float64), stride
 
 
+def grid_voxel_mm3(cbct: Volume, stride: int) -> float:
+    """Volume (mm³) of one voxel of :func:`intensity_classes`' copy of ``cbct`` taken at ``stride``."""
+    return abs(float(np.linalg.det(cbct.affine[:3, :3]))) * stride**3
+
+
 def teeth_field(cbct: Volume, where: str) -> Volume:
     """A CBCT of more than ``CLINICAL_VOXELS`` voxels (a clinical field: skull, airway, sinuses, outside air) cut to
     the box of its tooth-bright voxels grown by ``TEETH_MARGIN_MM``; a smaller CBCT as it is.
@@ -85,7 +90,7 @@ def teeth_field(cbct: Volume, where: str) -> Volume:
         return cbct
     grid, splits, stride = intensity_classes(volume, where)
     floor, box = splits[1], None
-    voxel_mm3 = abs(float(np.linalg.det(cbct.affine[:3, :3]))) * stride**3  # one voxel of the strided copy
+    voxel_mm3 = grid_voxel_mm3(cbct, stride)
     for _ in range(TEETH_ROUNDS):
         bright = grid[grid > floor]
         if bright.size < 100:

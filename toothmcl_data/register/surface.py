@@ -28,7 +28,7 @@ from skimage.filters import threshold_otsu
 
 from toothmcl_data.errors import RegistrationError
 from toothmcl_data.register import air_classes
-from toothmcl_data.register.field import intensity_classes, teeth_field
+from toothmcl_data.register.field import grid_voxel_mm3, intensity_classes, teeth_field
 from toothmcl_data.register.icp import Target
 from toothmcl_data.register.isosurface import Candidates, box_around, candidates, morph, near_points, shifted
 from toothmcl_data.register.split import jaw_split, up_axis
@@ -318,8 +318,7 @@ def surface_from_intensity(cbct: Volume, *, profile_mm: float = 1.2, where: str 
     image = np.asarray(volume, dtype=np.float32)
     # Metal (far above the tooth class) casts dark streaks below air: then air is a window (see _air_rule).
     metal_floor = level + METAL_REACH * (level - float(splits[0]))
-    voxel_mm3 = abs(float(np.linalg.det(cbct.affine[:3, :3]))) * stride**3  # one voxel of the strided copy
-    has_metal = int(np.count_nonzero(grid > metal_floor)) * voxel_mm3 >= METAL_MM3
+    has_metal = int(np.count_nonzero(grid > metal_floor)) * grid_voxel_mm3(cbct, stride) >= METAL_MM3
     c = _intensity_crowns(image, affine, level, profile_mm, where, has_metal)
     pts, nrm = c.points, c.normals
     half = float(np.median(0.5 * (c.inner + c.outer)))

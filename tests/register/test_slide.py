@@ -94,3 +94,31 @@ def test_unlabelled_quadrant_scan_registers(quadrant_scan: SyntheticPatient) -> 
     r = register_jaw(p.cbct, unlabelled(p.ios["upper"]), surface=cbct_surface(p.cbct, None))
     assert centroid_errors_mm(p, "upper", r.world_from_ios).max() < 0.3
     assert r.verdict == "review"  # a partial overlap: never passed unseen
+
+
+def test_the_side_of_a_scan_comes_from_its_fdi_quadrants() -> None:
+    left = np.repeat([0, 31, 32, 33, 34, 35, 41], 10)  # lower left quadrant and the right central incisor
+    assert slide.scan_side(left) == 1
+    assert slide.scan_side(np.repeat([0, 14, 15, 16, 17, 55], 10)) == -1  # upper right, a deciduous tooth too
+    assert slide.scan_side(np.repeat([11, 12, 21, 22], 10)) == 0  # both sides
+    assert slide.scan_side(np.zeros(10, dtype=np.int16)) == 0  # unlabelled
+
+
+def test_starts_on_the_other_side_of_the_arch_are_dropped() -> None:
+    cbct = np.c_[np.linspace(-30.0, 30.0, 61), np.zeros(61), np.zeros(61)] + [4.0, 0.0, 0.0]  # midline x = 4
+    points = np.array([[20.0, 0.0, 0.0], [24.0, 0.0, 0.0]])
+    here, mirrored = np.eye(4), np.diag([-1.0, -1.0, 1.0, 1.0])  # centroid at x = 22 and x = −22
+    assert [T is here for T in slide.on_side([mirrored, here], points, 1, cbct)] == [True]  # LPS +x: patient's left
+    assert [T is mirrored for T in slide.on_side([mirrored, here], points, -1, cbct)] == [True]
+    assert len(slide.on_side([mirrored, here], points, 0, cbct)) == 2
+    assert len(slide.on_side([mirrored], points, 1, cbct)) == 1  # none on that side: all kept
+
+
+@pytest.mark.parametrize(("seed", "jaw"), [(3, "lower"), (9, "upper")])
+def test_a_labelled_quadrant_scan_stays_on_its_side_of_the_arch(seed: int, jaw: str) -> None:
+    """Intensity path, a labelled quadrant (teeth 32–36 / 12–16): without the side of its FDI quadrant, the best
+    scored start put it on the other side of the arch (44 / 54 mm off, failed by QC)."""
+    p = make_patient(COARSE, np.random.default_rng(seed), 0, conditions=("ios_quadrant",))
+    r = register_jaw(p.cbct, p.ios[jaw])
+    assert centroid_errors_mm(p, jaw, r.world_from_ios).max() < 0.3
+    assert r.verdict == "review"

@@ -137,13 +137,16 @@ def _fit(
     if scan is None:
         target = surface.target
         pts, nrm = sample.points[:k], sample.normals[:k]
+        partial = slide.extent_mm(sample.points) < PARTIAL_SCAN * slide.extent_mm(surface.points)
+        side = slide.scan_side(sample.fdi) if partial else 0  # a one-sided partial scan stays on its side
         if previous is not None:  # no clear pose from the arch axes: match local shape
             found = features.feature_starts(
                 sample.points, sample.normals, surface.points[cbct_pick], surface.normals[cbct_pick], _rng()
             )
             starts = [*previous, *found]
-            if slide.extent_mm(sample.points) < PARTIAL_SCAN * slide.extent_mm(surface.points):
-                starts.append(_slide(surface, mesh, sample, occlusal, agree, cbct_pick[:2000]))
+            if partial:
+                starts.append(_slide(surface, mesh, sample, occlusal, agree, cbct_pick[:2000], side))
+            starts = slide.on_side(starts, sample.points, side, surface.points)
             best, score = best_start(target, pts, nrm, starts, iterations=20, normal_agreement=agree)
             return best, score
         best, score = np.eye(4), -1.0
@@ -155,6 +158,7 @@ def _fit(
             starts = ([best] if score >= 0 else []) + hypotheses(
                 sample.points, surface.points[cbct_pick], occlusal, config.init_angles, crowns_only=True
             )
+            starts = slide.on_side(starts, sample.points, side, surface.points)
             best, score = best_start(target, pts, nrm, starts, iterations=20, normal_agreement=agree)
         return best, score
     cbct_pts, cbct_nrm = surface.points[cbct_pick[:k]], surface.normals[cbct_pick[:k]]
@@ -164,7 +168,7 @@ def _fit(
         )
         starts = [np.asarray(np.linalg.inv(T), dtype=np.float64) for T in previous] + found
         if slide.extent_mm(sample.points) < PARTIAL_SCAN * slide.extent_mm(surface.points):
-            slid = _slide(surface, mesh, sample, occlusal, agree, cbct_pick[:2000])
+            slid = _slide(surface, mesh, sample, occlusal, agree, cbct_pick[:2000], 0)
             starts += [np.asarray(np.linalg.inv(slid), dtype=np.float64)]
     else:
         hyps = hypotheses(sample.points, surface.points[cbct_pick], occlusal, config.init_angles)
@@ -182,11 +186,13 @@ def _slide(
     occlusal: NDArray[np.float64],
     agree: float,
     pick: NDArray[np.intp],
+    side: int,
 ) -> Affine4x4:
     """The best ``world_from_ios`` of a partial scan slid along the arch (``slide``): its starts settled and
     ranked, the ``SLIDE_KEEP`` best polished and scored scan → CBCT crowns (a quadrant scan's cusps all have a
     counterpart there; most of the jaw's crowns have none on the scan). ``pick``: a farthest-point sample
-    (indices) of the CBCT crown points, whose cusps the starts settle on."""
+    (indices) of the CBCT crown points, whose cusps the starts settle on; ``side``: the patient's side the
+    scan shows (``slide.scan_side``), 0 for either."""
     v, f = mesh.vertices, mesh.faces
     normal = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]]).sum(axis=0)
     normal = normal / max(float(np.linalg.norm(normal)), 1e-12)
@@ -196,7 +202,8 @@ def _slide(
     few = slice(0, SLIDE_POINTS)
     tree = cKDTree(cbct)
     starts, rank = slide.settle(starts, sample.points[few], sample.normals[few], tree, surface.normals[pick], occlusal)
-    kept = [starts[i] for i in np.argsort(rank, kind="stable")[:SLIDE_KEEP]]
+    ranked = [starts[i] for i in np.argsort(rank, kind="stable")]
+    kept = slide.on_side(ranked, sample.points, side, surface.points)[:SLIDE_KEEP]
     k = 600
     best, _ = best_start(target, sample.points[:k], sample.normals[:k], kept, iterations=20, normal_agreement=agree)
     return best

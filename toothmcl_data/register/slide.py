@@ -45,6 +45,9 @@ RANK_AGREEMENT = 0.7
 at 0.8 mm voxels the crowns are dense enough that cusps pushed into their sides land near some surface."""
 MIN_WINDOW = 20
 """A position whose window holds fewer CBCT points than this is skipped."""
+ONE_SIDED = 0.75
+"""A labelled partial scan with at least this fraction of its crown points on one side of the patient (a quadrant
+scan with the central incisor of the other side, too) is kept on that side of the arch (``on_side``)."""
 
 
 def extent_mm(points: NDArray[np.float64]) -> float:
@@ -169,3 +172,30 @@ def settle(
         step_T[:, :3, :3], step_T[:, :3, 3] = r, t
         T = np.einsum("kij,kjl->kil", step_T, T)
     return list(T), np.asarray(rank, dtype=np.float64)
+
+
+def scan_side(fdi: NDArray[np.integer]) -> int:
+    """The patient's side a labelled scan shows: +1 when at least ``ONE_SIDED`` of its crown points (FDI labels
+    ``fdi`` (m,), 0 = not a tooth) are on the patient's left (FDI quadrants 2, 3, 6, 7), −1 when as many are on the
+    right, 0 otherwise (both sides, or no labels)."""
+    quadrant = fdi[fdi > 0] // 10
+    if len(quadrant) == 0:
+        return 0
+    left = float(np.isin(quadrant, (2, 3, 6, 7)).mean())
+    return 1 if left >= ONE_SIDED else -1 if left <= 1.0 - ONE_SIDED else 0
+
+
+def on_side(
+    starts: list[Affine4x4], points: NDArray[np.float64], side: int, cbct: NDArray[np.float64]
+) -> list[Affine4x4]:
+    """The starts (4, 4) ``world_from_ios`` that put the centroid of ``points`` (m, 3, IOS-frame mm) on the
+    patient's ``side`` (``scan_side``) of the CBCT crowns ``cbct`` (n, 3, LPS mm; the arch's midline taken at
+    their median x; LPS +x is the patient's left, whatever the head's pose, up to the yaw of a head turned in
+    the volume): a quadrant scan fitted onto the other side of the arch matches its mirror teeth. All starts when
+    ``side`` is 0 or none is on that side."""
+    if side == 0 or not starts:
+        return starts
+    centre = points.mean(axis=0)
+    midline = float(np.median(cbct[:, 0]))
+    kept = [T for T in starts if side * (float(T[0, :3] @ centre + T[0, 3]) - midline) > 0]
+    return kept or starts

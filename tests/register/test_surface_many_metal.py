@@ -9,11 +9,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.register.conftest import bench_patient, centroid_errors_mm, distance_to_crowns
+from tests.register.conftest import bench_patient, centroid_errors_mm, distance_to_crowns, unlabelled
 from toothmcl_data.register import cbct_surface, register_jaw
 from toothmcl_data.register.field import intensity_classes
-from toothmcl_data.register.surface import ToothSurface
+from toothmcl_data.register.isosurface import Candidates
+from toothmcl_data.register.surface import CrownRule, ToothSurface, _tooth_rule
 from toothmcl_data.synth.config import SynthConfig
+from toothmcl_data.synth.head import parse_field
 from toothmcl_data.synth.patient import SyntheticPatient, make_patient
 from toothmcl_data.types import JAWS
 
@@ -73,3 +75,52 @@ def test_the_label_map_path_keeps_the_crowns_beside_air_under_strong_streaks() -
     reg = register_jaw(p.cbct, p.ios["lower"], cbct_labels=p.cbct_labels, surface=surface)
     assert centroid_errors_mm(p, "lower", reg.world_from_ios).max() < 0.2
     assert reg.verdict != "fail"
+
+
+def _air_facing(contrasts: dict[str, tuple[float, int]]) -> tuple[Candidates, dict[str, slice]]:
+    """Air-facing candidates whose inner plateaus stand (mean, count) above air (0) per kind, and where each is."""
+    rng = np.random.default_rng(0)
+    inner, where, at = [], {}, 0
+    for kind, (mean, n) in contrasts.items():
+        inner.append(rng.normal(mean, 0.06 * mean, n))
+        where[kind], at = slice(at, at + n), at + n
+    z = np.zeros((at, 3))
+    c = Candidates(z, z, np.concatenate(inner).astype(np.float32), rng.normal(0.0, 30.0, at).astype(np.float32),
+                   np.ones(at, dtype=bool), np.ones(at, dtype=np.float32))  # fmt: skip
+    return c, where
+
+
+@pytest.mark.parametrize("metal", [400, 1600])
+def test_the_tooth_level_lies_below_enamel_when_metal_is_many_of_the_crowns(metal: int) -> None:
+    """With metal crowns 30 % of the air-facing points (1600 of 5400) the upper quartile lay on metal, nothing stood
+    above it, and the tooth split fell between enamel and metal: only the metal crowns were kept (as for clinical
+    seed 11, patient 2, below)."""
+    c, where = _air_facing({"bone": (1600.0, 800), "metal": (5800.0, metal), "enamel": (2500.0, 3000)})
+    keep = _tooth_rule(c, CrownRule(air=100.0), "test").keep(c)
+    assert keep[where["enamel"]].mean() > 0.98
+    assert keep[where["metal"]].mean() > 0.98
+    assert keep[where["bone"]].mean() < 0.05
+
+
+def test_metal_free_crowns_beside_bone_half_as_bright_are_not_taken_for_metal() -> None:
+    """Metal-free: the upper class of the contrasts (crowns) stands 2x above air-facing bone (measured up to 1.98x, with
+    47-53 % of the points): crowns kept, bone not."""
+    c, where = _air_facing({"bone": (1300.0, 2000), "enamel": (2600.0, 2000)})
+    keep = _tooth_rule(c, CrownRule(air=100.0), "test").keep(c)
+    assert keep[where["enamel"]].mean() > 0.98
+    assert keep[where["bone"]].mean() < 0.05
+
+
+def test_six_metal_crowns_in_a_clinical_field_register_without_labels() -> None:
+    """Patient 2 of ``bench/register.py --conditions metal_crowns --patients 5 --seed 11 --field-mm clinical`` (metal
+    crowns 11, 17, 22, 24, 27, 34: a quarter of the air-facing points): both jaws failed QC (intensity only and no
+    labels) with only the metal crowns kept as crowns."""
+    config = SynthConfig(spacing_mm=0.4, ios_noise_mm=0.02, field_mm=parse_field("clinical"))
+    p = bench_patient(config, 11, "metal_crowns", 2)
+    assert sorted(t.fdi for t in p.anatomy.teeth if t.restoration == "metal_crown") == [11, 17, 22, 24, 27, 34]
+    surface = cbct_surface(p.cbct, None)
+    assert np.median(distance_to_crowns(p, surface.points)) < 0.15
+    for jaw in JAWS:
+        reg = register_jaw(p.cbct, unlabelled(p.ios[jaw]), surface=surface)
+        assert centroid_errors_mm(p, jaw, reg.world_from_ios).max() < 0.2, jaw
+        assert reg.verdict != "fail", jaw

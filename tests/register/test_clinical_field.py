@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import cKDTree
 
-from tests.register.conftest import bench_patient
+from tests.register.conftest import bench_patient, centroid_errors_mm
 from toothmcl_data.register import field, register_jaw
 from toothmcl_data.register.surface import surface_from_intensity
 from toothmcl_data.synth.config import SynthConfig
@@ -49,3 +49,15 @@ def test_an_unlabelled_quadrant_scan_registers_in_a_field_with_bright_skull_bone
         apply_transform(reg.world_from_ios, crowns) - apply_transform(p.world_from_ios["lower"], crowns), axis=1
     )
     assert err.max() < 0.1  # mm
+
+
+def test_a_scan_of_unknown_jaw_finds_its_jaw_in_a_one_jaw_field() -> None:
+    """A lower scan without labels or jaw, a field of the lower jaw with the edges of a few upper crowns (2,785 crown
+    points): those fit somewhere on the whole scan (start score 0.88, the lower jaw's 0.84), and the fit on the upper
+    jaw failed QC 68 mm off. The other jaw's fit is checked when the first fails."""
+    p = bench_patient(CONFIG, 11, "fov_one_jaw", 1)
+    mesh = p.ios["lower"]
+    reg = register_jaw(p.cbct, Mesh(mesh.vertices, mesh.faces, frame=mesh.frame))
+    assert reg.jaw == "lower"
+    assert reg.verdict != "fail"
+    assert centroid_errors_mm(p, "lower", reg.world_from_ios).max() < 0.1

@@ -368,6 +368,16 @@ def register_jaw(
     _, j, start, jaw_surface = max(results, key=lambda r: r[0])
     T = _polish(jaw_surface, scan, sample, config, start)
     reg = _registration(j, T, mesh, sample, jaw_surface, config, cbct, scan)
+    if reg.verdict == "fail" and jaw is None:
+        # A scan of unknown jaw took the jaw of the best start; a few crowns of the other jaw at the edge of a
+        # one-jaw field fit somewhere on a whole scan as well (0.88 there, 0.84 on its own jaw; clinical seed 11,
+        # ``fov_one_jaw`` patient 1): the other jaw's fit is checked too, and kept unless it fails as well.
+        tried = {r[1]: r[2] for r in results}  # jaw → its best start
+        for other in (o for o in candidates if o != j):
+            own = surface.jaw(other)
+            begin = tried[other] if other in tried else _fit(other, own, mesh, scan, sample, config, where)[0]
+            alt = _registration(other, _polish(own, scan, sample, config, begin), mesh, sample, own, config, cbct, scan)
+            reg = alt if alt.verdict != "fail" else reg
     if jaw_surface is surface and surface.source == "intensity":
         # Fitted against both jaws' crowns (see above): which crowns it found is not checked against the jaw
         # split, so the fit is never passed unseen.

@@ -64,18 +64,16 @@ def quadrant_scan() -> SyntheticPatient:
 
 def test_slid_starts_hold_one_near_the_truth(quadrant_scan: SyntheticPatient) -> None:
     from toothmcl_data.geometry import farthest_point_indices
-    from toothmcl_data.register.jaw import SLIDE_KEEP, crown_sample
+    from toothmcl_data.register.jaw import crown_sample
+    from toothmcl_data.register.slide import SLIDE_KEEP
 
     p = quadrant_scan
     surface = cbct_surface(p.cbct, None).jaw("upper")
     sample = crown_sample(unlabelled(p.ios["upper"]), 3000)
     assert slide.extent_mm(sample.points) < 0.6 * slide.extent_mm(surface.points)  # a part of the arch
-    v, f = p.ios["upper"].vertices, p.ios["upper"].faces
-    normal = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]]).sum(axis=0)
     pick = farthest_point_indices(surface.points, 2000)
-    starts = slide.slide_hypotheses(
-        sample.points[: slide.POSITIONS * 40], normal / np.linalg.norm(normal), surface.points[pick], -surface.up
-    )
+    normal = slide.mean_normal(p.ios["upper"])
+    starts = slide.slide_hypotheses(sample.points[: slide.POSITIONS * 40], normal, surface.points[pick], -surface.up)
     settled, rank = slide.settle(
         starts, sample.points[:150], sample.normals[:150], cKDTree(surface.points[pick]), surface.normals[pick],
         -surface.up,

@@ -26,12 +26,9 @@ MIN_TARGET_POINTS = 50
 MIN_LABELLED = 30
 """A scan with fewer crown-labelled vertices than this is fitted as unlabelled (whole surface, no FDI)."""
 PARTIAL_SCAN = 0.75
-"""An unlabelled scan shorter than this fraction of the CBCT jaw's crowns (along their largest axes) covers part
-of the arch (a quadrant scan): the search also slides it along the arch (``slide``)."""
-SLIDE_POINTS = 150
-"""Scan points (a prefix of the farthest-point sample) whose cusps settle and rank the slid starts."""
-SLIDE_KEEP = 24
-"""Slid starts, best ranked, handed to the polish and score of ``init.best_start``."""
+"""A scan shorter than this fraction of the CBCT jaw's crowns (along their largest axes) covers part of the arch (a
+quadrant scan): the search also slides it along the arch (``slide``); CBCT crowns shorter than this fraction of a
+labelled scan's (a quadrant field of view) are slid along the scan's crowns."""
 GOOD_START = 0.6
 """A centroid start whose polished pose puts this fraction of crown points on the CBCT crowns is kept without a
 search."""
@@ -144,8 +141,17 @@ def _fit(
                 sample.points, sample.normals, surface.points[cbct_pick], surface.normals[cbct_pick], _rng()
             )
             starts = [*previous, *found]
+            few = cbct_pick[:2000]
+            cbct = surface.points[few], surface.normals[few], surface.target
             if partial:
-                starts.append(_slide(surface, mesh, sample, occlusal, agree, cbct_pick[:2000], side))
+                ios = sample.points, sample.normals, slide.mean_normal(mesh)
+                starts.append(slide.slide(ios, cbct, occlusal, agree, side))
+            elif slide.extent_mm(surface.points) < PARTIAL_SCAN * slide.extent_mm(sample.points):
+                # The CBCT shows part of the arch (a quadrant field): its crowns slid along the scan's.
+                part = surface.points[few], surface.normals[few], occlusal
+                arch = sample.points, sample.normals, Target.of(sample.points, sample.normals)
+                ios_from_world = slide.slide(part, arch, slide.mean_normal(mesh), agree, 0)
+                starts.append(np.asarray(np.linalg.inv(ios_from_world), dtype=np.float64))
             starts = slide.on_side(starts, sample.points, side, surface.points)
             best, score = best_start(target, pts, nrm, starts, iterations=20, normal_agreement=agree)
             return best, score
@@ -168,7 +174,9 @@ def _fit(
         )
         starts = [np.asarray(np.linalg.inv(T), dtype=np.float64) for T in previous] + found
         if slide.extent_mm(sample.points) < PARTIAL_SCAN * slide.extent_mm(surface.points):
-            slid = _slide(surface, mesh, sample, occlusal, agree, cbct_pick[:2000], 0)
+            few = cbct_pick[:2000]
+            ios = sample.points, sample.normals, slide.mean_normal(mesh)
+            slid = slide.slide(ios, (surface.points[few], surface.normals[few], surface.target), occlusal, agree, 0)
             starts += [np.asarray(np.linalg.inv(slid), dtype=np.float64)]
     else:
         hyps = hypotheses(sample.points, surface.points[cbct_pick], occlusal, config.init_angles)
@@ -177,36 +185,6 @@ def _fit(
         scan, cbct_pts, cbct_nrm, starts, iterations=20, normal_agreement=agree, coarse=scan.coarse
     )
     return np.asarray(np.linalg.inv(best), dtype=np.float64), score
-
-
-def _slide(
-    surface: ToothSurface,
-    mesh: Mesh,
-    sample: CrownSample,
-    occlusal: NDArray[np.float64],
-    agree: float,
-    pick: NDArray[np.intp],
-    side: int,
-) -> Affine4x4:
-    """The best ``world_from_ios`` of a partial scan slid along the arch (``slide``): its starts settled and
-    ranked, the ``SLIDE_KEEP`` best polished and scored scan → CBCT crowns (a quadrant scan's cusps all have a
-    counterpart there; most of the jaw's crowns have none on the scan). ``pick``: a farthest-point sample
-    (indices) of the CBCT crown points, whose cusps the starts settle on; ``side``: the patient's side the
-    scan shows (``slide.scan_side``), 0 for either."""
-    v, f = mesh.vertices, mesh.faces
-    normal = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]]).sum(axis=0)
-    normal = normal / max(float(np.linalg.norm(normal)), 1e-12)
-    cbct = surface.points[pick]
-    target = surface.target
-    starts = slide.slide_hypotheses(sample.points[: slide.POSITIONS * 40], normal, cbct, occlusal)
-    few = slice(0, SLIDE_POINTS)
-    tree = cKDTree(cbct)
-    starts, rank = slide.settle(starts, sample.points[few], sample.normals[few], tree, surface.normals[pick], occlusal)
-    ranked = [starts[i] for i in np.argsort(rank, kind="stable")]
-    kept = slide.on_side(ranked, sample.points, side, surface.points)[:SLIDE_KEEP]
-    k = 600
-    best, _ = best_start(target, sample.points[:k], sample.normals[:k], kept, iterations=20, normal_agreement=agree)
-    return best
 
 
 def _polish(

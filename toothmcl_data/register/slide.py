@@ -7,6 +7,9 @@ right). Here the scan's own long axis is laid along the arch's local direction a
 crowns, its mean surface normal (gums → crowns, 8-40° off the occlusal direction on quadrant scans) turned about
 the arch in ``ROLLS`` and across it in ``PITCHES``, both ends first; each start's cusps are then settled onto
 the CBCT crowns by a few rigid steps and all starts are ranked at once by how close the cusps land.
+
+The same search runs the other way when the CBCT shows part of the arch (a quadrant field of view) and the scan
+the whole: the CBCT's crowns are slid along the scan's (:func:`slide` takes either as the part).
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
 from toothmcl_data.geometry import farthest_point_indices
-from toothmcl_data.types import Affine4x4
+from toothmcl_data.register.icp import Target
+from toothmcl_data.register.init import best_start
+from toothmcl_data.types import Affine4x4, Mesh
 
 CUSP_BAND_MM = 3.0
 """The scan's (and the CBCT window's) cusps: points within this depth of the most occlusal one."""
@@ -43,6 +48,10 @@ RANK_CAP_MM = 3.0
 RANK_AGREEMENT = 0.7
 """A cusp point whose unit normal and its nearest CBCT point's differ by more (|cos| below this) counts as far:
 at 0.8 mm voxels the crowns are dense enough that cusps pushed into their sides land near some surface."""
+SLIDE_POINTS = 150
+"""Points of the partial set (a prefix of its farthest-point sample) whose cusps settle and rank the slid starts."""
+SLIDE_KEEP = 24
+"""Slid starts, best ranked, handed to the polish and score of ``init.best_start``."""
 MIN_WINDOW = 20
 """A position whose window holds fewer CBCT points than this is skipped."""
 ONE_SIDED = 0.75
@@ -199,3 +208,37 @@ def on_side(
     midline = float(np.median(cbct[:, 0]))
     kept = [T for T in starts if side * (float(T[0, :3] @ centre + T[0, 3]) - midline) > 0]
     return kept or starts
+
+
+Part = tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]
+"""Crowns covering part of an arch: points, unit normals, mean unit normal (see :func:`slide`)."""
+Arch = tuple[NDArray[np.float64], NDArray[np.float64], Target]
+"""An arch's crowns: points, unit normals, their ICP target (see :func:`slide`)."""
+
+
+def slide(part: Part, arch: Arch, occlusal: NDArray[np.float64], agree: float, side: int) -> Affine4x4:
+    """The best pose (4, 4) ``arch_from_part`` of crowns covering part of an arch slid along the arch's crowns
+    (a quadrant scan along the CBCT crowns, or a quadrant field's CBCT crowns along a whole scan): starts from
+    ``slide_hypotheses``, settled and ranked (``settle``), the ``SLIDE_KEEP`` best kept on ``side`` (``on_side``,
+    0: either) and polished and scored part → arch (every point of the part has a counterpart on the arch).
+
+    part: points (m, 3) mm in a farthest-point order, their unit normals (m, 3), and the part's (3,) unit mean
+    surface normal (roughly occlusal), in its own frame. arch: points (n, 3) mm (a farthest-point spread), unit
+    normals (n, 3) and the ``Target`` of the arch's crowns, in its frame; occlusal: (3,) unit direction from the
+    gums towards the crown tips there; agree: the normal agreement of ``init.best_start``."""
+    points, normals, normal = part
+    arch_points, arch_normals, target = arch
+    starts = slide_hypotheses(points[: POSITIONS * 40], normal, arch_points, occlusal)
+    few = slice(0, SLIDE_POINTS)
+    starts, rank = settle(starts, points[few], normals[few], cKDTree(arch_points), arch_normals, occlusal)
+    ranked = [starts[i] for i in np.argsort(rank, kind="stable")]
+    kept = on_side(ranked, points, side, arch_points)[:SLIDE_KEEP]
+    best, _ = best_start(target, points[:600], normals[:600], kept, iterations=20, normal_agreement=agree)
+    return best
+
+
+def mean_normal(mesh: Mesh) -> NDArray[np.float64]:
+    """The (3,) unit area-weighted mean face normal of ``mesh`` (its frame: a jaw scan's points occlusally)."""
+    v, f = mesh.vertices, mesh.faces
+    normal = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]]).sum(axis=0)
+    return np.asarray(normal / max(float(np.linalg.norm(normal)), 1e-12), dtype=np.float64)

@@ -51,9 +51,9 @@ METAL_SHARE = 0.4
 their contrasts is metal when it holds at most this fraction of them ... """
 METAL_GAP = 2.0
 """... and its median stands at least this many times above the upper quartile of the others. Measured at 0.4 mm
-(``bench/register.py`` patients, 22 conditions): metal crowns and implants 2.10-2.31 times with 1-17 % of the
-points (six metal crowns of 28 teeth: 25 %); metal-free jaws at most 1.98 times, and then with ≥ 47 % of them
-(bright crowns beside air-facing bone half as bright)."""
+on 122 ``bench/register.py`` patients (clinical seeds 7 and 11, fitted seed 0, all conditions): metal crowns and
+implants 2.07-2.33 times with 1-25 % of the points (25 %: six metal crowns of 28 teeth); metal-free jaws at most
+1.98 times, and above 1.9 with ≥ 49 % of them (bright crowns beside air-facing bone half as bright)."""
 METAL_REACH = 3.0
 """Intensity path: the CBCT holds metal when ``METAL_MM3`` of it lie more than this many times the gap between the
 two lower class splits above the tooth split. Measured at 0.4 mm on grids fitted to the jaws, the 99.99th percentile

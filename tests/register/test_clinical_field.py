@@ -1,6 +1,6 @@
 """Clinical fields of view (160 × 160 × 110 mm at 0.4 mm: skull, sinuses, airway around the teeth), intensity path:
-patients drawn as ``bench/register.py --field-mm clinical --seed 7`` draws them (its seed per condition, patients in
-order), on which the earlier code failed QC — honestly, but the jaw did not pair."""
+patients drawn as ``bench/register.py --field-mm clinical --seed 7`` (or ``--seed 11``) draws them (its seed per
+condition, patients in order), on which the earlier code failed QC — honestly, but the jaw did not pair."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from scipy.spatial.transform import Rotation
 from tests.register.conftest import COARSE, centroid_errors_mm, unlabelled
 from toothmcl_data.register import cbct_surface, register_jaw, slide
 from toothmcl_data.synth.patient import SyntheticPatient, make_patient
-from toothmcl_data.types import apply_transform
+from toothmcl_data.types import Jaw, apply_transform
 
 
 def _cloud() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -65,7 +65,6 @@ def quadrant_scan() -> SyntheticPatient:
 def test_slid_starts_hold_one_near_the_truth(quadrant_scan: SyntheticPatient) -> None:
     from toothmcl_data.geometry import farthest_point_indices
     from toothmcl_data.register.jaw import crown_sample
-    from toothmcl_data.register.slide import SLIDE_KEEP
 
     p = quadrant_scan
     surface = cbct_surface(p.cbct, None).jaw("upper")
@@ -82,7 +81,7 @@ def test_slid_starts_hold_one_near_the_truth(quadrant_scan: SyntheticPatient) ->
     at_truth = apply_transform(truth, sample.points)
     err = np.array([np.linalg.norm(apply_transform(T, sample.points) - at_truth, axis=1).mean() for T in settled])
     assert err.min() < 2.5
-    kept = np.argsort(rank, kind="stable")[:SLIDE_KEEP]  # the starts handed to the polish
+    kept = np.argsort(rank, kind="stable")[: slide.SLIDE_KEEP]  # the starts handed to the polish
     assert err[kept].min() < 3.0
 
 
@@ -113,7 +112,7 @@ def test_starts_on_the_other_side_of_the_arch_are_dropped() -> None:
 
 
 @pytest.mark.parametrize(("seed", "jaw"), [(3, "lower"), (9, "upper")])
-def test_a_labelled_quadrant_scan_stays_on_its_side_of_the_arch(seed: int, jaw: str) -> None:
+def test_a_labelled_quadrant_scan_stays_on_its_side_of_the_arch(seed: int, jaw: Jaw) -> None:
     """Intensity path, a labelled quadrant (teeth 32–36 / 12–16): without the side of its FDI quadrant, the best
     scored start put it on the other side of the arch (44 / 54 mm off, failed by QC)."""
     p = make_patient(COARSE, np.random.default_rng(seed), 0, conditions=("ios_quadrant",))

@@ -131,17 +131,17 @@ def _fit(
     cbct_pick = spread(surface, config)
     k = config.init_points
     occlusal = surface.up * (-1.0 if jaw == "upper" else 1.0)  # from the crowns' shape, not the volume axes
+    partial = slide.extent_mm(sample.points) < PARTIAL_SCAN * slide.extent_mm(surface.points)  # a quadrant scan
+    few = cbct_pick[:2000]  # the CBCT crown points a slid scan settles on
     if scan is None:
         target = surface.target
         pts, nrm = sample.points[:k], sample.normals[:k]
-        partial = slide.extent_mm(sample.points) < PARTIAL_SCAN * slide.extent_mm(surface.points)
         side = slide.scan_side(sample.fdi) if partial else 0  # a one-sided partial scan stays on its side
         if previous is not None:  # no clear pose from the arch axes: match local shape
             found = features.feature_starts(
                 sample.points, sample.normals, surface.points[cbct_pick], surface.normals[cbct_pick], _rng()
             )
             starts = [*previous, *found]
-            few = cbct_pick[:2000]
             cbct = surface.points[few], surface.normals[few], surface.target
             if partial:
                 ios = sample.points, sample.normals, slide.mean_normal(mesh)
@@ -173,8 +173,7 @@ def _fit(
             surface.points[cbct_pick], surface.normals[cbct_pick], scan.points, scan.normals, _rng()
         )
         starts = [np.asarray(np.linalg.inv(T), dtype=np.float64) for T in previous] + found
-        if slide.extent_mm(sample.points) < PARTIAL_SCAN * slide.extent_mm(surface.points):
-            few = cbct_pick[:2000]
+        if partial:
             ios = sample.points, sample.normals, slide.mean_normal(mesh)
             slid = slide.slide(ios, (surface.points[few], surface.normals[few], surface.target), occlusal, agree, 0)
             starts += [np.asarray(np.linalg.inv(slid), dtype=np.float64)]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 import pydicom
 from numpy.typing import NDArray
+from pydicom.dataelem import DataElement
 
 from toothmcl_data.errors import SeriesError
 from toothmcl_data.io.dicomvalues import check_elements, check_pixel_size, is_compressed, number, numbers
@@ -41,6 +43,8 @@ _REQUIRED = (
 )
 _GAP_TOLERANCE = 0.01
 """Relative tolerance on slice gaps (and on equal pixel spacing) before a series counts as non-uniform."""
+_NATIVE_LE = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"})
+"""Implicit and Explicit VR Little Endian: uncompressed pixels in the file's byte order."""
 _TILT_TOLERANCE = 1e-3
 """Largest sideways / along-normal ratio of the slice step (≈ 0.06°) before a series counts as tilted."""
 
@@ -76,7 +80,9 @@ class _Slice:
         return np.asarray(self.stored, dtype=np.float64) * self.slope + self.intercept
 
 
-def _read_slices(path: Path, data: bytes | None = None, checked: set[tuple[Any, ...]] | None = None) -> list[_Slice]:
+def _read_slices(
+    path: Path, data: bytes | None = None, checked: dict[tuple[Any, ...], DataElement] | None = None
+) -> list[_Slice]:
     """The slices of one file: one for a classic image, one per frame for a multi-frame (enhanced) image.
 
     data: the file's bytes when the caller has read them already (``path`` then only names the file);
@@ -94,8 +100,31 @@ def _read_slices(path: Path, data: bytes | None = None, checked: set[tuple[Any, 
     return [_read_slice(path, ds)]
 
 
+def _native16(ds: pydicom.Dataset, frames: int) -> NDArray[np.generic] | None:
+    """The pixels of an uncompressed little-endian 16-bit grey image — the common CBCT slice — read straight from
+    Pixel Data as pydicom's ``pixel_array`` gives them: (rows, cols), (frames, rows, cols) for several frames;
+    unused high bits shifted out, sign-extended when signed. Without pydicom's decoder set-up, which costs as
+    much as parsing the file. None for any other encoding (pydicom decodes those)."""
+    syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+    if syntax not in _NATIVE_LE or ds.get("SamplesPerPixel", 1) != 1 or ds.get("BitsAllocated") != 16:
+        return None
+    data, stored, signed = ds.PixelData, ds.get("BitsStored", 16), ds.get("PixelRepresentation", 0)
+    if not isinstance(data, bytes) or not isinstance(stored, int) or not 1 <= stored <= 16 or signed not in (0, 1):
+        return None
+    rows, cols = int(ds.Rows), int(ds.Columns)
+    shape = (frames, rows, cols) if frames > 1 else (rows, cols)
+    pixels = np.frombuffer(data, dtype="<i2" if signed else "<u2", count=math.prod(shape)).reshape(shape)
+    if stored < 16:
+        pixels = (pixels << (16 - stored)) >> (16 - stored)
+    return pixels
+
+
 def _pixels(path: Path, ds: pydicom.Dataset) -> NDArray[np.generic]:
-    check_pixel_size(path, ds, int(number(path, ds, "NumberOfFrames", 1)))
+    frames = int(number(path, ds, "NumberOfFrames", 1))
+    check_pixel_size(path, ds, frames)
+    native = _native16(ds, frames)
+    if native is not None:
+        return native
     try:
         return np.asarray(ds.pixel_array)
     except (*DICOM_ERRORS, RuntimeError) as err:
@@ -349,7 +378,7 @@ def read_series(paths: Sequence[Path], *, data: Sequence[bytes] | None = None) -
         raise SeriesError(f"read_series got {len(paths)} paths but {len(data)} byte strings; pass one per file")
     where = _folder(paths)
     blobs: Sequence[bytes | None] = data if data is not None else [None] * len(paths)
-    checked: set[tuple[Any, ...]] = set()  # header elements the series' slices share are decoded once
+    checked: dict[tuple[Any, ...], DataElement] = {}  # header elements the series' slices share are decoded once
     slices = [s for p, b in zip(paths, blobs, strict=True) for s in _read_slices(p, b, checked)]
     _check_consistent(slices, where)
     first = slices[0]

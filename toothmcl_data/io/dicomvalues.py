@@ -24,15 +24,16 @@ from toothmcl_data.io.discover import DICOM_ERRORS
 _VRS = frozenset(str(v.value) for v in VR)
 
 
-def check_elements(path: Path, ds: pydicom.Dataset, checked: set[tuple[Any, ...]] | None = None) -> None:
+def check_elements(path: Path, ds: pydicom.Dataset, checked: dict[tuple[Any, ...], DataElement] | None = None) -> None:
     """Decode every element once (pydicom decodes lazily): an unknown VR or a value that cannot be decoded is
     an error now, naming its tag, not later in de-identification.
 
-    checked: raw elements already decoded without error in other files of the same series (the caller keeps one
-    set per series). An element whose raw bytes, explicit VR, byte order and character set equal one of them
-    decodes the same way, so it is not decoded again here (the slices of a series repeat most of their header);
-    those this call decodes are added. Elements of VR UN or implicit VR (their decoding may depend on the
-    dataset's private creators) and values over 1 KiB (pixel data) are always decoded.
+    checked: raw elements already decoded without error in other files of the same series, each with its decoded
+    element (the caller keeps one dict per series). An element whose raw bytes, explicit VR, byte order and
+    character set equal one of them decodes the same way, so it is not decoded again: ``ds`` gets the decoded
+    element already made (the slices of a series repeat most of their header; read-only: the elements are shared
+    between the series' datasets); those this call decodes are added. Elements of VR UN or implicit VR (their
+    decoding may depend on the dataset's private creators) and values over 1 KiB (pixel data) are always decoded.
     """
     for elem in _unchecked(ds, checked):
         if elem.VR not in _VRS:
@@ -52,10 +53,10 @@ def check_elements(path: Path, ds: pydicom.Dataset, checked: set[tuple[Any, ...]
 _MEMO_MAX_BYTES = 1024
 
 
-def _unchecked(ds: pydicom.Dataset, checked: set[tuple[Any, ...]] | None) -> Iterator[DataElement]:
+def _unchecked(ds: pydicom.Dataset, checked: dict[tuple[Any, ...], DataElement] | None) -> Iterator[DataElement]:
     """``ds.iterall()`` (every element, recursing into sequences, in tag order) without the raw elements found
-    in ``checked``; an element yielded is added to ``checked`` once the consumer has checked it (asked for the
-    next one)."""
+    in ``checked`` (those are replaced in ``ds`` by their decoded element); an element yielded is added to
+    ``checked`` once the consumer has checked it (asked for the next one)."""
     encoding = ds._character_set if checked is not None else ()
     charset = (encoding,) if isinstance(encoding, str) else tuple(encoding)
     for tag in sorted(ds._dict):
@@ -69,7 +70,9 @@ def _unchecked(ds: pydicom.Dataset, checked: set[tuple[Any, ...]] | None) -> Ite
             and len(raw.value) <= _MEMO_MAX_BYTES
         ):
             key = (raw.tag, raw.VR, bytes(raw.value), raw.is_little_endian, charset)
-            if key in checked:
+            done = checked.get(key)
+            if done is not None:
+                ds._dict[tag] = done
                 continue
         elem = ds[tag]
         yield elem
@@ -77,7 +80,7 @@ def _unchecked(ds: pydicom.Dataset, checked: set[tuple[Any, ...]] | None) -> Ite
             for item in elem.value:
                 yield from _unchecked(item, checked)
         if key is not None and checked is not None:
-            checked.add(key)
+            checked[key] = elem
 
 
 def number(path: Path, ds: pydicom.Dataset | None, keyword: str, default: float) -> float:

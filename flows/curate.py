@@ -34,6 +34,7 @@ from toothmcl_data.curate import (
     curation_config,
     curation_provenance,
     load_records,
+    missing_outputs,
     nothing_to_publish,
     run_quarantine,
     stage_totals,
@@ -156,6 +157,15 @@ def _curate(params: CurateParams, work: Path, audit: Path) -> dict[str, Any]:
         case_task.submit(case, work, audit, params, fingerprint, config) for case in plan.cases
     ]
     everything = [f.result() for f in futures]
+    # A cached result whose record or audit files were deleted since (a user starting over) is curated again.
+    stale = [i for i, (f, s) in enumerate(zip(futures, everything, strict=True)) if _gone(f, s, work, audit)]
+    if stale:
+        logger.warning("%d cached case results name deleted files: curating those cases again", len(stale))
+        redo = case_task.with_options(refresh_cache=True)
+        for i in stale:
+            futures[i] = redo.submit(plan.cases[i], work, audit, params, fingerprint, config)
+        for i in stale:
+            everything[i] = futures[i].result()
     finish_drop(plan, [load_case_result(work, audit, s["pseudonym"]) for s in everything], work, audit)
     summaries = [s for s in everything if s["written"]]
     hits = [f.state.name == "Cached" for f in futures]
@@ -203,6 +213,10 @@ def _curate(params: CurateParams, work: Path, audit: Path) -> dict[str, Any]:
         "stage_seconds": stage_seconds,
         "stage_cpu_seconds": stage_cpu_seconds,
     }
+
+
+def _gone(future: PrefectFuture[Any], summary: CaseSummary, work: Path, audit: Path) -> bool:
+    return future.state.name == "Cached" and bool(missing_outputs(summary, work, audit))
 
 
 @contextmanager

@@ -3,11 +3,12 @@ was quarantined at de-identification has no record and no stage after de-identif
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
 from tests.deid.conftest import KEY
-from toothmcl_data.curate.case import FIGURES, curate_case
+from toothmcl_data.curate.case import FIGURES, curate_case, missing_outputs
 from toothmcl_data.curate.clock import STAGES
 from toothmcl_data.curate.drop import curation_config
 from toothmcl_data.io.plan import plan_files
@@ -54,3 +55,22 @@ def test_the_register_config_given_reaches_the_registration(tmp_path: Path) -> N
     raw = plan_files(drop.drop).cases[0]
     summary = curate_case(raw, tmp_path / "work", tmp_path / "audit", key=KEY, figures=False, config=config)
     assert summary["verdicts"] == {"upper": "fail", "lower": "fail"}, summary  # defaults: review / pass
+
+
+def test_missing_outputs_names_what_a_case_result_points_to_and_is_gone(tmp_path: Path) -> None:
+    drop = write_drop(tmp_path / "synth", patients=1, seed=5, config=COARSE)
+    work, audit = tmp_path / "work", tmp_path / "audit"
+    summary = curate_case(plan_files(drop.drop).cases[0], work, audit, key=KEY, figures=False)
+    assert summary["record"] is not None
+    assert missing_outputs(summary, work, audit) == []
+    record = Path(summary["record"])
+    record.unlink()
+    assert missing_outputs(summary, work, audit) == [record]
+    shutil.rmtree(work)
+    shutil.rmtree(audit)
+    pn = summary["pseudonym"]
+    assert missing_outputs(summary, work, audit) == [
+        audit / "cases" / f"{pn}.json",
+        work / "cases" / pn / "case.json",
+        record,
+    ]

@@ -4,6 +4,7 @@ content hash as threads, and the build CLI runs the same flow."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,24 @@ def test_flow_publishes_a_version_and_rerun_is_all_cache_hits(threaded: dict[str
     assert all(r["has_labels"] and r["cbct_labels_source"] == "ios" for r in cases)
     sources = {r.get("cbct_label_source") for r in reader.table("teeth").to_pylist() if r["paired"]}
     assert sources == {"ios"}
+
+
+def test_a_cached_case_whose_folders_were_deleted_is_curated_again(
+    drop: Path, key_file: Path, tmp_path: Path, threaded: dict[str, Any]
+) -> None:
+    """Deleting a build's store, working and audit folders and building again (a user starting over) must curate
+    every case again: the cached case results name record files and audit records that are gone."""
+    params = CurateParams(raw=str(drop), store=str(tmp_path / "store"), key_file=str(key_file))
+    run_curate(params)
+    work, audit = params.folders()
+    for folder in (work, audit, Path(params.store)):
+        shutil.rmtree(folder)
+    again = run_curate(params)
+    assert again["cache_hits"] == 0
+    assert again["published"] == threaded["first"]["published"]
+    assert again["content_hash"] == threaded["first"]["content_hash"]
+    published = open_version(params.store, again["version"]).case_ids()
+    assert sorted(p.stem for p in (work / "records").iterdir()) == sorted(published)
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ quarantine rows, per-stage totals and the version's provenance.
 - ``drop``: configuration, quarantine rows, stage totals and provenance of a run.
 """
 
-from toothmcl_data.curate.case import FIGURES, CaseSummary, curate_case
+from toothmcl_data.curate.case import FIGURES, CaseSummary, curate_case, missing_outputs
 from toothmcl_data.curate.clock import STAGES, StageClock
 from toothmcl_data.curate.drop import (
     curation_config,
@@ -35,6 +35,7 @@ __all__ = [
     "curation_config",
     "curation_provenance",
     "load_records",
+    "missing_outputs",
     "nothing_to_publish",
     "release_memory",
     "run_quarantine",

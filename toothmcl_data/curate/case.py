@@ -49,6 +49,19 @@ class CaseSummary(TypedDict, total=False):
     cpu_seconds: dict[str, float]
 
 
+def missing_outputs(summary: CaseSummary, work: Path, audit: Path) -> list[Path]:
+    """What ``summary`` (a case's result, e.g. a cached one from an earlier run) names that ``work`` and ``audit``
+    no longer hold — its audit record, its de-identified case folder, its record file — deleted or moved since:
+    such a case must be curated again (empty when everything is there)."""
+    pseudonym = summary["pseudonym"]
+    wanted = [audit / "cases" / f"{pseudonym}.json"]
+    if summary["written"]:
+        wanted.append(work / "cases" / pseudonym / "case.json")
+    if summary["record"]:
+        wanted.append(Path(summary["record"]))
+    return [p for p in wanted if not p.is_file()]
+
+
 def curate_case(
     raw_case: RawCase,
     work: Path,

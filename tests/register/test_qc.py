@@ -10,13 +10,16 @@ import trimesh
 from toothmcl_data.register.config import RegisterConfig
 from toothmcl_data.register.icp import Target
 from toothmcl_data.register.qc import (
+    MIN_OVERLAP_MM2,
     PLANE_GATE_MM,
+    WIDE_OVERLAP_MM2,
     JawQC,
     coverage,
     meets,
     residuals,
     summarise,
     threshold_scale,
+    toward_review,
     verdict,
 )
 from toothmcl_data.register.surface import ToothSurface
@@ -71,6 +74,19 @@ def test_verdict_thresholds_and_their_scaling() -> None:
     assert verdict(coarse, CONFIG, 0.4) == "review"
     assert verdict(coarse, CONFIG, 0.8) == "pass"  # distance thresholds doubled for 0.8 mm voxels
     assert not meets(JawQC(0.1, 0.2, 0.9, 0.59, {}), CONFIG, 0.4, "pass")  # coverage is not scaled
+
+
+def test_a_partial_overlap_is_judged_from_pass_towards_review_thresholds_as_it_grows() -> None:
+    assert toward_review(MIN_OVERLAP_MM2 - 50) == 0.0
+    assert toward_review(WIDE_OVERLAP_MM2 + 50) == 1.0
+    assert toward_review((MIN_OVERLAP_MM2 + WIDE_OVERLAP_MM2) / 2) == pytest.approx(0.5)
+    # half way: RMS limit half way between pass (0.15) and review (0.30), inlier limit between 0.85 and 0.6
+    halfway = JawQC(rms_mm=0.22, p95_mm=0.45, inlier_fraction=0.75, coverage=0.8, per_tooth_mm={})
+    assert meets(halfway, CONFIG, 0.4, 0.5)
+    assert not meets(halfway, CONFIG, 0.4, "pass")
+    assert not meets(halfway, CONFIG, 0.4, 0.3)
+    assert not meets(JawQC(0.23, 0.45, 0.75, 0.8, {}), CONFIG, 0.4, 0.5)
+    assert meets(halfway, CONFIG, 0.4, "review")
 
 
 def test_coverage_counts_surface_samples_with_a_vertex_near() -> None:

@@ -221,8 +221,8 @@ def _registration(
     quadrant scan, crowns the CBCT does not show under metal streaks): the scan points the CBCT grid sees that
     have a CBCT crown surface within ``qc.REACH_MM``, or the CBCT crown samples the scan reaches, and the CBCT
     crowns within reach of the scan. When that overlap covers ``qc.MIN_OVERLAP_MM2`` and meets every *pass*
-    threshold (every *review* one from ``qc.WIDE_OVERLAP_MM2`` on), the jaw goes to ``review`` (flag
-    ``partial_overlap``), never to ``pass``.
+    threshold (every *review* one from ``qc.WIDE_OVERLAP_MM2`` on, between them ``qc.toward_review``), the jaw goes
+    to ``review`` (flag ``partial_overlap``), never to ``pass``.
 
     Everything measured against the scan is measured in the scan's own frame (CBCT points moved by ``T⁻¹``:
     distances do not change under a rigid motion), so its k-d tree is built once per registration (``scan``, the
@@ -260,8 +260,7 @@ def _registration(
         gate = config.inlier_mm * qc.threshold_scale(config, spacing_mm)
         overlap = qc.area_mm2(moved[seen & (res < gate)])
         log.debug("partial overlap %.0f mm2: %s", overlap, part)
-        tier = "review" if overlap >= qc.WIDE_OVERLAP_MM2 else "pass"
-        if overlap >= qc.MIN_OVERLAP_MM2 and qc.meets(part, config, spacing_mm, tier):
+        if overlap >= qc.MIN_OVERLAP_MM2 and qc.meets(part, config, spacing_mm, qc.toward_review(overlap)):
             stats, verdict = part, "review"
             flags.append(f"partial_overlap:{overlap:.0f}mm2")
     if stats.coverage < config.pass_coverage:

@@ -58,12 +58,17 @@ FOV_MARGIN_MM = 1.0
 """A registered scan point this far inside the CBCT grid's faces lies where the CBCT sees (small fields of view)."""
 MIN_OVERLAP_MM2 = 200.0
 """A partial overlap is judged only when its matched points cover at least this area (about two premolar crowns'
-occlusal and side surfaces): below it a fit of a small piece is not told from a slide along the arch."""
+occlusal and side surfaces): below it a fit of a small piece is not told from a slide along the arch. An overlap
+this small is judged by the *pass* thresholds."""
 WIDE_OVERLAP_MM2 = 600.0
-"""An overlap this large (five or more crowns) is judged by the *review* thresholds instead of the *pass* ones: the
-CBCT crown surface under strong metal streaks is placed 0.1-0.2 mm RMS off and has holes (measured on
-``metal_crowns`` patients at 0.4 mm: RMS 0.13-0.20, p95 0.26-0.46 mm, inliers 0.73-0.81 over 980-1460 mm² at the
-right pose), while a slide along the arch leaves its points off the surface."""
+"""An overlap this large (five or more crowns) is judged by the *review* thresholds; in between, thresholds a
+proportional part of the way from *pass* to *review* (:func:`toward_review`). The CBCT crown surface under strong
+metal streaks is placed 0.1-0.2 mm RMS off and has holes (measured on ``metal_crowns`` patients at 0.4 mm: RMS
+0.13-0.20, p95 0.26-0.46 mm, inliers 0.73-0.81 over 980-1460 mm² at the right pose), and a quadrant field's cut
+crowns alike (50 ``fov_quadrant`` jaws of clinical seeds 0-8 and 17 at their true pose, polished: RMS
+0.07-0.17, p95 0.12-0.34 mm, inliers 0.85-0.99 over 248-763 mm²), while a slide along the arch leaves its
+points off the surface (the same jaws polished from starts 5-8 mm along the arch or turned 12°, 336 fits that
+stayed 5-9 mm off: RMS ≥ 0.37, p95 ≥ 0.80 mm, inliers ≤ 0.55 over ≤ 280 mm²)."""
 
 
 def in_grid(
@@ -111,16 +116,27 @@ def summarise(
     )
 
 
-def meets(qc: JawQC, config: RegisterConfig, spacing_mm: float, kind: str) -> bool:
-    """Whether ``qc`` holds every ``{kind}_*`` threshold of ``config`` (``kind``: pass or review)."""
+def meets(qc: JawQC, config: RegisterConfig, spacing_mm: float, kind: str | float) -> bool:
+    """Whether ``qc`` holds every ``{kind}_*`` threshold of ``config`` (``kind``: pass or review), or (``kind`` a
+    number w in [0, 1]) every threshold w of the way from the *pass* one to the *review* one."""
+    w = 0.0 if kind == "pass" else 1.0 if kind == "review" else float(kind)
     scale = threshold_scale(config, spacing_mm)
-    c = config
+
+    def limit(name: str) -> float:
+        return float((1.0 - w) * getattr(config, f"pass_{name}") + w * getattr(config, f"review_{name}"))
+
     return (
-        qc.rms_mm <= getattr(c, f"{kind}_rms_mm") * scale
-        and qc.p95_mm <= getattr(c, f"{kind}_p95_mm") * scale
-        and qc.inlier_fraction >= getattr(c, f"{kind}_inlier_fraction")
-        and qc.coverage >= getattr(c, f"{kind}_coverage")
+        qc.rms_mm <= limit("rms_mm") * scale
+        and qc.p95_mm <= limit("p95_mm") * scale
+        and qc.inlier_fraction >= limit("inlier_fraction")
+        and qc.coverage >= limit("coverage")
     )
+
+
+def toward_review(overlap_mm2: float) -> float:
+    """How far (0 at :data:`MIN_OVERLAP_MM2` and below, 1 from :data:`WIDE_OVERLAP_MM2` on, linear between) a
+    partial overlap of ``overlap_mm2`` is judged from the *pass* thresholds towards the *review* ones."""
+    return float(np.clip((overlap_mm2 - MIN_OVERLAP_MM2) / (WIDE_OVERLAP_MM2 - MIN_OVERLAP_MM2), 0.0, 1.0))
 
 
 def verdict(qc: JawQC, config: RegisterConfig, spacing_mm: float) -> Verdict:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import io
 import logging
-import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,7 +26,8 @@ from numpy.typing import NDArray
 from pydicom.dataelem import DataElement
 
 from toothmcl_data.errors import SeriesError
-from toothmcl_data.io.dicomvalues import check_elements, check_pixel_size, is_compressed, number, numbers
+from toothmcl_data.io.dicompixels import pixels
+from toothmcl_data.io.dicomvalues import check_elements, number, numbers
 from toothmcl_data.io.discover import DICOM_ERRORS, safe_message
 from toothmcl_data.types import Volume
 
@@ -43,8 +43,6 @@ _REQUIRED = (
 )
 _GAP_TOLERANCE = 0.01
 """Relative tolerance on slice gaps (and on equal pixel spacing) before a series counts as non-uniform."""
-_NATIVE_LE = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"})
-"""Implicit and Explicit VR Little Endian: uncompressed pixels in the file's byte order."""
 _TILT_TOLERANCE = 1e-3
 """Largest sideways / along-normal ratio of the slice step (≈ 0.06°) before a series counts as tilted."""
 
@@ -100,48 +98,6 @@ def _read_slices(
     return [_read_slice(path, ds)]
 
 
-def _native16(ds: pydicom.Dataset, frames: int) -> NDArray[np.generic] | None:
-    """The pixels of an uncompressed little-endian 16-bit grey image — the common CBCT slice — read straight from
-    Pixel Data as pydicom's ``pixel_array`` gives them: (rows, cols), (frames, rows, cols) for several frames;
-    unused high bits shifted out, sign-extended when signed. Without pydicom's decoder set-up, which costs as
-    much as parsing the file. None for any other encoding (pydicom decodes those)."""
-    syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
-    if syntax not in _NATIVE_LE or ds.get("SamplesPerPixel", 1) != 1 or ds.get("BitsAllocated") != 16:
-        return None
-    data, stored, signed = ds.PixelData, ds.get("BitsStored", 16), ds.get("PixelRepresentation", 0)
-    if not isinstance(data, bytes) or not isinstance(stored, int) or not 1 <= stored <= 16 or signed not in (0, 1):
-        return None
-    rows, cols = int(ds.Rows), int(ds.Columns)
-    shape = (frames, rows, cols) if frames > 1 else (rows, cols)
-    pixels = np.frombuffer(data, dtype="<i2" if signed else "<u2", count=math.prod(shape)).reshape(shape)
-    if stored < 16:
-        pixels = (pixels << (16 - stored)) >> (16 - stored)
-    return pixels
-
-
-def _pixels(path: Path, ds: pydicom.Dataset) -> NDArray[np.generic]:
-    frames = int(number(path, ds, "NumberOfFrames", 1))
-    check_pixel_size(path, ds, frames)
-    native = _native16(ds, frames)
-    if native is not None:
-        return native
-    try:
-        return np.asarray(ds.pixel_array)
-    except (*DICOM_ERRORS, RuntimeError) as err:
-        syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
-        compressed = is_compressed(syntax)
-        hint = (
-            "if no decoder is installed: `pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg "
-            "pylibjpeg-rle`; else the file is truncated — re-export it"
-            if compressed
-            else "the file is truncated or uses an unsupported encoding — re-export it uncompressed"
-        )
-        raise SeriesError(
-            f"cannot decode pixel data of DICOM file {path}: {safe_message(err)}; {hint} "
-            f"(transfer syntax {syntax or '?'})"
-        ) from err
-
-
 def _item(seq_owner: pydicom.Dataset | None, keyword: str) -> pydicom.Dataset | None:
     if seq_owner is None or keyword not in seq_owner or not seq_owner[keyword].value:
         return None
@@ -159,7 +115,7 @@ def _read_frames(path: Path, ds: pydicom.Dataset) -> list[_Slice]:
             f"multi-frame DICOM file {path} has {frames} frames but no per-frame functional groups with plane "
             "positions; expected an enhanced image (e.g. Enhanced CT) — export it as single-frame slices"
         )
-    stack = _pixels(path, ds)
+    stack = pixels(path, ds)
     slices = []
     for n, group in enumerate(per_frame):
 
@@ -217,7 +173,7 @@ def _read_slice(path: Path, ds: pydicom.Dataset) -> _Slice:
     slope = number(path, ds, "RescaleSlope", 1.0) or 1.0
     intercept = number(path, ds, "RescaleIntercept", 0.0)
     thickness = number(path, ds, "SpacingBetweenSlices", 0.0) or number(path, ds, "SliceThickness", 0.0)
-    stored = _pixels(path, ds)
+    stored = pixels(path, ds)
     if stored.shape != (int(ds.Rows), int(ds.Columns)):
         raise SeriesError(
             f"DICOM file {path} holds pixels of shape {stored.shape}, expected one frame of "

@@ -90,7 +90,7 @@ def slide_hypotheses(
     radius = max(0.5 * float(np.ptp((ios - cs) @ a)), 8.0)
     flat = cbct - np.outer(cbct @ o, o)
     tree = cKDTree(flat)
-    turns = [(roll, pitch) for roll in ROLLS for pitch in PITCHES]
+    turns = np.radians([(roll, pitch) for roll in ROLLS for pitch in PITCHES])  # (k, 2): every turn at once
     starts: list[Affine4x4] = []
     for p in flat[farthest_point_indices(flat, POSITIONS, h=3)]:
         window = tree.query_ball_point(p, radius)
@@ -106,15 +106,17 @@ def slide_hypotheses(
             along = sign * t
             base = np.stack([along, o, np.cross(along, o)], axis=1) @ scan_frame.T
             across = np.cross(o, along)
-            for roll, pitch in turns:
-                tilt = Rotation.from_rotvec(across * np.radians(pitch)) * Rotation.from_rotvec(along * np.radians(roll))
-                r = tilt.as_matrix() @ base
-                y = ios @ r.T
-                h = y @ o
-                T = np.eye(4)
-                T[:3, :3] = r
-                T[:3, 3] = cusps - y[h > h.max() - CUSP_BAND_MM].mean(axis=0)
-                starts.append(T)
+            tilt = Rotation.from_rotvec(np.outer(turns[:, 1], across)) * Rotation.from_rotvec(
+                np.outer(turns[:, 0], along)
+            )
+            r = tilt.as_matrix() @ base  # (k, 3, 3)
+            y = np.einsum("kij,nj->kni", r, ios)  # the scan turned each way (k, n, 3)
+            h = y @ o
+            top = h > h.max(axis=1, keepdims=True) - CUSP_BAND_MM
+            T = np.tile(np.eye(4), (len(r), 1, 1))
+            T[:, :3, :3] = r
+            T[:, :3, 3] = cusps - np.einsum("kn,kni->ki", top, y) / top.sum(axis=1)[:, None]
+            starts.extend(T)
     return starts
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pytest
 
@@ -23,12 +25,15 @@ COARSE = SynthConfig(
 )
 
 
-def centroid_errors_mm(patient: SyntheticPatient, jaw: Jaw, world_from_ios: np.ndarray) -> np.ndarray:
-    """Per IOS tooth, the distance (mm) between its crown centroid mapped by ``world_from_ios`` and by the truth."""
+def centroid_errors_mm(
+    patient: SyntheticPatient, jaw: Jaw, world_from_ios: np.ndarray, teeth: Sequence[int] | None = None
+) -> np.ndarray:
+    """Per IOS tooth (of ``teeth``, FDI; default: every tooth of the scan), the distance (mm) between its crown
+    centroid mapped by ``world_from_ios`` and by the truth."""
     mesh = patient.ios[jaw]
     assert mesh.labels is not None
     out = []
-    for f in np.unique(mesh.labels[mesh.labels > 0]):
+    for f in np.unique(mesh.labels[mesh.labels > 0]) if teeth is None else teeth:
         c = mesh.vertices[mesh.labels == f].mean(axis=0)[None]
         truth = apply_transform(patient.world_from_ios[jaw], c)
         out.append(float(np.linalg.norm(apply_transform(world_from_ios, c) - truth)))

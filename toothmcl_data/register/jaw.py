@@ -133,6 +133,7 @@ def _fit(
     occlusal = surface.up * (-1.0 if jaw == "upper" else 1.0)  # from the crowns' shape, not the volume axes
     partial = slide.extent_mm(sample.points) < PARTIAL_SCAN * slide.extent_mm(surface.points)  # a quadrant scan
     few = cbct_pick[:2000]  # the CBCT crown points a slid scan settles on
+    cbct_arch = surface.points[few], surface.normals[few], surface.target
     if scan is None:
         target = surface.target
         pts, nrm = sample.points[:k], sample.normals[:k]
@@ -142,13 +143,12 @@ def _fit(
                 sample.points, sample.normals, surface.points[cbct_pick], surface.normals[cbct_pick], _rng()
             )
             starts = [*previous, *found]
-            cbct = surface.points[few], surface.normals[few], surface.target
             if partial:
                 ios = sample.points, sample.normals, slide.mean_normal(mesh)
-                starts.append(slide.slide(ios, cbct, occlusal, agree, side))
+                starts.append(slide.slide(ios, cbct_arch, occlusal, agree, side))
             elif slide.extent_mm(surface.points) < PARTIAL_SCAN * slide.extent_mm(sample.points):
                 # The CBCT shows part of the arch (a quadrant field): its crowns slid along the scan's.
-                part = surface.points[few], surface.normals[few], occlusal
+                part = cbct_arch[0], cbct_arch[1], occlusal
                 arch = sample.points, sample.normals, Target.of(sample.points, sample.normals)
                 ios_from_world = slide.slide(part, arch, slide.mean_normal(mesh), agree, 0)
                 starts.append(np.asarray(np.linalg.inv(ios_from_world), dtype=np.float64))
@@ -175,7 +175,7 @@ def _fit(
         starts = [np.asarray(np.linalg.inv(T), dtype=np.float64) for T in previous] + found
         if partial:
             ios = sample.points, sample.normals, slide.mean_normal(mesh)
-            slid = slide.slide(ios, (surface.points[few], surface.normals[few], surface.target), occlusal, agree, 0)
+            slid = slide.slide(ios, cbct_arch, occlusal, agree, 0)
             starts += [np.asarray(np.linalg.inv(slid), dtype=np.float64)]
     else:
         hyps = hypotheses(sample.points, surface.points[cbct_pick], occlusal, config.init_angles)

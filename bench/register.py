@@ -4,8 +4,9 @@ Run: ``.venv/bin/python bench/register.py [--conditions all] [--patients 10] [--
 [--field-mm clinical]``.
 Threads are pinned to one before numpy loads. Conditions are the synth package's named conditions
 (:data:`toothmcl_data.synth.conditions.CONDITION_NAMES`, ``all`` = every one of them) plus ``baseline`` (a
-default patient, no condition). For every condition, ``--patients`` synthetic patients are drawn with it (seeded)
-and both IOS jaws registered from the scan's random pose on three paths:
+default patient, no condition); ``A+B`` draws patients with both A and B (conditions of different groups, e.g.
+``fov_quadrant+implants``: an implant-planning field). For every condition, ``--patients`` synthetic patients are
+drawn with it (seeded) and both IOS jaws registered from the scan's random pose on three paths:
 
 - ``label map``: CBCT FDI label map and labelled scan;
 - ``intensity only``: no label map, labelled scan;
@@ -43,8 +44,9 @@ from typing import Any
 
 import numpy as np
 
+from toothmcl_data.errors import ConfigError
 from toothmcl_data.register import RegisterConfig, cbct_surface, register_jaw
-from toothmcl_data.synth.conditions import CONDITION_NAMES
+from toothmcl_data.synth.conditions import CONDITION_NAMES, check_conditions
 from toothmcl_data.synth.config import SynthConfig
 from toothmcl_data.synth.head import parse_field
 from toothmcl_data.synth.patient import SyntheticPatient, make_patient
@@ -61,8 +63,14 @@ POSED = ("pose_tilted", "bite_block", "bite_open")
 
 
 def draw(name: str, config: SynthConfig, rng: np.random.Generator, index: int) -> SyntheticPatient:
-    """Patient ``index`` drawn under condition ``name`` (``baseline``: none)."""
-    return make_patient(config, rng, index, conditions=() if name == BASELINE else (name,))
+    """Patient ``index`` drawn under condition ``name`` (``baseline``: none; ``A+B``: both)."""
+    return make_patient(config, rng, index, conditions=() if name == BASELINE else tuple(name.split("+")))
+
+
+def seed_offset(name: str) -> int:
+    """A condition's seed offset (each condition's own seed, independent of which others run: groups of
+    conditions can run apart and be merged); ``A+B`` gets its own, unlike A's and B's."""
+    return sum(1000 * NAMES.index(part) * 1001**k for k, part in enumerate(name.split("+")))
 
 
 def truth_teeth(p: SyntheticPatient, jaw: Jaw) -> tuple[list[int], list[int]]:
@@ -224,22 +232,26 @@ def main() -> None:
     )
     args = parser.parse_args()
     names = list(NAMES) if args.conditions == "all" else [c.strip() for c in args.conditions.split(",") if c.strip()]
-    unknown = [c for c in names if c not in NAMES]
+    unknown = [c for c in names if c != BASELINE and not set(c.split("+")) <= set(CONDITION_NAMES)]
     if unknown:
-        parser.error(f"unknown conditions {unknown}; known: {', '.join(NAMES)}")
+        parser.error(f"unknown conditions {unknown}; known: {', '.join(NAMES)} (combine with '+')")
+    try:
+        for name in names:
+            check_conditions(name.split("+") if name != BASELINE else [])
+    except ConfigError as err:
+        parser.error(str(err))
     paths = tuple(q.strip() for q in args.paths.split(",") if q.strip())
     if not paths or set(paths) - set(PATHS):
         parser.error(f"unknown paths {sorted(set(paths) - set(PATHS))}; known: {', '.join(PATHS)}")
     field = parse_field(args.field_mm) if args.field_mm else None
     if field is not None:
-        names = [c for c in names if c not in POSED]
+        names = [c for c in names if not set(c.split("+")) & set(POSED)]
     config = SynthConfig(spacing_mm=args.spacing, ios_noise_mm=0.02, field_mm=field)
     out: dict[str, dict] = {"conditions": {}}
     for name in names:
         t0 = time.perf_counter()
-        # each condition's own seed, independent of which others run: groups can run apart and be merged
         res = run_condition(
-            name, args.patients, args.seed + 1000 * NAMES.index(name), config, RegisterConfig(), args.peer,
+            name, args.patients, args.seed + seed_offset(name), config, RegisterConfig(), args.peer,
             args.verbose, paths,
         )  # fmt: skip
         out["conditions"][name] = res

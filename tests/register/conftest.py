@@ -49,12 +49,14 @@ def distance_to_crowns(patient: SyntheticPatient, points: np.ndarray) -> np.ndar
 
 
 def bench_patient(config: SynthConfig, seed: int, condition: str, index: int) -> SyntheticPatient:
-    """Patient ``index`` of ``bench/register.py --seed SEED``'s draws of ``condition`` with ``config`` (the bench
-    seeds each condition apart and draws its patients in order)."""
-    rng = np.random.default_rng(seed + 1000 * (1 + CONDITION_NAMES.index(condition)))
+    """Patient ``index`` of ``bench/register.py --seed SEED``'s draws of ``condition`` (``A+B``: both) with
+    ``config`` (the bench seeds each condition apart, as ``seed_offset`` there, and draws its patients in order)."""
+    parts = tuple(condition.split("+"))
+    offset = sum(1000 * (1 + CONDITION_NAMES.index(c)) * 1001**k for k, c in enumerate(parts))
+    rng = np.random.default_rng(seed + offset)
     for i in range(index):
-        make_patient(config, rng, i, conditions=(condition,))
-    return make_patient(config, rng, index, conditions=(condition,))
+        make_patient(config, rng, i, conditions=parts)
+    return make_patient(config, rng, index, conditions=parts)
 
 
 def unlabelled(mesh: Mesh) -> Mesh:

@@ -10,11 +10,13 @@ import trimesh
 from toothmcl_data.register.config import RegisterConfig
 from toothmcl_data.register.icp import Target
 from toothmcl_data.register.qc import (
+    LABEL_AGREEMENT,
     MIN_OVERLAP_MM2,
     PLANE_GATE_MM,
     WIDE_OVERLAP_MM2,
     JawQC,
     coverage,
+    label_agreement,
     meets,
     residuals,
     summarise,
@@ -87,6 +89,17 @@ def test_a_partial_overlap_is_judged_from_pass_towards_review_thresholds_as_it_g
     assert not meets(halfway, CONFIG, 0.4, 0.3)
     assert not meets(JawQC(0.23, 0.45, 0.75, 0.8, {}), CONFIG, 0.4, 0.5)
     assert meets(halfway, CONFIG, 0.4, "review")
+
+
+def test_a_partial_overlap_whose_labels_agree_on_both_sides_is_judged_by_the_review_thresholds() -> None:
+    scan = np.array([21, 22, 22, 23, 23, 23, 24, 24, 24, 25])
+    assert label_agreement(scan, scan) == 1.0
+    assert label_agreement(scan, scan + 1) == 0.0  # slid by a tooth: every point on its neighbour
+    assert label_agreement(scan[:0], scan[:0]) == 0.0
+    small = MIN_OVERLAP_MM2 + 10
+    assert toward_review(small, 1.0) == 1.0
+    assert toward_review(small, LABEL_AGREEMENT - 0.01) == toward_review(small) < 0.1
+    assert toward_review(small, None) == toward_review(small)
 
 
 def test_coverage_counts_surface_samples_with_a_vertex_near() -> None:

@@ -221,8 +221,9 @@ def _registration(
     quadrant scan, crowns the CBCT does not show under metal streaks): the scan points the CBCT grid sees that
     have a CBCT crown surface within ``qc.REACH_MM``, or the CBCT crown samples the scan reaches, and the CBCT
     crowns within reach of the scan. When that overlap covers ``qc.MIN_OVERLAP_MM2`` and meets every *pass*
-    threshold (every *review* one from ``qc.WIDE_OVERLAP_MM2`` on, between them ``qc.toward_review``), the jaw goes
-    to ``review`` (flag ``partial_overlap``), never to ``pass``.
+    threshold (every *review* one from ``qc.WIDE_OVERLAP_MM2`` on, between them ``qc.toward_review``; every *review*
+    one when a label map and a labelled scan agree on the teeth matched), the jaw goes to ``review`` (flag
+    ``partial_overlap``), never to ``pass``.
 
     Everything measured against the scan is measured in the scan's own frame (CBCT points moved by ``T⁻¹``:
     distances do not change under a rigid motion), so its k-d tree is built once per registration (``scan``, the
@@ -232,10 +233,13 @@ def _registration(
     spacing_mm = min(cbct.spacing)
     inv = np.asarray(np.linalg.inv(T), dtype=np.float64)
     reach = cKDTree(mesh.vertices, balanced_tree=False, compact_nodes=False) if scan is None else scan.tree
+    matched_fdi = None  # the CBCT teeth the scan's labelled points matched (a label map and a labelled scan)
     if scan is None:
         moved = apply_transform(T, sample.points)
-        res, _ = qc.residuals(surface.target, moved, sample.normals @ T[:3, :3].T, config.normal_agreement)
+        res, at = qc.residuals(surface.target, moved, sample.normals @ T[:3, :3].T, config.normal_agreement)
         fdi = sample.fdi
+        if surface.source == "labels":
+            matched_fdi = surface.fdi[at]
         seen = qc.in_grid(cbct.shape, cbct.affine, moved, qc.FOV_MARGIN_MM) & (res < qc.REACH_MM)
     else:
         pick = spread(surface, config)[: config.ios_points]
@@ -258,9 +262,11 @@ def _registration(
         cover_near = qc.coverage(crowns[near], reach, config.coverage_mm)
         part = qc.summarise(res[seen], fdi[seen], cover_near, config, spacing_mm)
         gate = config.inlier_mm * qc.threshold_scale(config, spacing_mm)
-        overlap = qc.area_mm2(moved[seen & (res < gate)])
-        log.debug("partial overlap %.0f mm2: %s", overlap, part)
-        if overlap >= qc.MIN_OVERLAP_MM2 and qc.meets(part, config, spacing_mm, qc.toward_review(overlap)):
+        inside = seen & (res < gate)
+        overlap = qc.area_mm2(moved[inside])
+        agree = None if matched_fdi is None else qc.label_agreement(fdi[inside], matched_fdi[inside])
+        log.debug("partial overlap %.0f mm2, labels agree %s: %s", overlap, agree, part)
+        if overlap >= qc.MIN_OVERLAP_MM2 and qc.meets(part, config, spacing_mm, qc.toward_review(overlap, agree)):
             stats, verdict = part, "review"
             flags.append(f"partial_overlap:{overlap:.0f}mm2")
     if stats.coverage < config.pass_coverage:

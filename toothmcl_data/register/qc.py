@@ -69,6 +69,16 @@ crowns alike (50 ``fov_quadrant`` jaws of clinical seeds 0-8 and 17 at their tru
 0.07-0.17, p95 0.12-0.34 mm, inliers 0.85-0.99 over 248-763 mm²), while a slide along the arch leaves its
 points off the surface (the same jaws polished from starts 5-8 mm along the arch or turned 12°, 336 fits that
 stayed 5-9 mm off: RMS ≥ 0.37, p95 ≥ 0.80 mm, inliers ≤ 0.55 over ≤ 280 mm²)."""
+LABEL_AGREEMENT = 0.95
+"""A partial overlap labelled on both sides (CBCT label map and labelled scan) whose matched points name the same
+tooth on both sides at least this often is not a slide along the arch, which matches other teeth: it is judged by
+the *review* thresholds whatever its area (see :func:`toward_review`). Metal crowns in a small field leave too
+few clean crown points for the ramp: at their true pose, polished, 15 ``fov_quadrant+metal_crowns`` jaws
+(``bench/register.py --field-mm clinical``, seeds 17, 7, 5, 0.4 mm) gave RMS 0.11-0.34, p95 up to 0.73 mm,
+inliers down to 0.44 over 139-518 mm², beside slides of RMS ≥ 0.37, p95 ≥ 0.78 mm. Measured on those and 15
+``fov_quadrant`` jaws: 0.99-1.0 at the true pose; the 212 fits slid 5-8 mm or turned 12° (as for
+``WIDE_OVERLAP_MM2``): at most 0.09 over 200 mm² or more, up to 1.0 over at most 138 mm² (RMS ≥ 0.43, p95 ≥
+0.82 mm: below ``MIN_OVERLAP_MM2`` and far outside the *review* thresholds)."""
 
 
 def in_grid(
@@ -133,10 +143,20 @@ def meets(qc: JawQC, config: RegisterConfig, spacing_mm: float, kind: str | floa
     )
 
 
-def toward_review(overlap_mm2: float) -> float:
+def toward_review(overlap_mm2: float, agreement: float | None = None) -> float:
     """How far (0 at :data:`MIN_OVERLAP_MM2` and below, 1 from :data:`WIDE_OVERLAP_MM2` on, linear between) a
-    partial overlap of ``overlap_mm2`` is judged from the *pass* thresholds towards the *review* ones."""
+    partial overlap of ``overlap_mm2`` is judged from the *pass* thresholds towards the *review* ones; 1 (the
+    *review* thresholds) when its matched points are labelled on both sides and carry the same tooth at least
+    :data:`LABEL_AGREEMENT` of the time (``agreement``, from :func:`label_agreement`; None: not labelled)."""
+    if agreement is not None and agreement >= LABEL_AGREEMENT:
+        return 1.0
     return float(np.clip((overlap_mm2 - MIN_OVERLAP_MM2) / (WIDE_OVERLAP_MM2 - MIN_OVERLAP_MM2), 0.0, 1.0))
+
+
+def label_agreement(scan_fdi: NDArray[np.integer], cbct_fdi: NDArray[np.integer]) -> float:
+    """Fraction of matched points (m,) whose scan tooth ``scan_fdi`` is the tooth ``cbct_fdi`` of the CBCT crown
+    point it matched (FDI codes; 0 when nothing is matched)."""
+    return float(np.mean(scan_fdi == cbct_fdi)) if len(scan_fdi) else 0.0
 
 
 def verdict(qc: JawQC, config: RegisterConfig, spacing_mm: float) -> Verdict:

@@ -9,6 +9,7 @@ from tests.register.conftest import COARSE, centroid_errors_mm
 from toothmcl_data.register import jaw as jaw_module
 from toothmcl_data.register import register_jaw
 from toothmcl_data.register.qc import area_mm2, in_grid
+from toothmcl_data.register.surface import ToothSurface
 from toothmcl_data.synth.patient import SyntheticPatient, make_patient
 from toothmcl_data.types import Jaw
 
@@ -21,6 +22,22 @@ def test_in_grid_keeps_a_margin() -> None:
     affine[:3, 3] = [10.0, 0.0, 0.0]
     pts = np.array([[10.0, 0.0, 0.0], [11.0, 1.0, 1.0], [14.5, 4.5, 4.5], [13.5, 3.5, 3.5]])
     assert in_grid((10, 10, 10), affine, pts, 1.0).tolist() == [False, True, False, True]
+
+
+def test_a_label_map_picks_the_scan_teeth_it_shows_for_the_fit() -> None:
+    rng = np.random.default_rng(0)
+    fdi = np.repeat(np.array([21, 22, 23, 24, 25, 26], dtype=np.int16), 40)
+    sample = jaw_module.CrownSample(np.arange(240), rng.normal(size=(240, 3)), rng.normal(size=(240, 3)), fdi, True)
+
+    def shown(teeth: list[int]) -> ToothSurface:
+        f = np.repeat(np.array(teeth, dtype=np.int16), 30)
+        return ToothSurface(np.zeros((len(f), 3)), np.zeros((len(f), 3)), f, np.ones(len(f), bool), 1.0, "labels")
+
+    fit = jaw_module.shown_teeth(sample, shown([23, 24, 25, 0]))
+    assert sorted(set(fit.fdi.tolist())) == [23, 24, 25]
+    assert np.array_equal(fit.points, sample.points[(fdi >= 23) & (fdi <= 25)])  # rows kept, order kept
+    assert jaw_module.shown_teeth(sample, shown([21, 22, 23, 24, 25, 26, 27])) is sample  # no other tooth
+    assert jaw_module.shown_teeth(sample, shown([23])) is sample  # 40 points: too few to fit on their own
 
 
 def test_area_counts_one_mm_cells() -> None:

@@ -69,6 +69,18 @@ def crown_sample(mesh: Mesh, n: int, normals: NDArray[np.float64] | None = None)
     return CrownSample(pick, mesh.vertices[pick], nrm, fdi.astype(np.int16), labelled)
 
 
+def shown_teeth(sample: CrownSample, surface: ToothSurface) -> CrownSample:
+    """The labelled scan's crown samples of the teeth the CBCT's label map shows (``surface.fdi``), for the search
+    and the polish: a small field of view and a whole-arch scan then fit the same teeth on both sides, and the
+    scan's other teeth cannot draw the fit onto the mirror side of the arch (metal crowns in a quadrant field, both
+    sides labelled: fits 19-39 mm off). ``sample`` itself when it holds no other tooth, or fewer than
+    ``MIN_TARGET_POINTS`` of the shown ones."""
+    keep = np.isin(sample.fdi, surface.fdi[surface.fdi > 0])
+    if keep.all() or int(keep.sum()) < MIN_TARGET_POINTS:
+        return sample
+    return CrownSample(sample.index[keep], sample.points[keep], sample.normals[keep], sample.fdi[keep], True)
+
+
 def whole_scan(mesh: Mesh) -> Target:
     """The whole scan surface (IOS frame) as an ICP target."""
     return Target.of(mesh.vertices, vertex_normals(mesh))
@@ -311,6 +323,8 @@ def register_jaw(
     jaw = mesh.jaw or jaw_from_labels(mesh.labels)
     scan = scan_target(mesh)
     sample = crown_sample(mesh, config.ios_points, None if scan is None else scan.normals)
+    # What is fitted (QC judges the whole ``sample``): with a label map, the labelled scan's teeth it shows.
+    fit = shown_teeth(sample, surface) if scan is None and surface.source == "labels" else sample
     candidates: tuple[Jaw, ...] = (jaw,) if jaw is not None else JAWS
     if jaw is None:  # a one-jaw field of view: only the jaw the CBCT shows can be this scan's
         shown = tuple(j for j in JAWS if len(surface.jaw(j).points) >= MIN_TARGET_POINTS)
@@ -324,7 +338,7 @@ def register_jaw(
             # counts both jaws' crowns, and such a fit is at most reviewed.
             log.debug("%s: no %s crowns after the jaw split; fitting against all crowns", where, j)
             jaw_surface = surface
-        start, score = _fit(j, jaw_surface, mesh, scan, sample, config, f"{where} ({j} jaw)")
+        start, score = _fit(j, jaw_surface, mesh, scan, fit, config, f"{where} ({j} jaw)")
         results.append((score, j, start, jaw_surface))
         log.debug("%s: %s jaw start score %.3f", where, j, score)
         if score >= CLEAR_SCORE:  # a clear pose (a wrong jaw scored ≤ 0.39 on synthetic patients): done
@@ -342,13 +356,13 @@ def register_jaw(
                 # labelled fit below scores that start with the others.
                 if whole is None:
                     whole = whole_scan(mesh)
-                starts.append(_fit(j, jaw_surface, mesh, whole, sample, config, f"{where} ({j} jaw)")[0])
-            start, score = _fit(j, jaw_surface, mesh, scan, sample, config, f"{where} ({j} jaw)", previous=starts)
+                starts.append(_fit(j, jaw_surface, mesh, whole, fit, config, f"{where} ({j} jaw)")[0])
+            start, score = _fit(j, jaw_surface, mesh, scan, fit, config, f"{where} ({j} jaw)", previous=starts)
             if score > score0:
                 results[i] = (score, j, start, jaw_surface)
             log.debug("%s: %s jaw feature start score %.3f", where, j, score)
     _, j, start, jaw_surface = max(results, key=lambda r: r[0])
-    T = _polish(jaw_surface, scan, sample, config, start)
+    T = _polish(jaw_surface, scan, fit, config, start)
     reg = _registration(j, T, mesh, sample, jaw_surface, config, cbct, scan)
     if reg.verdict == "fail" and jaw is None:
         # A scan of unknown jaw took the jaw of the best start; a few crowns of the other jaw at the edge of a
@@ -357,8 +371,8 @@ def register_jaw(
         tried = {r[1]: r[2] for r in results}  # jaw → its best start
         for other in (o for o in candidates if o != j):
             own = surface.jaw(other)
-            begin = tried[other] if other in tried else _fit(other, own, mesh, scan, sample, config, where)[0]
-            alt = _registration(other, _polish(own, scan, sample, config, begin), mesh, sample, own, config, cbct, scan)
+            begin = tried[other] if other in tried else _fit(other, own, mesh, scan, fit, config, where)[0]
+            alt = _registration(other, _polish(own, scan, fit, config, begin), mesh, sample, own, config, cbct, scan)
             reg = alt if alt.verdict != "fail" else reg
     if jaw_surface is surface and surface.source == "intensity":
         # Fitted against both jaws' crowns (see above): which crowns it found is not checked against the jaw

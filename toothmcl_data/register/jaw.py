@@ -73,9 +73,11 @@ def shown_teeth(sample: CrownSample, surface: ToothSurface) -> CrownSample:
     """The labelled scan's crown samples of the teeth the CBCT's label map shows (``surface.fdi``), for the search
     and the polish: a small field of view and a whole-arch scan then fit the same teeth on both sides, and the
     scan's other teeth cannot draw the fit onto the mirror side of the arch (metal crowns in a quadrant field, both
-    sides labelled: fits 19-39 mm off). ``sample`` itself when it holds no other tooth, or fewer than
-    ``MIN_TARGET_POINTS`` of the shown ones."""
-    keep = np.isin(sample.fdi, surface.fdi[surface.fdi > 0])
+    sides labelled: fits 19-39 mm off). ``sample`` itself without a label map or scan labels, when it holds no
+    other tooth, or fewer than ``MIN_TARGET_POINTS`` of the shown ones."""
+    if surface.source != "labels" or not sample.crowns_only:
+        return sample
+    keep = np.isin(sample.fdi, surface.fdi)
     if keep.all() or int(keep.sum()) < MIN_TARGET_POINTS:
         return sample
     return CrownSample(sample.index[keep], sample.points[keep], sample.normals[keep], sample.fdi[keep], True)
@@ -323,8 +325,7 @@ def register_jaw(
     jaw = mesh.jaw or jaw_from_labels(mesh.labels)
     scan = scan_target(mesh)
     sample = crown_sample(mesh, config.ios_points, None if scan is None else scan.normals)
-    # What is fitted (QC judges the whole ``sample``): with a label map, the labelled scan's teeth it shows.
-    fit = shown_teeth(sample, surface) if scan is None and surface.source == "labels" else sample
+    fit = shown_teeth(sample, surface)  # what is searched and polished; QC judges the whole ``sample``
     candidates: tuple[Jaw, ...] = (jaw,) if jaw is not None else JAWS
     if jaw is None:  # a one-jaw field of view: only the jaw the CBCT shows can be this scan's
         shown = tuple(j for j in JAWS if len(surface.jaw(j).points) >= MIN_TARGET_POINTS)

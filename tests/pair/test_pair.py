@@ -14,7 +14,7 @@ from toothmcl_data.pair import pair_case
 from toothmcl_data.pair.teeth import tooth_points
 from toothmcl_data.pair.transfer import labels_from_cbct
 from toothmcl_data.register import register_jaw
-from toothmcl_data.register.jaw import vertex_normals
+from toothmcl_data.register.sample import vertex_normals
 from toothmcl_data.types import Case, Jaw, Mesh, Volume, apply_transform
 
 ROW_KEYS = {

@@ -12,7 +12,7 @@ from tests.pair.conftest import SMALL, Registered
 from toothmcl_data.pair import pair_case
 from toothmcl_data.pair.teeth import label_boxes
 from toothmcl_data.pair.transfer import nearest_within, tooth_bright
-from toothmcl_data.register.jaw import vertex_normals
+from toothmcl_data.register.sample import vertex_normals
 from toothmcl_data.types import Case, Volume, apply_transform
 
 

@@ -10,7 +10,7 @@ from toothmcl_data.fdi import mirror_labels
 from toothmcl_data.pair import PairConfig, pair_case
 from toothmcl_data.pair.transfer import labels_from_cbct
 from toothmcl_data.register import cbct_surface, register_jaw
-from toothmcl_data.register.jaw import vertex_normals
+from toothmcl_data.register.sample import vertex_normals
 from toothmcl_data.synth.config import SynthConfig
 from toothmcl_data.synth.patient import make_patient
 from toothmcl_data.types import Case, Mesh, apply_transform

@@ -103,3 +103,44 @@ def test_a_labelled_whole_scan_is_fitted_by_the_teeth_a_labelled_quadrant_field_
     err = centroid_errors_mm(p, "upper", reg.world_from_ios, teeth=p.variety["pairable"])
     assert err.max() < 0.5  # mm (measured 0.43: QC fails it, as the metal streaks leave residuals beyond review)
     assert reg.verdict != "pass"
+
+
+def test_an_unlabelled_whole_scan_finds_the_quadrant_a_small_field_shows() -> None:
+    """Teeth 14-17 in a quadrant field (13 and 18 cut), no label map, the whole upper scan without labels or jaw:
+    neither the arch axes nor shape features gave its pose (start scores 0.22, 0.78), and the fit failed QC 57 mm
+    off. The field's crowns are also slid along the scan (as for a labelled scan): at their true place 0.985."""
+    p = bench_patient(CONFIG, 17, "fov_quadrant", 2)
+    mesh = p.ios["upper"]
+    reg = register_jaw(p.cbct, Mesh(mesh.vertices, mesh.faces, frame=mesh.frame))
+    assert reg.verdict != "fail"
+    assert p.variety is not None
+    err = centroid_errors_mm(p, "upper", reg.world_from_ios, teeth=p.variety["pairable"])
+    assert err.max() < 0.1  # mm (measured 0.016)
+
+
+def test_a_failed_fit_is_tried_again_against_all_crowns_when_the_jaw_split_went_wrong() -> None:
+    """A lower-jaw field with metal crowns (33, 47 in it; 14, 26, 27 cut at its top): the intensity jaw split put
+    1,796 crown points of the lower teeth (7 % of them near upper teeth) on the upper side, and the labelled lower
+    scan fitted to the rest failed QC 54 mm off. Tried again against all crowns, it lands on its teeth, at most
+    reviewed (which crowns it took is not checked against the split)."""
+    p = bench_patient(CONFIG, 17, "fov_one_jaw+metal_crowns", 0)
+    reg = register_jaw(p.cbct, p.ios["lower"])
+    assert reg.verdict == "review"
+    assert "jaw_not_split" in reg.flags
+    assert p.variety is not None
+    err = centroid_errors_mm(p, "lower", reg.world_from_ios, teeth=p.variety["pairable"])
+    assert err.max() < 0.1  # mm (measured 0.028)
+
+
+def test_an_implant_taken_for_crowns_does_not_review_an_unlabelled_scan() -> None:
+    """A quadrant field with an implant at 16: the intensity classes put the tooth level on metal, and the CBCT's
+    "crowns" are bits of implant and enamel (255 mm²). Searched harder (slid along the scan, then against all
+    crowns), an unlabelled whole scan found places 53 mm off that met the *review* thresholds; a CBCT surface
+    this small onto an unlabelled scan is judged as a partial overlap (thresholds between *pass* and *review*),
+    and the fit fails."""
+    p = bench_patient(CONFIG, 17, "fov_quadrant", 4)
+    mesh = p.ios["upper"]
+    reg = register_jaw(p.cbct, Mesh(mesh.vertices, mesh.faces, frame=mesh.frame))
+    assert p.variety is not None
+    err = centroid_errors_mm(p, "upper", reg.world_from_ios, teeth=p.variety["pairable"])
+    assert reg.verdict == "fail" or err.max() < 0.5

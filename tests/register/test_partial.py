@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.register.conftest import COARSE, centroid_errors_mm
+from tests.register.conftest import COARSE, bench_patient, centroid_errors_mm, unlabelled
 from toothmcl_data.register import jaw as jaw_module
 from toothmcl_data.register import register_jaw
 from toothmcl_data.register.qc import area_mm2, in_grid
+from toothmcl_data.register.sample import CrownSample, crown_sample, scan_target, shown_teeth
 from toothmcl_data.register.surface import ToothSurface
 from toothmcl_data.synth.patient import SyntheticPatient, make_patient
 from toothmcl_data.types import Jaw
@@ -27,17 +28,17 @@ def test_in_grid_keeps_a_margin() -> None:
 def test_a_label_map_picks_the_scan_teeth_it_shows_for_the_fit() -> None:
     rng = np.random.default_rng(0)
     fdi = np.repeat(np.array([21, 22, 23, 24, 25, 26], dtype=np.int16), 40)
-    sample = jaw_module.CrownSample(np.arange(240), rng.normal(size=(240, 3)), rng.normal(size=(240, 3)), fdi, True)
+    sample = CrownSample(np.arange(240), rng.normal(size=(240, 3)), rng.normal(size=(240, 3)), fdi, True)
 
     def shown(teeth: list[int]) -> ToothSurface:
         f = np.repeat(np.array(teeth, dtype=np.int16), 30)
         return ToothSurface(np.zeros((len(f), 3)), np.zeros((len(f), 3)), f, np.ones(len(f), bool), 1.0, "labels")
 
-    fit = jaw_module.shown_teeth(sample, shown([23, 24, 25, 0]))
+    fit = shown_teeth(sample, shown([23, 24, 25, 0]))
     assert sorted(set(fit.fdi.tolist())) == [23, 24, 25]
     assert np.array_equal(fit.points, sample.points[(fdi >= 23) & (fdi <= 25)])  # rows kept, order kept
-    assert jaw_module.shown_teeth(sample, shown([21, 22, 23, 24, 25, 26, 27])) is sample  # no other tooth
-    assert jaw_module.shown_teeth(sample, shown([23])) is sample  # 40 points: too few to fit on their own
+    assert shown_teeth(sample, shown([21, 22, 23, 24, 25, 26, 27])) is sample  # no other tooth
+    assert shown_teeth(sample, shown([23])) is sample  # 40 points: too few to fit on their own
 
 
 def test_area_counts_one_mm_cells() -> None:
@@ -88,7 +89,7 @@ def test_a_wrong_partial_fit_is_not_reviewed(quadrant_scan: SyntheticPatient) ->
     surface = cbct_surface(p.cbct, p.cbct_labels).jaw("upper")
     mesh = p.ios["upper"]
     config = RegisterConfig()
-    sample = jaw_module.crown_sample(mesh, config.ios_points)
+    sample = crown_sample(mesh, config.ios_points)
     T = p.world_from_ios["upper"].copy()
     T[:3, 3] += [8.0, 0.0, 0.0]
     assert jaw_module._registration("upper", T, mesh, sample, surface, config, p.cbct).verdict == "fail"
@@ -105,3 +106,42 @@ def test_quadrant_scan_registers_without_a_label_map() -> None:
     r = register_jaw(p.cbct, p.ios["lower"])
     assert centroid_errors_mm(p, "lower", r.world_from_ios).max() < 0.3
     assert r.verdict == "review"
+
+
+def test_a_cbct_surface_too_small_to_place_fails_an_unlabelled_scan(
+    coarse_patient: SyntheticPatient, intensity_surface: ToothSurface
+) -> None:
+    """CBCT crown samples onto an unlabelled scan: a piece under ``MIN_OVERLAP_MM2`` (here one cusp's 6 mm ball;
+    in a quadrant field with an implant, the implant's 86 mm² taken for crowns) fits a whole scan in many places —
+    measured: reviewed 53 mm off. At the true pose too, it is not passed or reviewed; the whole jaw is."""
+    from toothmcl_data.register.config import RegisterConfig
+    from toothmcl_data.register.qc import MIN_OVERLAP_MM2
+
+    p = coarse_patient
+    mesh = unlabelled(p.ios["upper"])
+    surface = intensity_surface.jaw("upper")
+    config = RegisterConfig()
+    scan = scan_target(mesh)
+    assert scan is not None
+    sample = crown_sample(mesh, config.ios_points, scan.normals)
+    truth = p.world_from_ios["upper"]
+    whole = jaw_module._registration("upper", truth, mesh, sample, surface, config, p.cbct, scan)
+    assert whole.verdict != "fail"
+    piece = surface.select(np.linalg.norm(surface.points - surface.points[0], axis=1) < 6.0)
+    assert area_mm2(piece.points) < MIN_OVERLAP_MM2
+    small = jaw_module._registration("upper", truth, mesh, sample, piece, config, p.cbct, scan)
+    assert small.verdict == "fail"
+    assert any(f.startswith("small_cbct_surface:") for f in small.flags)
+
+
+def test_a_scan_refitted_against_both_jaws_crowns_must_face_its_own_jaw() -> None:
+    """A lower quadrant field at 0.8 mm (``bench/register.py --spacing 0.8``'s ``fov_quadrant`` patient 1) and the
+    labelled upper scan, whose teeth it does not show: refitted against all crowns after its fit failed, the scan
+    lay upside down on the lower crowns within the *review* thresholds (which double at 0.8 mm). An upper scan's
+    occlusal side faces down, against the crowns' up direction, so that fit is not taken: the jaw fails."""
+    from toothmcl_data.synth.config import SynthConfig
+
+    p = bench_patient(SynthConfig(spacing_mm=0.8, ios_noise_mm=0.02), 0, "fov_quadrant", 1)
+    assert p.variety is not None
+    assert not any(t // 10 in (1, 2) for t in p.variety["pairable"])  # no upper tooth in the field
+    assert register_jaw(p.cbct, p.ios["upper"]).verdict == "fail"

@@ -29,7 +29,7 @@ from scipy.spatial.transform import Rotation
 from tests.conftest import SHARED_FIXTURES
 from toothmcl_data.io.mesh import read_mesh
 from toothmcl_data.register import cbct_surface, register_jaw
-from toothmcl_data.register.jaw import vertex_normals
+from toothmcl_data.register.sample import vertex_normals
 from toothmcl_data.types import Jaw, Mesh, Volume, apply_transform
 
 SCAN = Path(os.environ.get("TOOTHMCL_SHARED_FIXTURES", SHARED_FIXTURES)) / "ios" / "Mesh_Labeler_Example_01.vtp"

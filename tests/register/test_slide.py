@@ -64,7 +64,7 @@ def quadrant_scan() -> SyntheticPatient:
 
 def test_slid_starts_hold_one_near_the_truth(quadrant_scan: SyntheticPatient) -> None:
     from toothmcl_data.geometry import farthest_point_indices
-    from toothmcl_data.register.jaw import crown_sample
+    from toothmcl_data.register.sample import crown_sample
 
     p = quadrant_scan
     surface = cbct_surface(p.cbct, None).jaw("upper")

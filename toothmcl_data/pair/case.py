@@ -14,7 +14,7 @@ from toothmcl_data.fdi import tooth
 from toothmcl_data.geometry import crop_grid, resample
 from toothmcl_data.pair import consistency, teeth, transfer
 from toothmcl_data.pair.config import PairConfig
-from toothmcl_data.register.jaw import vertex_normals
+from toothmcl_data.register.sample import vertex_normals
 from toothmcl_data.register.surface import ToothSurface, cbct_surface
 from toothmcl_data.types import Case, Jaw, Mesh, Registration, ToothPair, Volume, apply_transform
 

@@ -1,10 +1,9 @@
-"""Register one IOS jaw into its CBCT: crown samples, global start, robust ICP, QC."""
+"""Register one IOS jaw into its CBCT: global start, robust ICP, QC (its crown samples: ``sample``)."""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
@@ -17,81 +16,26 @@ from toothmcl_data.register import features, qc, slide
 from toothmcl_data.register.config import RegisterConfig
 from toothmcl_data.register.icp import Target, icp
 from toothmcl_data.register.init import CLEAR_SCORE, best_start, centroid_start, centroids, hypotheses
+from toothmcl_data.register.sample import (
+    MIN_TARGET_POINTS,
+    CrownSample,
+    crown_sample,
+    scan_target,
+    shown_teeth,
+    whole_scan,
+)
 from toothmcl_data.register.surface import ToothSurface, cbct_surface
 from toothmcl_data.types import JAWS, Affine4x4, Jaw, Mesh, Registration, Verdict, Volume, apply_transform
 
 log = logging.getLogger(__name__)
 
-MIN_TARGET_POINTS = 50
-MIN_LABELLED = 30
-"""A scan with fewer crown-labelled vertices than this is fitted as unlabelled (whole surface, no FDI)."""
 PARTIAL_SCAN = 0.75
 """A scan shorter than this fraction of the CBCT jaw's crowns (along their largest axes) covers part of the arch (a
 quadrant scan): the search also slides it along the arch (``slide``); CBCT crowns shorter than this fraction of a
-labelled scan's (a quadrant field of view) are slid along the scan's crowns."""
+scan's (a quadrant field of view) are slid along the scan's crowns (labelled) or along the whole scan (unlabelled)."""
 GOOD_START = 0.6
 """A centroid start whose polished pose puts this fraction of crown points on the CBCT crowns is kept without a
 search."""
-
-
-def vertex_normals(mesh: Mesh, index: NDArray[np.intp] | None = None) -> NDArray[np.float64]:
-    """(n, 3) float64 unit vertex normals of ``mesh`` in its own frame (or (k, 3) for ``index`` (k,)):
-    :func:`toothmcl_data.geometry.vertex_normals` (area-weighted, the one definition every stage uses)."""
-    return geometry.vertex_normals(mesh.vertices, mesh.faces, index)
-
-
-@dataclass(frozen=True, eq=False)
-class CrownSample:
-    """IOS points used for the fit: ``index`` (m,) into the mesh vertices, ``points``/``normals`` (m, 3) in the
-    IOS frame (mm, unit), ``fdi`` (m,) labels (0 when the mesh is unlabelled), ``crowns_only`` when the labels
-    let gingiva and palate be left out."""
-
-    index: NDArray[np.intp]
-    points: NDArray[np.float64]
-    normals: NDArray[np.float64]
-    fdi: NDArray[np.int16]
-    crowns_only: bool
-
-
-def _labelled(mesh: Mesh) -> bool:
-    """Whether the scan has at least ``MIN_LABELLED`` crown-labelled vertices (else it is fitted as unlabelled)."""
-    return mesh.labels is not None and int((mesh.labels > 0).sum()) >= MIN_LABELLED
-
-
-def crown_sample(mesh: Mesh, n: int, normals: NDArray[np.float64] | None = None) -> CrownSample:
-    """Farthest-point sample of the crown vertices (labels > 0) of ``mesh``, or of all vertices when unlabelled;
-    ``normals``: all (n, 3) vertex normals of ``mesh`` when already computed (the sample's are their rows)."""
-    labelled = _labelled(mesh)
-    pool = np.flatnonzero(mesh.labels > 0) if labelled and mesh.labels is not None else np.arange(len(mesh.vertices))
-    pick = pool[geometry.farthest_point_indices(mesh.vertices[pool], n)]
-    fdi = mesh.labels[pick] if labelled and mesh.labels is not None else np.zeros(len(pick), dtype=np.int16)
-    nrm = vertex_normals(mesh, pick) if normals is None else normals[pick]
-    return CrownSample(pick, mesh.vertices[pick], nrm, fdi.astype(np.int16), labelled)
-
-
-def shown_teeth(sample: CrownSample, surface: ToothSurface) -> CrownSample:
-    """The labelled scan's crown samples of the teeth the CBCT's label map shows (``surface.fdi``), for the search
-    and the polish: a small field of view and a whole-arch scan then fit the same teeth on both sides, and the
-    scan's other teeth cannot draw the fit onto the mirror side of the arch (metal crowns in a quadrant field, both
-    sides labelled: fits 19-39 mm off). ``sample`` itself without a label map or scan labels, when it holds no
-    other tooth, or fewer than ``MIN_TARGET_POINTS`` of the shown ones."""
-    if surface.source != "labels" or not sample.crowns_only:
-        return sample
-    keep = np.isin(sample.fdi, surface.fdi)
-    if keep.all() or int(keep.sum()) < MIN_TARGET_POINTS:
-        return sample
-    return CrownSample(sample.index[keep], sample.points[keep], sample.normals[keep], sample.fdi[keep], True)
-
-
-def whole_scan(mesh: Mesh) -> Target:
-    """The whole scan surface (IOS frame) as an ICP target."""
-    return Target.of(mesh.vertices, vertex_normals(mesh))
-
-
-def scan_target(mesh: Mesh) -> Target | None:
-    """``whole_scan`` when the scan is unlabelled (fewer than ``MIN_LABELLED`` crown vertices: the fit then runs
-    CBCT crowns → scan), else None; built once per registration."""
-    return None if _labelled(mesh) else whole_scan(mesh)
 
 
 def spread(surface: ToothSurface, config: RegisterConfig) -> NDArray[np.intp]:
@@ -191,6 +135,9 @@ def _fit(
             ios = sample.points, sample.normals, slide.mean_normal(mesh)
             slid = slide.slide(ios, cbct_arch, occlusal, agree, 0)
             starts += [np.asarray(np.linalg.inv(slid), dtype=np.float64)]
+        elif slide.extent_mm(surface.points) < PARTIAL_SCAN * slide.extent_mm(sample.points):
+            part = cbct_arch[0], cbct_arch[1], occlusal
+            starts.append(slide.slide(part, (sample.points, sample.normals, scan), slide.mean_normal(mesh), agree, 0))
     else:
         hyps = hypotheses(sample.points, surface.points[cbct_pick], occlusal, config.init_angles)
         starts = [np.asarray(np.linalg.inv(T), dtype=np.float64) for T in hyps]
@@ -211,6 +158,28 @@ def _polish(
         scan, surface.points[src], surface.normals[src], np.asarray(np.linalg.inv(start), dtype=np.float64), config
     )
     return np.asarray(np.linalg.inv(ios_from_world), dtype=np.float64)
+
+
+Result = tuple[float, Jaw, Affine4x4, ToothSurface]
+"""A jaw's best start so far: (score, jaw, ``world_from_ios``, the CBCT crowns it was fitted to)."""
+
+
+def _features(
+    result: Result, mesh: Mesh, scan: Target | None, fit: CrownSample, config: RegisterConfig, where: str
+) -> Result:
+    """``result`` or, when better scored, the start found from shape features (``features``) and it."""
+    score0, j, start0, jaw_surface = result
+    if score0 >= CLEAR_SCORE or not features.available():
+        return result
+    starts = [start0]
+    if scan is None:
+        # A labelled scan's crowns lack CBCT counterparts where metal streaks hide the CBCT's crowns, and the search
+        # from them may then hold on to nothing: also search from the CBCT crowns onto the whole scan (every CBCT
+        # crown point has a counterpart there), as for an unlabelled scan; the labelled fit scores that start too.
+        starts.append(_fit(j, jaw_surface, mesh, whole_scan(mesh), fit, config, f"{where} ({j} jaw)")[0])
+    start, score = _fit(j, jaw_surface, mesh, scan, fit, config, f"{where} ({j} jaw)", previous=starts)
+    log.debug("%s: %s jaw feature start score %.3f", where, j, score)
+    return (score, j, start, jaw_surface) if score > score0 else result
 
 
 def _rng() -> np.random.Generator:
@@ -271,11 +240,18 @@ def _registration(
     if surface.source == "intensity":
         flags.append("unlabelled_cbct")
     verdict = qc.verdict(stats, config, spacing_mm)
+    gate = config.inlier_mm * qc.threshold_scale(config, spacing_mm)
+    if verdict != "fail" and scan is not None:
+        # CBCT crown samples onto an unlabelled scan: a small piece (a quadrant field, a metal post taken for
+        # crowns) fits a whole scan in many places, as a slide along the arch does: judged as a partial overlap.
+        area = qc.area_mm2(moved[res < gate])
+        if area < qc.MIN_OVERLAP_MM2 or not qc.meets(stats, config, spacing_mm, qc.toward_review(area)):
+            verdict = "fail"
+            flags.append(f"small_cbct_surface:{area:.0f}mm2")
     if verdict == "fail" and seen.any():
         near = reach.query(crowns, k=1, workers=1, distance_upper_bound=qc.REACH_MM)[0] < qc.REACH_MM
         cover_near = qc.coverage(crowns[near], reach, config.coverage_mm)
         part = qc.summarise(res[seen], fdi[seen], cover_near, config, spacing_mm)
-        gate = config.inlier_mm * qc.threshold_scale(config, spacing_mm)
         inside = seen & (res < gate)
         overlap = qc.area_mm2(moved[inside])
         agree = None if matched_fdi is None else qc.label_agreement(fdi[inside], matched_fdi[inside])
@@ -347,21 +323,7 @@ def register_jaw(
     if max(r[0] for r in results) < CLEAR_SCORE and features.available():
         # No jaw gave a clear pose from the arch axes (closed bite, partial view, palate-heavy scan): search
         # again from shape features, keeping each jaw's best start among the candidates.
-        whole: Target | None = None
-        for i, (score0, j, start0, jaw_surface) in enumerate(results):
-            starts = [start0]
-            if scan is None:
-                # A labelled scan's crowns lack CBCT counterparts where metal streaks hide the CBCT's crowns, and
-                # the search from them may then hold on to nothing: also search from the CBCT crowns onto the
-                # whole scan (every CBCT crown point has a counterpart there), as for an unlabelled scan; the
-                # labelled fit below scores that start with the others.
-                if whole is None:
-                    whole = whole_scan(mesh)
-                starts.append(_fit(j, jaw_surface, mesh, whole, fit, config, f"{where} ({j} jaw)")[0])
-            start, score = _fit(j, jaw_surface, mesh, scan, fit, config, f"{where} ({j} jaw)", previous=starts)
-            if score > score0:
-                results[i] = (score, j, start, jaw_surface)
-            log.debug("%s: %s jaw feature start score %.3f", where, j, score)
+        results = [_features(r, mesh, scan, fit, config, where) for r in results]
     _, j, start, jaw_surface = max(results, key=lambda r: r[0])
     T = _polish(jaw_surface, scan, fit, config, start)
     reg = _registration(j, T, mesh, sample, jaw_surface, config, cbct, scan)
@@ -375,6 +337,20 @@ def register_jaw(
             begin = tried[other] if other in tried else _fit(other, own, mesh, scan, fit, config, where)[0]
             alt = _registration(other, _polish(own, scan, fit, config, begin), mesh, sample, own, config, cbct, scan)
             reg = alt if alt.verdict != "fail" else reg
+    if reg.verdict == "fail" and surface.source == "intensity" and jaw_surface is not surface:
+        # The jaw split of intensity crowns can be wrong (a one-jaw field whose cut crowns of the other jaw and
+        # metal crowns put part of its own crowns on the other side: clinical seed 17, ``fov_one_jaw+metal_crowns``
+        # patient 0, 54 mm off): a failed fit is tried once more against all crowns, each candidate jaw.
+        for other in candidates:
+            start, score = _fit(other, surface, mesh, scan, fit, config, where)
+            begin = _features((score, other, start, surface), mesh, scan, fit, config, where)[2]
+            T = _polish(surface, scan, fit, config, begin)
+            alt = _registration(other, T, mesh, sample, surface, config, cbct, scan)
+            # an upper scan's occlusal side faces down (against ``up``), a lower one's up: among both jaws' crowns,
+            # a scan laid upside down on the other jaw's crowns is not taken
+            faces = (float(T[:3, :3] @ slide.mean_normal(mesh) @ surface.up) < 0.0) == (other == "upper")
+            if faces and alt.verdict != "fail" and (reg.verdict == "fail" or alt.rms_mm < reg.rms_mm):
+                reg, jaw_surface = alt, surface
     if jaw_surface is surface and surface.source == "intensity":
         # Fitted against both jaws' crowns (see above): which crowns it found is not checked against the jaw
         # split, so the fit is never passed unseen.

@@ -110,12 +110,13 @@ def slide_hypotheses(
                 np.outer(turns[:, 0], along)
             )
             r = tilt.as_matrix() @ base  # (k, 3, 3)
-            y = np.einsum("kij,nj->kni", r, ios)  # the scan turned each way (k, n, 3)
-            h = y @ o
-            top = h > h.max(axis=1, keepdims=True) - CUSP_BAND_MM
+            # heights of the scan turned each way (k, n): its points against each turn's occlusal (r_k^T o),
+            # without turning all of them; the mean of each turn's top band, turned
+            h = np.einsum("kji,j->ki", r, o) @ ios.T
+            top = (h > h.max(axis=1, keepdims=True) - CUSP_BAND_MM).astype(np.float64)
             T = np.tile(np.eye(4), (len(r), 1, 1))
             T[:, :3, :3] = r
-            T[:, :3, 3] = cusps - np.einsum("kn,kni->ki", top, y) / top.sum(axis=1)[:, None]
+            T[:, :3, 3] = cusps - np.einsum("kij,kj->ki", r, (top @ ios) / top.sum(axis=1)[:, None])
             starts.extend(T)
     return starts
 

@@ -167,7 +167,8 @@ Result = tuple[float, Jaw, Affine4x4, ToothSurface]
 def _features(
     result: Result, mesh: Mesh, scan: Target | None, fit: CrownSample, config: RegisterConfig, where: str
 ) -> Result:
-    """``result`` or, when better scored, the start found from shape features (``features``) and it."""
+    """``result`` (score, jaw, start, crowns), or the start found from shape features (``features``) where it
+    scores better; ``result`` itself when its pose is already clear or Open3D is missing."""
     score0, j, start0, jaw_surface = result
     if score0 >= CLEAR_SCORE or not features.available():
         return result
@@ -206,7 +207,9 @@ def _registration(
     crowns within reach of the scan. When that overlap covers ``qc.MIN_OVERLAP_MM2`` and meets every *pass*
     threshold (every *review* one from ``qc.WIDE_OVERLAP_MM2`` on, between them ``qc.toward_review``; every *review*
     one when a label map and a labelled scan agree on the teeth matched), the jaw goes to ``review`` (flag
-    ``partial_overlap``), never to ``pass``.
+    ``partial_overlap``), never to ``pass``. With an unlabelled scan, a verdict on the whole is held to the same
+    rule by the area of the CBCT crown samples it matched (flag ``small_cbct_surface`` when it fails it): the CBCT
+    side may be a small piece that fits the whole scan in many places.
 
     Everything measured against the scan is measured in the scan's own frame (CBCT points moved by ``T⁻¹``:
     distances do not change under a rigid motion), so its k-d tree is built once per registration (``scan``, the

@@ -344,6 +344,7 @@ def register_jaw(
         # The jaw split of intensity crowns can be wrong (a one-jaw field whose cut crowns of the other jaw and
         # metal crowns put part of its own crowns on the other side: clinical seed 17, ``fov_one_jaw+metal_crowns``
         # patient 0, 54 mm off): a failed fit is tried once more against all crowns, each candidate jaw.
+        occlusal_side = slide.mean_normal(mesh)  # the scan's own frame: from its gums towards its crown tips
         for other in candidates:
             start, score = _fit(other, surface, mesh, scan, fit, config, where)
             begin = _features((score, other, start, surface), mesh, scan, fit, config, where)[2]
@@ -351,7 +352,7 @@ def register_jaw(
             alt = _registration(other, T, mesh, sample, surface, config, cbct, scan)
             # an upper scan's occlusal side faces down (against ``up``), a lower one's up: among both jaws' crowns,
             # a scan laid upside down on the other jaw's crowns is not taken
-            faces = (float(T[:3, :3] @ slide.mean_normal(mesh) @ surface.up) < 0.0) == (other == "upper")
+            faces = (float(T[:3, :3] @ occlusal_side @ surface.up) < 0.0) == (other == "upper")
             if faces and alt.verdict != "fail" and (reg.verdict == "fail" or alt.rms_mm < reg.rms_mm):
                 reg, jaw_surface = alt, surface
     if jaw_surface is surface and surface.source == "intensity":

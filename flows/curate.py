@@ -44,6 +44,8 @@ from toothmcl_data.deid.case import load_case_result
 from toothmcl_data.deid.pseudonym import key_fingerprint, read_key
 from toothmcl_data.deid.run import finish_drop
 from toothmcl_data.errors import DependencyError
+from toothmcl_data.io.discover import FileRecord, discover
+from toothmcl_data.io.fs import open_source
 from toothmcl_data.io.group import DropPlan
 from toothmcl_data.io.plan import plan_files
 from toothmcl_data.provenance import code_version
@@ -92,11 +94,38 @@ def _case_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     return "case-" + _hash(files, parameters["fingerprint"], where, figures, parameters["config"], code_version())
 
 
-@task(
-    name="plan drop", retries=2, retry_condition_fn=lambda t, r, s: isinstance(s.data, OSError), cache_policy=NO_CACHE
-)
-def plan_task(raw: str) -> DropPlan:
-    return plan_files(raw)
+DISCOVER_BATCH = 256
+"""Files per discovery task: a drop's files are hashed and their headers read in batches on the task runner's
+workers (a clinic's drop holds ~300 files per patient), then grouped into cases in the flow."""
+
+
+_IDENTITY: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
+"""Options of the planning tasks: their results name patients (header identity), so they stay in memory only."""
+
+
+def _io_retry(task: Any, run: Any, state: Any) -> bool:
+    return isinstance(state.data, OSError)
+
+
+@task(name="list drop", retries=2, retry_condition_fn=_io_retry, **_IDENTITY)
+def list_task(raw: str) -> list[str]:
+    return open_source(raw).list_files()
+
+
+@task(name="discover files", retries=2, retry_condition_fn=_io_retry, **_IDENTITY)
+def discover_task(raw: str, files: list[str]) -> list[FileRecord]:
+    return discover(open_source(raw), files=files)
+
+
+@task(name="plan drop", **_IDENTITY)
+def plan_task(raw: str, records: list[FileRecord]) -> DropPlan:
+    return plan_files(raw, records=records)
+
+
+def _plan(raw: str) -> DropPlan:
+    files = list_task(raw)
+    batches = [discover_task.submit(raw, files[i : i + DISCOVER_BATCH]) for i in range(0, len(files), DISCOVER_BATCH)]
+    return plan_task(raw, [r for b in batches for r in b.result()])
 
 
 @task(name="curate case", cache_key_fn=_case_key, persist_result=True)
@@ -151,7 +180,7 @@ def _curate(params: CurateParams, work: Path, audit: Path) -> dict[str, Any]:
     logger = get_run_logger()
     fingerprint = key_fingerprint(_key(params))
     config = curation_config(params.overrides)  # the run's RegisterConfig / PairConfig, as dicts
-    plan = plan_task(params.raw)
+    plan = _plan(params.raw)
     logger.info("drop: %d files, %d cases", len(plan.records), len(plan.cases))
     futures: list[PrefectFuture[Any]] = [
         case_task.submit(case, work, audit, params, fingerprint, config) for case in plan.cases
@@ -202,6 +231,7 @@ def _curate(params: CurateParams, work: Path, audit: Path) -> dict[str, Any]:
         "version": info.id,
         "content_hash": info.content_hash,
         "tags": list(info.tags),
+        "files": len(plan.records),
         "cases": len(everything),
         "published": len(records),
         "quarantined": len(everything) - len(records),

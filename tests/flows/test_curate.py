@@ -32,13 +32,17 @@ def drop(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def threaded(drop: Path, key_file: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     base = tmp_path_factory.mktemp("threaded")
     params = CurateParams(raw=str(drop), store=str(base / "store"), key_file=str(key_file), tag="v1")
-    first = run_curate(params)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("flows.curate.DISCOVER_BATCH", 40)  # the drop's files discovered in several tasks
+        first = run_curate(params)
     second = run_curate(params)
     return {"params": params, "first": first, "second": second}
 
 
 def test_flow_publishes_a_version_and_rerun_is_all_cache_hits(threaded: dict[str, Any]) -> None:
     first, second = threaded["first"], threaded["second"]
+    files = sum(1 for p in Path(threaded["params"].raw).rglob("*") if p.is_file())
+    assert first["files"] == second["files"] == files > 40  # every file, whether discovered in batches or not
     assert first["cases"] == 3
     assert first["published"] + first["quarantined"] == 3
     assert first["cache_hits"] == 0

@@ -16,7 +16,7 @@ import json
 import logging
 import struct
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Literal
@@ -212,10 +212,14 @@ def describe(path: str, data: bytes) -> FileRecord:
     )
 
 
-def discover(source: Source, *, progress: Callable[[int], None] | None = None) -> list[FileRecord]:
-    """Read every file of ``source`` once: hash, kind, header facts. Sorted by path."""
+def discover(
+    source: Source, *, files: Sequence[str] | None = None, progress: Callable[[int], None] | None = None
+) -> list[FileRecord]:
+    """Read every file of ``source`` once: hash, kind, header facts. Sorted by path. ``files``: only these (relative
+    paths of its :meth:`~toothmcl_data.io.fs.Source.list_files`) — a batch, when a drop is discovered on several
+    workers at once."""
     records: list[FileRecord] = []
-    for n, rel in enumerate(source.list_files(), start=1):
+    for n, rel in enumerate(sorted(files) if files is not None else source.list_files(), start=1):
         records.append(describe(rel, source.read_bytes(rel)))
         if progress is not None:
             progress(n)

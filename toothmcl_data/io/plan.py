@@ -5,22 +5,28 @@ de-identification stage (:mod:`toothmcl_data.deid.run`) and the curation flow st
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from toothmcl_data.io.discover import discover
+from toothmcl_data.io.discover import FileRecord, discover
 from toothmcl_data.io.fs import open_source
 from toothmcl_data.io.group import DropPlan, RawCase, plan_units
 from toothmcl_data.io.match import read_manifest
 
 
 def plan_files(
-    raw: str | Path, *, manifest: Path | None = None, progress: Callable[[int], None] | None = None
+    raw: str | Path,
+    *,
+    manifest: Path | None = None,
+    progress: Callable[[int], None] | None = None,
+    records: Sequence[FileRecord] | None = None,
 ) -> DropPlan:
-    """Discover, group and match the drop at ``raw`` (path or fsspec URL); writes nothing."""
+    """Discover, group and match the drop at ``raw`` (path or fsspec URL); writes nothing. ``records``: its files
+    already discovered, in any order — e.g. in batches on several workers (:func:`discover` with ``files``, over
+    the whole of :meth:`~toothmcl_data.io.fs.Source.list_files`); grouping and matching need only these."""
     source = open_source(raw)
-    records = discover(source, progress=progress)
-    return plan_units(source, records, read_manifest(manifest) if manifest else None)
+    found = discover(source, progress=progress) if records is None else sorted(records, key=lambda r: r.path)
+    return plan_units(source, found, read_manifest(manifest) if manifest else None)
 
 
 def plan_drop(raw: str | Path, *, manifest: Path | None = None) -> list[RawCase]:

@@ -8,9 +8,11 @@ import pytest
 from tests.register.conftest import COARSE, bench_patient, centroid_errors_mm, unlabelled
 from toothmcl_data.register import jaw as jaw_module
 from toothmcl_data.register import register_jaw
-from toothmcl_data.register.qc import area_mm2, in_grid
+from toothmcl_data.register.config import RegisterConfig
+from toothmcl_data.register.qc import MIN_OVERLAP_MM2, area_mm2, in_grid
 from toothmcl_data.register.sample import CrownSample, crown_sample, scan_target, shown_teeth
-from toothmcl_data.register.surface import ToothSurface
+from toothmcl_data.register.surface import ToothSurface, cbct_surface
+from toothmcl_data.synth.config import SynthConfig
 from toothmcl_data.synth.patient import SyntheticPatient, make_patient
 from toothmcl_data.types import Jaw
 
@@ -82,9 +84,6 @@ def test_quadrant_scan_goes_to_review(quadrant_scan: SyntheticPatient) -> None:
 
 def test_a_wrong_partial_fit_is_not_reviewed(quadrant_scan: SyntheticPatient) -> None:
     """The quadrant scan moved 8 mm along the arch: its overlap no longer fits, QC fails it."""
-    from toothmcl_data.register.config import RegisterConfig
-    from toothmcl_data.register.surface import cbct_surface
-
     p = quadrant_scan
     surface = cbct_surface(p.cbct, p.cbct_labels).jaw("upper")
     mesh = p.ios["upper"]
@@ -98,7 +97,6 @@ def test_a_wrong_partial_fit_is_not_reviewed(quadrant_scan: SyntheticPatient) ->
 def test_quadrant_scan_registers_without_a_label_map() -> None:
     """Labelled quadrant scan (lower jaw), intensity-only CBCT at 0.8 mm, no clear start from the arch axes nor
     from shape features (measured: 43.7 mm off without the slid starts): the slid starts find it."""
-    from toothmcl_data.synth.config import SynthConfig
 
     p = make_patient(
         SynthConfig(spacing_mm=0.8, ios_noise_mm=0.02), np.random.default_rng(QUADRANT_SEED), 0, ("ios_quadrant",)
@@ -112,11 +110,8 @@ def test_a_cbct_surface_too_small_to_place_fails_an_unlabelled_scan(
     coarse_patient: SyntheticPatient, intensity_surface: ToothSurface
 ) -> None:
     """CBCT crown samples onto an unlabelled scan: a piece under ``MIN_OVERLAP_MM2`` (here one cusp's 6 mm ball;
-    in a quadrant field with an implant, the implant's 86 mm² taken for crowns) fits a whole scan in many places —
-    measured: reviewed 53 mm off. At the true pose too, it is not passed or reviewed; the whole jaw is."""
-    from toothmcl_data.register.config import RegisterConfig
-    from toothmcl_data.register.qc import MIN_OVERLAP_MM2
-
+    in a quadrant field with an implant, bits of implant and enamel taken for crowns) fits a whole scan in many
+    places — measured: reviewed 53 mm off. At the true pose too, it is not passed or reviewed; the whole jaw is."""
     p = coarse_patient
     mesh = unlabelled(p.ios["upper"])
     surface = intensity_surface.jaw("upper")
@@ -139,8 +134,6 @@ def test_a_scan_refitted_against_both_jaws_crowns_must_face_its_own_jaw() -> Non
     labelled upper scan, whose teeth it does not show: refitted against all crowns after its fit failed, the scan
     lay upside down on the lower crowns within the *review* thresholds (which double at 0.8 mm). An upper scan's
     occlusal side faces down, against the crowns' up direction, so that fit is not taken: the jaw fails."""
-    from toothmcl_data.synth.config import SynthConfig
-
     p = bench_patient(SynthConfig(spacing_mm=0.8, ios_noise_mm=0.02), 0, "fov_quadrant", 1)
     assert p.variety is not None
     assert not any(t // 10 in (1, 2) for t in p.variety["pairable"])  # no upper tooth in the field

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.spatial.transform import Rotation
 
 from tests.register.conftest import COARSE, bench_patient, centroid_errors_mm, unlabelled
 from toothmcl_data.register import jaw as jaw_module
@@ -11,10 +12,11 @@ from toothmcl_data.register import register_jaw
 from toothmcl_data.register.config import RegisterConfig
 from toothmcl_data.register.qc import MIN_OVERLAP_MM2, area_mm2, in_grid
 from toothmcl_data.register.sample import CrownSample, crown_sample, scan_target, shown_teeth
+from toothmcl_data.register.slide import mean_normal
 from toothmcl_data.register.surface import ToothSurface, cbct_surface
 from toothmcl_data.synth.config import SynthConfig
 from toothmcl_data.synth.patient import SyntheticPatient, make_patient
-from toothmcl_data.types import Jaw
+from toothmcl_data.types import Jaw, Mesh
 
 QUADRANT_SEED = 12000
 """``bench/register.py``'s seed of its first ``ios_quadrant`` patient (seed 0)."""
@@ -138,3 +140,34 @@ def test_a_scan_refitted_against_both_jaws_crowns_must_face_its_own_jaw() -> Non
     assert p.variety is not None
     assert not any(t // 10 in (1, 2) for t in p.variety["pairable"])  # no upper tooth in the field
     assert register_jaw(p.cbct, p.ios["upper"]).verdict == "fail"
+
+
+def test_an_unlabelled_upper_scan_of_unknown_jaw_outside_a_lower_field_fails() -> None:
+    """The same lower quadrant field (``fov_quadrant`` patient 0 at 0.8 mm) and the upper scan with neither labels
+    nor jaw: taken for a lower scan (the only jaw the field shows), it lay upside down on the lower crowns within the
+    *review* thresholds (RMS 0.38 mm: a false review). Its palate says it is an upper scan, which the field does not
+    show: it fails."""
+    p = bench_patient(SynthConfig(spacing_mm=0.8, ios_noise_mm=0.02), 0, "fov_quadrant", 0)
+    assert p.variety is not None
+    assert not any(t // 10 in (1, 2) for t in p.variety["pairable"])
+    upper = p.ios["upper"]
+    r = register_jaw(p.cbct, Mesh(upper.vertices, upper.faces, frame=upper.frame))
+    assert (r.jaw, r.verdict) == ("upper", "fail")
+
+
+def test_a_scan_at_its_true_pose_faces_its_own_jaw(
+    coarse_patient: SyntheticPatient, intensity_surface: ToothSurface
+) -> None:
+    """An upper scan's occlusal side faces down, against the crowns' up direction, and a lower one's up; turned
+    upside down (half a turn about a horizontal axis) each faces the other jaw's way."""
+    up = intensity_surface.up
+    across = np.cross(up, [1.0, 0.0, 0.0])
+    flip = np.eye(4)
+    flip[:3, :3] = Rotation.from_rotvec(np.pi * across / np.linalg.norm(across)).as_matrix()
+    jaws: tuple[Jaw, Jaw] = ("upper", "lower")
+    for jaw, other in (jaws, jaws[::-1]):
+        mesh, T = coarse_patient.ios[jaw], coarse_patient.world_from_ios[jaw]
+        occlusal = mean_normal(mesh)
+        assert jaw_module._faces_its_jaw(T, occlusal, up, jaw)
+        assert not jaw_module._faces_its_jaw(T, occlusal, up, other)
+        assert jaw_module._faces_its_jaw(flip @ T, occlusal, up, other)

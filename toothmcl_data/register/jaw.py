@@ -16,6 +16,7 @@ from toothmcl_data.register import features, qc, slide
 from toothmcl_data.register.config import RegisterConfig
 from toothmcl_data.register.icp import Target, icp
 from toothmcl_data.register.init import CLEAR_SCORE, best_start, centroid_start, centroids, hypotheses
+from toothmcl_data.register.palate import jaw_from_palate
 from toothmcl_data.register.sample import (
     MIN_TARGET_POINTS,
     CrownSample,
@@ -183,6 +184,13 @@ def _features(
     return (score, j, start, jaw_surface) if score > score0 else result
 
 
+def _faces_its_jaw(T: Affine4x4, occlusal: NDArray[np.float64], up: NDArray[np.float64], jaw: Jaw) -> bool:
+    """Whether a scan moved by ``T`` (``world_from_ios``) faces as ``jaw`` does: an upper scan's occlusal side
+    (``occlusal``, its own frame: from its gums towards its crown tips) against the crowns' ``up``, a lower one's
+    along it. Among both jaws' crowns, a scan laid upside down on the other jaw's crowns fits like any other."""
+    return (float(T[:3, :3] @ occlusal @ up) < 0.0) == (jaw == "upper")
+
+
 def _rng() -> np.random.Generator:
     """The feature search's RANSAC draws: fixed, so a registration is reproducible bit for bit."""
     return np.random.default_rng(0)
@@ -289,7 +297,8 @@ def register_jaw(
     cbct: scanner intensities (I, J, K), LPS affine. mesh: one jaw scan, vertices (n, 3) mm in its own frame,
     FDI labels when known (gingiva and palate are then left out of the fit). cbct_labels: FDI label map on the
     CBCT grid, or None (intensity path). surface: the CBCT crown surface when already extracted (both jaws
-    share it). The jaw comes from ``mesh.jaw``, else its labels, else whichever jaw fits better.
+    share it). The jaw comes from ``mesh.jaw``, else its labels, else its palate (``palate``: an upper scan only), else
+    whichever jaw fits better.
     Deterministic: the same inputs give a bit-identical ``world_from_ios``.
     """
     config = config or RegisterConfig()
@@ -301,10 +310,11 @@ def register_jaw(
         )
     if surface is None:
         surface = cbct_surface(cbct, cbct_labels, profile_mm=config.profile_mm, where=where)
-    jaw = mesh.jaw or jaw_from_labels(mesh.labels)
+    jaw = mesh.jaw or jaw_from_labels(mesh.labels) or jaw_from_palate(mesh)
     scan = scan_target(mesh)
     sample = crown_sample(mesh, config.ios_points, None if scan is None else scan.normals)
     fit = shown_teeth(sample, surface)  # what is searched and polished; QC judges the whole ``sample``
+    occlusal_side = slide.mean_normal(mesh)  # the scan's own frame: from its gums towards its crown tips
     candidates: tuple[Jaw, ...] = (jaw,) if jaw is not None else JAWS
     if jaw is None:  # a one-jaw field of view: only the jaw the CBCT shows can be this scan's
         shown = tuple(j for j in JAWS if len(surface.jaw(j).points) >= MIN_TARGET_POINTS)
@@ -344,15 +354,12 @@ def register_jaw(
         # The jaw split of intensity crowns can be wrong (a one-jaw field whose cut crowns of the other jaw and
         # metal crowns put part of its own crowns on the other side: clinical seed 17, ``fov_one_jaw+metal_crowns``
         # patient 0, 54 mm off): a failed fit is tried once more against all crowns, each candidate jaw.
-        occlusal_side = slide.mean_normal(mesh)  # the scan's own frame: from its gums towards its crown tips
         for other in candidates:
             start, score = _fit(other, surface, mesh, scan, fit, config, where)
             begin = _features((score, other, start, surface), mesh, scan, fit, config, where)[2]
             T = _polish(surface, scan, fit, config, begin)
             alt = _registration(other, T, mesh, sample, surface, config, cbct, scan)
-            # an upper scan's occlusal side faces down (against ``up``), a lower one's up: among both jaws' crowns,
-            # a scan laid upside down on the other jaw's crowns is not taken
-            faces = (float(T[:3, :3] @ occlusal_side @ surface.up) < 0.0) == (other == "upper")
+            faces = _faces_its_jaw(T, occlusal_side, surface.up, other)
             if faces and alt.verdict != "fail" and (reg.verdict == "fail" or alt.rms_mm < reg.rms_mm):
                 reg, jaw_surface = alt, surface
     if jaw_surface is surface and surface.source == "intensity":
@@ -360,4 +367,8 @@ def register_jaw(
         # split, so the fit is never passed unseen.
         verdict: Verdict = "review" if reg.verdict == "pass" else reg.verdict
         reg = dataclasses.replace(reg, verdict=verdict, flags=(*reg.flags, "jaw_not_split"))
+    if reg.verdict != "fail" and not _faces_its_jaw(reg.world_from_ios, occlusal_side, surface.up, reg.jaw):
+        # A scan laid upside down fits crowns like any other: a lower scan of unknown jaw on the upper crowns of a
+        # one-jaw field (the only jaw shown), an upper one on both jaws' crowns.
+        reg = dataclasses.replace(reg, verdict="fail", flags=(*reg.flags, "faces_other_jaw"))
     return reg

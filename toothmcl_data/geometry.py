@@ -32,7 +32,7 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 from scipy import ndimage
 
-from toothmcl_data.types import Affine4x4
+from toothmcl_data.types import Affine4x4, Mesh
 
 Fill = float | Literal["lowest"]
 """What :func:`resample` puts where the crop leaves the volume: a value, or ``"lowest"``: the lowest source value of
@@ -234,3 +234,10 @@ def farthest_point_indices(points: ArrayLike, n: int, *, h: int | None = None) -
     if h is None:
         h = 3 if len(pts) < 10_000 else 5 if len(pts) < 100_000 else 7
     return np.asarray(fpsample.bucket_fps_kdline_sampling(pts, n, h=h, start_idx=0), dtype=np.intp)
+
+
+def mean_normal(mesh: Mesh) -> NDArray[np.float64]:
+    """The (3,) unit area-weighted mean face normal of ``mesh`` (its frame: a jaw scan's points occlusally)."""
+    v, f = mesh.vertices, mesh.faces
+    normal = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]]).sum(axis=0)
+    return np.asarray(normal / max(float(np.linalg.norm(normal)), 1e-12), dtype=np.float64)

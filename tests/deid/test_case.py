@@ -39,3 +39,24 @@ def test_a_scan_only_case_is_written_whole_with_its_audit_record(tmp_path: Path)
     assert {f["path"] for f in record["files"]} == {r.path for u in raw.ios for r in u.files}
     assert set(result.seconds) == {"read", "deid"}
     assert load_case_result(out, audit, result.pseudonym).row == result.row
+
+
+def test_an_unnamed_unlabelled_scan_is_upper_by_its_palate_and_a_lower_one_is_quarantined(tmp_path: Path) -> None:
+    """Scans exported as ``…_scan1.ply`` / ``…_scan2.ply`` without sidecars: nothing names their jaws. The upper
+    scan holds a palate (``io.palate``) and is kept as the upper jaw; the lower one is quarantined with the fix."""
+    drop = write_drop(tmp_path / "synth", patients=1, seed=5, config=COARSE)
+    folder = next((drop.drop / "IOS_EXPORT").iterdir())
+    for sidecar in folder.glob("*.json"):
+        sidecar.unlink()
+    for scan in folder.glob("*Jaw.ply"):
+        scan.rename(scan.with_name(scan.name.replace("UpperJaw", "scan1").replace("LowerJaw", "scan2")))
+    raw = replace(plan_files(drop.drop).cases[0], cbct=())
+    result = deidentify_case(raw, tmp_path / "out", key=KEY, audit=tmp_path / "audit", keep_cbct=True)
+    assert isinstance(result, CaseResult)
+    assert result.row is not None
+    assert result.row["jaws"] == ["upper"]
+    fates = {Path(path).stem.rsplit("_", 1)[-1]: fate for path, fate in result.fates.items()}
+    assert (fates["scan1"].fate, fates["scan1"].role) == ("used", "ios:upper")
+    assert fates["scan2"].fate == "quarantined"
+    assert "cannot tell the jaw" in fates["scan2"].reason
+    assert "put upper or lower in the file name" in fates["scan2"].reason

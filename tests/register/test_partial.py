@@ -7,12 +7,12 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from tests.register.conftest import COARSE, bench_patient, centroid_errors_mm, unlabelled
+from toothmcl_data.geometry import mean_normal
 from toothmcl_data.register import jaw as jaw_module
 from toothmcl_data.register import register_jaw
 from toothmcl_data.register.config import RegisterConfig
 from toothmcl_data.register.qc import MIN_OVERLAP_MM2, area_mm2, in_grid
 from toothmcl_data.register.sample import CrownSample, crown_sample, scan_target, shown_teeth
-from toothmcl_data.register.slide import mean_normal
 from toothmcl_data.register.surface import ToothSurface, cbct_surface
 from toothmcl_data.synth.config import SynthConfig
 from toothmcl_data.synth.patient import SyntheticPatient, make_patient

@@ -8,6 +8,7 @@ from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
 from tests.register.conftest import COARSE, centroid_errors_mm, unlabelled
+from toothmcl_data import geometry
 from toothmcl_data.register import cbct_surface, register_jaw, slide
 from toothmcl_data.synth.patient import SyntheticPatient, make_patient
 from toothmcl_data.types import Jaw, apply_transform
@@ -71,7 +72,7 @@ def test_slid_starts_hold_one_near_the_truth(quadrant_scan: SyntheticPatient) ->
     sample = crown_sample(unlabelled(p.ios["upper"]), 3000)
     assert slide.extent_mm(sample.points) < 0.6 * slide.extent_mm(surface.points)  # a part of the arch
     pick = farthest_point_indices(surface.points, 2000)
-    normal = slide.mean_normal(p.ios["upper"])
+    normal = geometry.mean_normal(p.ios["upper"])
     starts = slide.slide_hypotheses(sample.points[: slide.POSITIONS * 40], normal, surface.points[pick], -surface.up)
     settled, rank = slide.settle(
         starts, sample.points[:150], sample.normals[:150], cKDTree(surface.points[pick]), surface.normals[pick],

@@ -30,6 +30,7 @@ from toothmcl_data.io.group import RawCase
 from toothmcl_data.io.inventory import Fate, redact, ref
 from toothmcl_data.io.match import Unit
 from toothmcl_data.io.mesh import read_mesh
+from toothmcl_data.io.palate import jaw_from_palate
 from toothmcl_data.io.volume import read_volume
 from toothmcl_data.types import Jaw, Mesh, Volume
 
@@ -166,10 +167,15 @@ def _ios(w: _CaseWriter, tmp: Path) -> dict[Jaw, str]:
             continue
         finally:
             w.seconds["read"] += time.perf_counter() - t0
-        if mesh.jaw is None:
-            w.quarantine(unit, "cannot tell the jaw: no sidecar 'jaw', no FDI labels, no upper/lower in the name")
+        jaw = mesh.jaw or jaw_from_palate(mesh)  # the scan's shape can only ever say upper
+        if jaw is None:
+            w.quarantine(
+                unit,
+                "cannot tell the jaw: no sidecar 'jaw', no FDI labels, no upper/lower in the name, no palate "
+                "(a lower scan, or an upper one trimmed without its palate) — put upper or lower in the file name",
+            )
             continue
-        found.setdefault(mesh.jaw, []).append((unit, mesh))
+        found.setdefault(jaw, []).append((unit, mesh))
     sources: dict[Jaw, str] = {}
     for jaw, items in sorted(found.items()):
         if len(items) > 1:

@@ -12,11 +12,11 @@ from scipy.spatial import cKDTree
 from toothmcl_data import geometry
 from toothmcl_data.errors import RegistrationError
 from toothmcl_data.io.meshlabels import jaw_from_labels
+from toothmcl_data.io.palate import jaw_from_palate
 from toothmcl_data.register import features, qc, slide
 from toothmcl_data.register.config import RegisterConfig
 from toothmcl_data.register.icp import Target, icp
 from toothmcl_data.register.init import CLEAR_SCORE, best_start, centroid_start, centroids, hypotheses
-from toothmcl_data.register.palate import jaw_from_palate
 from toothmcl_data.register.sample import (
     MIN_TARGET_POINTS,
     CrownSample,
@@ -92,6 +92,7 @@ def _fit(
     occlusal = surface.up * (-1.0 if jaw == "upper" else 1.0)  # from the crowns' shape, not the volume axes
     partial = slide.extent_mm(sample.points) < PARTIAL_SCAN * slide.extent_mm(surface.points)  # a quadrant scan
     few = cbct_pick[:2000]  # the CBCT crown points a slid scan settles on
+    scan_normal = geometry.mean_normal(mesh)  # the scan's own frame: roughly from its gums towards its crowns
     cbct_arch = surface.points[few], surface.normals[few], surface.target
     if scan is None:
         target = surface.target
@@ -103,13 +104,13 @@ def _fit(
             )
             starts = [*previous, *found]
             if partial:
-                ios = sample.points, sample.normals, slide.mean_normal(mesh)
+                ios = sample.points, sample.normals, scan_normal
                 starts.append(slide.slide(ios, cbct_arch, occlusal, agree, side))
             elif slide.extent_mm(surface.points) < PARTIAL_SCAN * slide.extent_mm(sample.points):
                 # The CBCT shows part of the arch (a quadrant field): its crowns slid along the scan's.
                 part = cbct_arch[0], cbct_arch[1], occlusal
                 arch = sample.points, sample.normals, Target.of(sample.points, sample.normals)
-                ios_from_world = slide.slide(part, arch, slide.mean_normal(mesh), agree, 0)
+                ios_from_world = slide.slide(part, arch, scan_normal, agree, 0)
                 starts.append(np.asarray(np.linalg.inv(ios_from_world), dtype=np.float64))
             starts = slide.on_side(starts, sample.points, side, surface.points)
             best, score = best_start(target, pts, nrm, starts, iterations=20, normal_agreement=agree)
@@ -133,12 +134,12 @@ def _fit(
         )
         starts = [np.asarray(np.linalg.inv(T), dtype=np.float64) for T in previous] + found
         if partial:
-            ios = sample.points, sample.normals, slide.mean_normal(mesh)
+            ios = sample.points, sample.normals, scan_normal
             slid = slide.slide(ios, cbct_arch, occlusal, agree, 0)
             starts += [np.asarray(np.linalg.inv(slid), dtype=np.float64)]
         elif slide.extent_mm(surface.points) < PARTIAL_SCAN * slide.extent_mm(sample.points):
             part = cbct_arch[0], cbct_arch[1], occlusal
-            starts.append(slide.slide(part, (sample.points, sample.normals, scan), slide.mean_normal(mesh), agree, 0))
+            starts.append(slide.slide(part, (sample.points, sample.normals, scan), scan_normal, agree, 0))
     else:
         hyps = hypotheses(sample.points, surface.points[cbct_pick], occlusal, config.init_angles)
         starts = [np.asarray(np.linalg.inv(T), dtype=np.float64) for T in hyps]
@@ -297,8 +298,8 @@ def register_jaw(
     cbct: scanner intensities (I, J, K), LPS affine. mesh: one jaw scan, vertices (n, 3) mm in its own frame,
     FDI labels when known (gingiva and palate are then left out of the fit). cbct_labels: FDI label map on the
     CBCT grid, or None (intensity path). surface: the CBCT crown surface when already extracted (both jaws
-    share it). The jaw comes from ``mesh.jaw``, else its labels, else its palate (``palate``: an upper scan only), else
-    whichever jaw fits better.
+    share it). The jaw comes from ``mesh.jaw``, else its labels, else its palate (``io.palate``: an upper scan
+    only), else whichever jaw fits better.
     Deterministic: the same inputs give a bit-identical ``world_from_ios``.
     """
     config = config or RegisterConfig()
@@ -314,7 +315,7 @@ def register_jaw(
     scan = scan_target(mesh)
     sample = crown_sample(mesh, config.ios_points, None if scan is None else scan.normals)
     fit = shown_teeth(sample, surface)  # what is searched and polished; QC judges the whole ``sample``
-    occlusal_side = slide.mean_normal(mesh)  # the scan's own frame: from its gums towards its crown tips
+    occlusal_side = geometry.mean_normal(mesh)  # the scan's own frame: from its gums towards its crown tips
     candidates: tuple[Jaw, ...] = (jaw,) if jaw is not None else JAWS
     if jaw is None:  # a one-jaw field of view: only the jaw the CBCT shows can be this scan's
         shown = tuple(j for j in JAWS if len(surface.jaw(j).points) >= MIN_TARGET_POINTS)

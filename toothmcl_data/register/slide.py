@@ -22,7 +22,7 @@ from scipy.spatial.transform import Rotation
 from toothmcl_data.geometry import farthest_point_indices
 from toothmcl_data.register.icp import Target
 from toothmcl_data.register.init import best_start
-from toothmcl_data.types import Affine4x4, Mesh
+from toothmcl_data.types import Affine4x4
 
 CUSP_BAND_MM = 3.0
 """The scan's (and the CBCT window's) cusps: points within this depth of the most occlusal one."""
@@ -238,10 +238,3 @@ def slide(part: Part, arch: Arch, occlusal: NDArray[np.float64], agree: float, s
     kept = on_side(ranked, points, side, arch_points)[:SLIDE_KEEP]
     best, _ = best_start(target, points[:600], normals[:600], kept, iterations=20, normal_agreement=agree)
     return best
-
-
-def mean_normal(mesh: Mesh) -> NDArray[np.float64]:
-    """The (3,) unit area-weighted mean face normal of ``mesh`` (its frame: a jaw scan's points occlusally)."""
-    v, f = mesh.vertices, mesh.faces
-    normal = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]]).sum(axis=0)
-    return np.asarray(normal / max(float(np.linalg.norm(normal)), 1e-12), dtype=np.float64)

@@ -4,7 +4,8 @@ Seen along its occlusal direction, a lower arch is a U open at the back (the ton
 not record it), and so is an upper scan trimmed lingual of its teeth; an upper scan with its palate fills the
 inside of its arch. The largest disc inside the scan's outline (its projection with the holes filled) measures
 that: it is as wide as the arch's band of teeth and gums for an open arch and as wide as the palate for a closed one.
-The test can only ever say "upper"; every other scan stays of unknown jaw.
+The test can only ever say "upper"; every other scan stays of unknown jaw. Used where nothing else (a sidecar, FDI
+labels, the file name) names a scan's jaw: de-identification files a case's scans by jaw, registration fits them.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from toothmcl_data.register.slide import mean_normal
+from toothmcl_data.geometry import mean_normal
 from toothmcl_data.types import Jaw, Mesh
 
 PALATE_MM = 15.0

@@ -31,6 +31,7 @@ from torch import nn
 
 from toothmcl_data.errors import ConfigError, InputError, InputNotFoundError, LabelSchemeError, MeshError, VolumeError
 from toothmcl_data.io.discover import sniff
+from toothmcl_data.io.palate import jaw_from_palate
 from toothmcl_data.types import JAWS, Jaw, Mesh, Volume
 from toothmcl_models.evaluate import predict_mesh, predict_volume, write_prediction_nifti, write_prediction_teeth3ds
 from toothmcl_models.finetune import load_finetuned
@@ -349,11 +350,12 @@ def predict_ios(
         raise InputError(f"--jaw {jaw!r}: expected upper or lower")
     mesh = read_ios_input(source, jaw=jaw)
     net, config = load_segmenter(checkpoint, "ios")
-    which = jaw or mesh.jaw
+    palate = None if jaw or mesh.jaw else jaw_from_palate(mesh)  # the scan's shape can only ever say upper
+    which = jaw or mesh.jaw or palate
     if which is None:
         raise InputError(
             f"{source}: cannot tell which jaw the scan is (no readable sidecar or labels, no upper/lower in the "
-            "file name); pass --jaw upper or --jaw lower"
+            "file name, no palate); pass --jaw upper or --jaw lower"
         )
     if which not in config.segment.jaws:
         raise InputError(
@@ -363,7 +365,7 @@ def predict_ios(
     where = _device(device)
     facts: dict[str, Any] = {
         "jaw": which,
-        "jaw_source": "argument" if jaw is not None else mesh.meta.get("jaw_source", "unknown"),
+        "jaw_source": "argument" if jaw is not None else "palate" if palate else mesh.meta.get("jaw_source", "unknown"),
         "vertices": len(mesh.vertices),
         "faces": len(mesh.faces),
         "points": config.data.points,

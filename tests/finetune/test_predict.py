@@ -196,6 +196,18 @@ def test_unreadable_labels_beside_the_scan_are_not_needed(
     assert len(json.loads((tmp_path / "out.json").read_text())["labels"]) == len(mesh.vertices)
 
 
+def test_an_unnamed_scan_with_its_palate_is_predicted_as_an_upper_one(
+    patient: SyntheticPatient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No --jaw, sidecar, labels or jaw in the name: an upper scan's palate names its jaw (``io.palate``)."""
+    run = _stub(monkeypatch, tmp_path, "ios", LeftRight(), points=512)
+    mesh = patient.ios["upper"]
+    write_obj(tmp_path / "scan.obj", mesh.vertices, mesh.faces)
+    report = _ok(_ios_args(run, tmp_path / "scan.obj", tmp_path / "out.json"))
+    assert (report["jaw"], report["jaw_source"]) == ("upper", "palate")
+    assert json.loads((tmp_path / "out.json").read_text())["jaw"] == "upper"
+
+
 def test_trained_ios_checkpoint_end_to_end(ios_run: Path, patient: SyntheticPatient, tmp_path: Path) -> None:
     mesh = patient.ios["lower"]
     write_obj(tmp_path / "scan.obj", mesh.vertices, mesh.faces)
@@ -344,8 +356,8 @@ def test_other_bad_arguments(inputs: dict[str, Path], cbct_run: Path, ios_run: P
     )
     scan = inputs["scan.obj"]
     assert _error(_ios_args(ios_run, scan, tmp_path / "labels.json")) == (
-        f"{scan}: cannot tell which jaw the scan is (no readable sidecar or labels, no upper/lower in the file name); "
-        "pass --jaw upper or --jaw lower"
+        f"{scan}: cannot tell which jaw the scan is (no readable sidecar or labels, no upper/lower in the file name, "
+        "no palate); pass --jaw upper or --jaw lower"
     )
     assert _error(_ios_args(inputs["cbct.nii.gz"], scan, tmp_path / "labels.json")) == (
         f"{inputs['cbct.nii.gz']}: is a data file (nifti), not a checkpoint; pass --checkpoint an IOS fine-tuning "

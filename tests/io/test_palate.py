@@ -8,7 +8,7 @@ from scipy.spatial.transform import Rotation
 
 from tests.io.test_vtp_fixture import SCAN
 from toothmcl_data.io.mesh import read_mesh
-from toothmcl_data.io.palate import PALATE_MM, inner_radius_mm, jaw_from_palate
+from toothmcl_data.io.palate import PALATE_MM, inner_radius_mm, jaw_from_palate, occlusal_axis
 from toothmcl_data.synth.config import SynthConfig
 from toothmcl_data.synth.patient import make_patient
 from toothmcl_data.types import Mesh, apply_transform
@@ -56,3 +56,19 @@ def test_the_real_upper_scan_trimmed_without_palate_says_nothing() -> None:
     radius = inner_radius_mm(_anonymous(mesh))
     assert 8.0 < radius < PALATE_MM - 2.0
     assert jaw_from_palate(_anonymous(mesh)) is None
+
+
+def test_a_closed_surface_has_no_occlusal_direction_and_says_nothing() -> None:
+    """A model scan with a base is closed: its face normals cancel. Here the upper scan with its palate and the same
+    surface facing the other way (every face reversed): no direction to look along, so no palate is claimed."""
+    upper = make_patient(COARSE, np.random.default_rng(3), 0).ios["upper"]
+    assert jaw_from_palate(_anonymous(upper)) == "upper"
+    n = len(upper.vertices)
+    both = Mesh(
+        np.concatenate([upper.vertices, upper.vertices]),
+        np.concatenate([upper.faces, upper.faces[:, ::-1] + n]).astype(np.int32),
+        frame=upper.frame,
+    )
+    assert occlusal_axis(both) is None
+    assert inner_radius_mm(both) == 0.0
+    assert jaw_from_palate(both) is None

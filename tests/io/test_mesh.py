@@ -244,6 +244,13 @@ NAMES = {
     "flower": None,
     "upper_lower": None,
     "scan_01": None,
+    "Mustermann_Oberkiefer": "upper",
+    "UNTERKIEFER": "lower",
+    "Arcada_Superior": "upper",
+    "arcata-inferiore": "lower",
+    "mandíbula": "lower",
+    "Maxillaire_2024": "upper",
+    "onderkaak": "lower",
 }
 
 

@@ -7,6 +7,7 @@ comes from the labels (FDI quadrants) or the file name. All labels are FDI (0 = 
 from __future__ import annotations
 
 import re
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +16,30 @@ from numpy.typing import NDArray
 from toothmcl_data.errors import MeshError
 from toothmcl_data.types import Jaw
 
-_UPPER = {"upper", "maxilla", "maxillary"}
-_LOWER = {"lower", "mandible", "mandibular"}
+_UPPER = {
+    "upper",
+    "maxilla",
+    "maxillary",
+    "oberkiefer",
+    "maxillaire",
+    "maxilar",
+    "superior",
+    "superiore",
+    "bovenkaak",
+}
+_LOWER = {
+    "lower",
+    "mandible",
+    "mandibular",
+    "unterkiefer",
+    "mandibulaire",
+    "mandibula",
+    "inferior",
+    "inferiore",
+    "onderkaak",
+}
+"""Words of a file name that name a jaw: English, and the words for the jaws (or arches) in German, French,
+Spanish and Portuguese, Italian and Dutch (e.g. ``Oberkiefer.stl``, ``Arcada_Superior.stl``, ``mandíbula.ply``)."""
 
 
 def vertex_labels_from_faces(face_labels: NDArray[np.integer], faces: NDArray[np.integer], n: int) -> NDArray[np.int16]:
@@ -70,7 +93,9 @@ def jaw_from_labels(labels: NDArray[np.integer] | None) -> Jaw | None:
 
 
 def jaw_from_name(name: str) -> Jaw | None:
-    """Jaw from a file name's words (``_``/``-``/digits/camel case split, case-insensitive), or None."""
-    words = {w.lower() for w in re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+", name)}
+    """Jaw from a file name's words (``_``/``-``/digits/camel case split, case-insensitive, accents dropped), or
+    None."""
+    plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    words = {w.lower() for w in re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+", plain)}
     upper, lower = bool(words & _UPPER), bool(words & _LOWER)
     return "upper" if upper and not lower else "lower" if lower and not upper else None

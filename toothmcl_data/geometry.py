@@ -40,6 +40,14 @@ the block the crop reads (the crop's footprint plus a voxel each side; 0 when th
 the scanner's padding, whatever the scanner calls it."""
 
 
+def face_cross(vertices: ArrayLike, faces: ArrayLike) -> NDArray[np.float64]:
+    """(m, 3) float64 cross products ``(v1 - v0) × (v2 - v0)`` of the ``faces`` (m, 3) of ``vertices`` (n, 3): each
+    face's normal times twice its area (the winding sets the orientation)."""
+    v = np.asarray(vertices, dtype=np.float64).reshape(-1, 3)
+    f = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
+    return np.asarray(np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]]), dtype=np.float64)
+
+
 def vertex_normals(vertices: ArrayLike, faces: ArrayLike, index: ArrayLike | None = None) -> NDArray[np.float64]:
     """Unit vertex normals, area-weighted: each vertex's normal is the normalised sum of the cross products
     ``(v1 - v0) × (v2 - v0)`` of the faces around it (their normals times twice their areas).
@@ -57,7 +65,7 @@ def vertex_normals(vertices: ArrayLike, faces: ArrayLike, index: ArrayLike | Non
         wanted = np.zeros(len(v), dtype=bool)
         wanted[np.asarray(index, dtype=np.intp)] = True
         f = f[wanted[f].any(axis=1)]
-    fn = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
+    fn = face_cross(v, f)
     out = np.zeros_like(v)
     for corner in range(3):
         for axis in range(3):
@@ -238,6 +246,5 @@ def farthest_point_indices(points: ArrayLike, n: int, *, h: int | None = None) -
 
 def mean_normal(mesh: Mesh) -> NDArray[np.float64]:
     """The (3,) unit area-weighted mean face normal of ``mesh`` (its frame: a jaw scan's points occlusally)."""
-    v, f = mesh.vertices, mesh.faces
-    normal = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]]).sum(axis=0)
+    normal = face_cross(mesh.vertices, mesh.faces).sum(axis=0)
     return np.asarray(normal / max(float(np.linalg.norm(normal)), 1e-12), dtype=np.float64)

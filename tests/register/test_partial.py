@@ -99,7 +99,6 @@ def test_a_wrong_partial_fit_is_not_reviewed(quadrant_scan: SyntheticPatient) ->
 def test_quadrant_scan_registers_without_a_label_map() -> None:
     """Labelled quadrant scan (lower jaw), intensity-only CBCT at 0.8 mm, no clear start from the arch axes nor
     from shape features (measured: 43.7 mm off without the slid starts): the slid starts find it."""
-
     p = make_patient(
         SynthConfig(spacing_mm=0.8, ios_noise_mm=0.02), np.random.default_rng(QUADRANT_SEED), 0, ("ios_quadrant",)
     )

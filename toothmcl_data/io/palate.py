@@ -14,6 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
+from toothmcl_data.geometry import face_cross
 from toothmcl_data.types import Jaw, Mesh
 
 PALATE_MM = 15.0
@@ -32,10 +33,7 @@ closed (a model scan with a base: 0) or not one jaw, and has no occlusal directi
 def occlusal_axis(mesh: Mesh) -> NDArray[np.float64] | None:
     """(3,) unit area-weighted mean face normal of a jaw scan (its own frame: its gums → its crowns, roughly), or
     None for a mesh without one (no faces, or closed: ``OPEN_SCAN``)."""
-    v, f = np.asarray(mesh.vertices, dtype=np.float64), np.asarray(mesh.faces)
-    if len(f) == 0:
-        return None
-    areas = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
+    areas = face_cross(mesh.vertices, mesh.faces)
     total = areas.sum(axis=0)
     length = float(np.linalg.norm(total))
     if length <= OPEN_SCAN * float(np.linalg.norm(areas, axis=1).sum()):

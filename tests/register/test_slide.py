@@ -56,6 +56,27 @@ def test_settle_ranks_disagreeing_normals_as_far() -> None:
     assert rank[0] > 0.5 * slide.RANK_CAP_MM * (1.0 - agree.mean())
 
 
+def test_crowns_are_ranked_on_all_their_points_not_on_their_cusps_alone() -> None:
+    """Two places on the target hold the part's cusps, one of them also its side wall (a molar's cusps fit the
+    mirror molar as well): ranked by the cusps both are equal; by every point (``crowns``), the true one wins."""
+    g = np.linspace(-2.0, 2.0, 9)
+    cusps = np.array([[x, y, 0.0] for x in g for y in g])
+    wall = np.array([[-2.5, y, z] for y in g for z in np.linspace(-8.0, -4.0, 9)])  # below the cusp band
+    points = np.vstack([cusps, wall])
+    normals = np.vstack([np.tile([0.0, 0.0, 1.0], (len(cusps), 1)), np.tile([-1.0, 0.0, 0.0], (len(wall), 1))])
+    other = cusps + np.array([20.0, 0.0, 0.0])  # the cusps again, without their wall
+    target = np.vstack([points, other])
+    target_normals = np.vstack([normals, normals[: len(cusps)]])
+    shifted = np.eye(4)
+    shifted[0, 3] = 20.0
+    up = np.array([0.0, 0.0, 1.0])
+    _, by_cusps = slide.settle([np.eye(4), shifted], points, normals, cKDTree(target), target_normals, up)
+    _, by_all = slide.settle([np.eye(4), shifted], points, normals, cKDTree(target), target_normals, up, True)
+    assert by_cusps[0] == pytest.approx(by_cusps[1], abs=1e-9)
+    assert by_all[0] < 1e-9
+    assert by_all[1] > 1.0  # the wall's points have nothing within reach
+
+
 @pytest.fixture(scope="module")
 def quadrant_scan() -> SyntheticPatient:
     """Each jaw scanned over a few teeth of one side (0.8 mm CBCT, seed 9: its upper scan's long axis rises 16° from

@@ -28,6 +28,21 @@ STREAK_PERCENTILE = 10.0
 """... and those below this one (metal's dark streaks, far below air, would get a class: measured at 0.4 mm, one of
 40 patients with metal crowns split streaks | air and soft tissue | bone and teeth, the tooth level at 715 instead
 of about 1550; clipped, 1540, and the splits of patients without streaks move by less than 1 %)."""
+METAL_CLASS_MM3 = 3000.0
+"""Intensity path: the top intensity class is metal (implants, metal crowns), not teeth, when it holds less than
+this (mm³) ... A small field (a quadrant: 3-6 teeth) with an implant or metal crowns holds more metal than
+``METAL_PERCENTILE`` clips: the top class is then the metal alone, the tooth level lies above the natural crowns
+(3,140 for teeth of median 1,750-2,080), and the crowns found are the metal's. Measured at 0.4 mm on clinical fields
+(``bench/register.py --field-mm clinical``; seeds 7 and 17, all conditions and the quadrant and one-jaw
+combinations with metal, 85 patients; seed 5, 12 patients each of ``fov_quadrant``, ``+implants``,
+``+metal_crowns`` and ``fov_one_jaw+metal_crowns``): metal alone held the top class in 17 quadrant and one-jaw
+fields, 188-1,560 mm³; where the teeth held it, 1,099-13,232 mm³ (one-jaw fields with metal crowns, their level
+just above the natural teeth: 2,888-3,087); the top class of bone and teeth together (the classes then split air |
+soft tissue | bone) 86,000-163,000 mm³."""
+METAL_CLASS_GAP = 1.9
+"""... and its median lies this many times farther above the low class's median than the middle class's 95th
+percentile does: 1.94-3.37 where metal alone held the top class, 1.32-1.80 where the teeth held it (1.84-1.86 in
+those two one-jaw fields, which are left as they are), 2.2 for bone and teeth together (ruled out by their size)."""
 TEETH_MARGIN_MM = 10.0
 """A clinical field: the intensity classes and the crowns are found in the box of the tooth-bright voxels grown by
 this much (mm) on every side (see :func:`teeth_field`)."""
@@ -65,6 +80,29 @@ def intensity_classes(volume: NDArray[np.generic], where: str) -> tuple[NDArray[
             f"{where}: cannot split the CBCT intensities into air, bone and tooth ({err}); expected a dental CBCT"
         ) from err
     return grid, np.asarray(splits, dtype=np.float64), stride
+
+
+def without_metal_class(
+    grid: NDArray[np.float32], splits: NDArray[np.float64], voxel_mm3: float
+) -> NDArray[np.float64]:
+    """The class splits (2,) of :func:`intensity_classes`' copy ``grid`` (voxels of ``voxel_mm3`` mm³ each), split
+    again without the top class when metal took it (``METAL_CLASS_MM3``, ``METAL_CLASS_GAP``); else ``splits``."""
+    sample = grid.ravel()
+    top = sample > splits[1]
+    if not top.any() or top.sum() * voxel_mm3 >= METAL_CLASS_MM3:
+        return splits
+    base = float(np.median(sample[sample <= splits[0]]))
+    middle = sample[(sample > splits[0]) & ~top]
+    if middle.size == 0:
+        return splits
+    if float(np.median(sample[top])) - base < METAL_CLASS_GAP * (float(np.percentile(middle, 95)) - base):
+        return splits
+    rest = sample[~top]
+    try:
+        again = threshold_multiotsu(np.maximum(rest, np.percentile(sample, STREAK_PERCENTILE)).astype(np.float64), 3)
+    except ValueError:  # handled: too few distinct values under the metal to split again; the first splits stand
+        return splits
+    return np.asarray(again, dtype=np.float64)
 
 
 def grid_voxel_mm3(cbct: Volume, stride: int) -> float:

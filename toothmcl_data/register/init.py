@@ -206,15 +206,16 @@ def best_start(
     iterations: int,
     normal_agreement: float,
     coarse: Target | None = None,
+    keep: int = PRESCORE_KEEP,
 ) -> tuple[Affine4x4, float]:
-    """Rank ``starts`` (4, 4) by ``prescore``, polish the ``PRESCORE_KEEP`` best with a short coarse ICP of
+    """Rank ``starts`` (4, 4) by ``prescore``, polish the ``keep`` best with a short coarse ICP of
     ``points`` (m, 3) (source-frame mm, a farthest-point sample; unit ``normals`` or None) onto ``coarse`` (a
     thinned copy of ``target``, ``Target.thinned``; default ``target`` itself), score them on ``target``, polish the
     ``KEEP_STARTS`` best of those again finely (stopping at the first that scores ``CLEAR_SCORE``), and return the
     best pose and its score (fraction of points on the target). Ties keep the earlier start, so the choice is
     deterministic."""
     near = prescore(target, points[:PRESCORE_POINTS], starts)  # a farthest-point prefix is itself spread evenly
-    kept = sorted(sorted(range(len(starts)), key=lambda i: (near[i], i))[:PRESCORE_KEEP])
+    kept = sorted(sorted(range(len(starts)), key=lambda i: (near[i], i))[:keep])
     few = slice(0, max(COARSE_POINTS, len(points) // 2))
     nfew = None if normals is None else normals[few]
     polished = [

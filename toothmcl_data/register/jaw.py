@@ -103,6 +103,7 @@ def _fit(
                 sample.points, sample.normals, surface.points[cbct_pick], surface.normals[cbct_pick], _rng()
             )
             starts = [*previous, *found]
+            slid = None
             if partial:
                 ios = sample.points, sample.normals, scan_normal
                 starts.append(slide.slide(ios, cbct_arch, occlusal, agree, side))
@@ -110,10 +111,16 @@ def _fit(
                 # The CBCT shows part of the arch (a quadrant field): its crowns slid along the scan's.
                 part = cbct_arch[0], cbct_arch[1], occlusal
                 arch = sample.points, sample.normals, Target.of(sample.points, sample.normals)
-                ios_from_world = slide.slide(part, arch, scan_normal, agree, 0)
-                starts.append(np.asarray(np.linalg.inv(ios_from_world), dtype=np.float64))
+                ios_from_world = slide.slide(part, arch, scan_normal, agree, 0, crowns=True)
+                slid = np.asarray(np.linalg.inv(ios_from_world), dtype=np.float64)
             starts = slide.on_side(starts, sample.points, side, surface.points)
             best, score = best_start(target, pts, nrm, starts, iterations=20, normal_agreement=agree)
+            if slid is not None:
+                # Scored on its own: the prescore of a whole scan's crowns, most of them beyond a quadrant field,
+                # ranks every start poorly and dropped this one (clinical seed 17, ``fov_quadrant`` patient 4).
+                alt, alt_score = best_start(target, pts, nrm, [slid], iterations=20, normal_agreement=agree)
+                if alt_score > score:
+                    best, score = alt, alt_score
             return best, score
         best, score = np.eye(4), -1.0
         if np.any(surface.fdi > 0):
@@ -139,7 +146,7 @@ def _fit(
             starts += [np.asarray(np.linalg.inv(slid), dtype=np.float64)]
         elif slide.extent_mm(surface.points) < PARTIAL_SCAN * slide.extent_mm(sample.points):
             part = cbct_arch[0], cbct_arch[1], occlusal
-            starts.append(slide.slide(part, (sample.points, sample.normals, scan), scan_normal, agree, 0))
+            starts.append(slide.slide(part, (sample.points, sample.normals, scan), scan_normal, agree, 0, crowns=True))
     else:
         hyps = hypotheses(sample.points, surface.points[cbct_pick], occlusal, config.init_angles)
         starts = [np.asarray(np.linalg.inv(T), dtype=np.float64) for T in hyps]

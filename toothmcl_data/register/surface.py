@@ -28,7 +28,7 @@ from skimage.filters import threshold_otsu
 
 from toothmcl_data.errors import RegistrationError
 from toothmcl_data.register import air_classes
-from toothmcl_data.register.field import grid_voxel_mm3, intensity_classes, teeth_field
+from toothmcl_data.register.field import grid_voxel_mm3, intensity_classes, teeth_field, without_metal_class
 from toothmcl_data.register.icp import Target
 from toothmcl_data.register.isosurface import Candidates, box_around, candidates, morph, near_points, shifted
 from toothmcl_data.register.split import jaw_split, up_axis
@@ -328,6 +328,7 @@ def surface_from_intensity(cbct: Volume, *, profile_mm: float = 1.2, where: str 
     cbct = teeth_field(cbct, where)
     volume = np.asarray(cbct.array)
     grid, splits, stride = intensity_classes(volume, where)
+    splits = without_metal_class(grid, splits, grid_voxel_mm3(cbct, stride))  # metal filling a small field
     level = float(splits[1])
     # Work in the box of the bright voxels, with room for the band, the profiles and the probe (the volume is not
     # copied as a whole: a clinical field is 40-50 M voxels).

@@ -69,12 +69,15 @@ def test_crowns_are_ranked_on_all_their_points_not_on_their_cusps_alone() -> Non
     target_normals = np.vstack([normals, normals[: len(cusps)]])
     shifted = np.eye(4)
     shifted[0, 3] = 20.0
+    far = [np.eye(4) + np.pad(np.array([[0.0, 0.0, 0.0, 50.0 + 10 * i]]), ((0, 3), (0, 0))) for i in range(6)]
+    starts = [np.eye(4), shifted, *far]  # 8 starts: the best quarter by their cusps is the first two
     up = np.array([0.0, 0.0, 1.0])
-    _, by_cusps = slide.settle([np.eye(4), shifted], points, normals, cKDTree(target), target_normals, up)
-    _, by_all = slide.settle([np.eye(4), shifted], points, normals, cKDTree(target), target_normals, up, True)
+    _, by_cusps = slide.settle(starts, points, normals, cKDTree(target), target_normals, up)
+    _, by_all = slide.settle(starts, points, normals, cKDTree(target), target_normals, up, True)
     assert by_cusps[0] == pytest.approx(by_cusps[1], abs=1e-9)
     assert by_all[0] < 1e-9
-    assert by_all[1] > 1.0  # the wall's points have nothing within reach
+    assert 1.0 < by_all[1] < slide.RANK_CAP_MM  # the wall's points have nothing within reach, the cusps do
+    assert np.all(np.isinf(by_all[2:]))  # far off by their cusps: not ranked again
 
 
 @pytest.fixture(scope="module")

@@ -64,7 +64,7 @@ def _refine(
 def _fit(
     jaw: Jaw,
     surface: ToothSurface,
-    mesh: Mesh,
+    scan_normal: NDArray[np.float64],
     scan: Target | None,
     sample: CrownSample,
     config: RegisterConfig,
@@ -73,9 +73,11 @@ def _fit(
 ) -> tuple[Affine4x4, float]:
     """The best start ``world_from_ios`` of one jaw (before the final polish, ``_polish``) and its score.
 
-    ``scan``: the whole scan surface (``scan_target``), None for crowns only. Without ``previous`` the start
-    comes from the tooth centroids or the arch-axis search; with it (starts, ``world_from_ios``, from searches
-    that were not clear), from them and the shape-feature starts (``features``), best scored.
+    ``scan_normal``: the scan's (3,) mean face normal (``geometry.mean_normal``: its own frame, roughly from its
+    gums towards its crowns; computed once per registration). ``scan``: the whole scan surface (``scan_target``),
+    None for crowns only. Without ``previous`` the start comes from the tooth centroids or the arch-axis search; with
+    it (starts, ``world_from_ios``, from searches that were not clear), from them and the shape-feature starts
+    (``features``), best scored.
 
     With labelled IOS crowns, the crown samples are fitted onto the CBCT crowns. Without labels the scan also
     holds gingiva and palate, which have no CBCT counterpart, so the fit runs the other way: CBCT crown samples
@@ -92,7 +94,6 @@ def _fit(
     occlusal = surface.up * (-1.0 if jaw == "upper" else 1.0)  # from the crowns' shape, not the volume axes
     partial = slide.extent_mm(sample.points) < PARTIAL_SCAN * slide.extent_mm(surface.points)  # a quadrant scan
     few = cbct_pick[:2000]  # the CBCT crown points a slid scan settles on
-    scan_normal = geometry.mean_normal(mesh)  # the scan's own frame: roughly from its gums towards its crowns
     cbct_arch = surface.points[few], surface.normals[few], surface.target
     if scan is None:
         target = surface.target
@@ -174,10 +175,17 @@ Result = tuple[float, Jaw, Affine4x4, ToothSurface]
 
 
 def _features(
-    result: Result, mesh: Mesh, scan: Target | None, fit: CrownSample, config: RegisterConfig, where: str
+    result: Result,
+    mesh: Mesh,
+    scan_normal: NDArray[np.float64],
+    scan: Target | None,
+    fit: CrownSample,
+    config: RegisterConfig,
+    where: str,
 ) -> Result:
     """``result`` (score, jaw, start, crowns), or the start found from shape features (``features``) where it
-    scores better; ``result`` itself when its pose is already clear or Open3D is missing."""
+    scores better; ``result`` itself when its pose is already clear or Open3D is missing (``scan_normal``: see
+    ``_fit``)."""
     score0, j, start0, jaw_surface = result
     if score0 >= CLEAR_SCORE or not features.available():
         return result
@@ -186,8 +194,8 @@ def _features(
         # A labelled scan's crowns lack CBCT counterparts where metal streaks hide the CBCT's crowns, and the search
         # from them may then hold on to nothing: also search from the CBCT crowns onto the whole scan (every CBCT
         # crown point has a counterpart there), as for an unlabelled scan; the labelled fit scores that start too.
-        starts.append(_fit(j, jaw_surface, mesh, whole_scan(mesh), fit, config, f"{where} ({j} jaw)")[0])
-    start, score = _fit(j, jaw_surface, mesh, scan, fit, config, f"{where} ({j} jaw)", previous=starts)
+        starts.append(_fit(j, jaw_surface, scan_normal, whole_scan(mesh), fit, config, f"{where} ({j} jaw)")[0])
+    start, score = _fit(j, jaw_surface, scan_normal, scan, fit, config, f"{where} ({j} jaw)", previous=starts)
     log.debug("%s: %s jaw feature start score %.3f", where, j, score)
     return (score, j, start, jaw_surface) if score > score0 else result
 
@@ -336,7 +344,7 @@ def register_jaw(
             # counts both jaws' crowns, and such a fit is at most reviewed.
             log.debug("%s: no %s crowns after the jaw split; fitting against all crowns", where, j)
             jaw_surface = surface
-        start, score = _fit(j, jaw_surface, mesh, scan, fit, config, f"{where} ({j} jaw)")
+        start, score = _fit(j, jaw_surface, occlusal_side, scan, fit, config, f"{where} ({j} jaw)")
         results.append((score, j, start, jaw_surface))
         log.debug("%s: %s jaw start score %.3f", where, j, score)
         if score >= CLEAR_SCORE:  # a clear pose (a wrong jaw scored ≤ 0.39 on synthetic patients): done
@@ -344,7 +352,7 @@ def register_jaw(
     if max(r[0] for r in results) < CLEAR_SCORE and features.available():
         # No jaw gave a clear pose from the arch axes (closed bite, partial view, palate-heavy scan): search
         # again from shape features, keeping each jaw's best start among the candidates.
-        results = [_features(r, mesh, scan, fit, config, where) for r in results]
+        results = [_features(r, mesh, occlusal_side, scan, fit, config, where) for r in results]
     _, j, start, jaw_surface = max(results, key=lambda r: r[0])
     T = _polish(jaw_surface, scan, fit, config, start)
     reg = _registration(j, T, mesh, sample, jaw_surface, config, cbct, scan)
@@ -355,7 +363,7 @@ def register_jaw(
         tried = {r[1]: r[2] for r in results}  # jaw → its best start
         for other in (o for o in candidates if o != j):
             own = surface.jaw(other)
-            begin = tried[other] if other in tried else _fit(other, own, mesh, scan, fit, config, where)[0]
+            begin = tried[other] if other in tried else _fit(other, own, occlusal_side, scan, fit, config, where)[0]
             alt = _registration(other, _polish(own, scan, fit, config, begin), mesh, sample, own, config, cbct, scan)
             reg = alt if alt.verdict != "fail" else reg
     if reg.verdict == "fail" and surface.source == "intensity" and jaw_surface is not surface:
@@ -363,8 +371,8 @@ def register_jaw(
         # metal crowns put part of its own crowns on the other side: clinical seed 17, ``fov_one_jaw+metal_crowns``
         # patient 0, 54 mm off): a failed fit is tried once more against all crowns, each candidate jaw.
         for other in candidates:
-            start, score = _fit(other, surface, mesh, scan, fit, config, where)
-            begin = _features((score, other, start, surface), mesh, scan, fit, config, where)[2]
+            start, score = _fit(other, surface, occlusal_side, scan, fit, config, where)
+            begin = _features((score, other, start, surface), mesh, occlusal_side, scan, fit, config, where)[2]
             T = _polish(surface, scan, fit, config, begin)
             alt = _registration(other, T, mesh, sample, surface, config, cbct, scan)
             faces = _faces_its_jaw(T, occlusal_side, surface.up, other)

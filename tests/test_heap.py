@@ -1,16 +1,18 @@
 """release_memory: collects unreachable cycles and freezes what survives the first call. keep_freed_memory: a big
-CPU tensor freed and allocated again no longer page-faults in every time."""
+CPU tensor freed and allocated again no longer page-faults in every time. heap_for_mid_size_arrays: the same for
+mid-size arrays in a process started as Dask starts its workers (``MALLOC_TRIM_THRESHOLD_`` set)."""
 
 from __future__ import annotations
 
 import gc
+import os
 import subprocess
 import sys
 import weakref
 
 import pytest
 
-from toothmcl_data.heap import keep_freed_memory, release_memory
+from toothmcl_data.heap import heap_for_mid_size_arrays, keep_freed_memory, release_memory
 
 
 class _Node:
@@ -66,3 +68,39 @@ def test_freed_tensor_memory_is_reused_without_new_page_faults() -> None:
 
 def test_is_idempotent() -> None:
     assert keep_freed_memory() == keep_freed_memory()
+
+
+MID_SIZE_PROBE = """
+import resource
+import numpy as np
+from toothmcl_data.heap import heap_for_mid_size_arrays
+
+def faults(rounds):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(rounds):
+        a = np.ones((64, 64, 256), dtype=np.int16)  # 2 MiB: a tooth crop's size class
+        b = a * 2
+        del a, b
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+faults(4)
+fixed = faults(50)
+took = heap_for_mid_size_arrays()
+faults(4)
+print(fixed, faults(50), took)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt is Linux-only")
+def test_mid_size_arrays_come_from_the_heap_in_a_process_started_as_dask_starts_its_workers() -> None:
+    env = os.environ | {"MALLOC_TRIM_THRESHOLD_": "65536"}  # distributed.nanny.pre-spawn-environ
+    args = [sys.executable, "-c", MID_SIZE_PROBE]
+    out = subprocess.run(args, capture_output=True, text=True, check=True, env=env).stdout.split()
+    fixed, served, took = int(out[0]), int(out[1]), out[2] == "True"
+    if not took:
+        pytest.skip("this libc refused the thresholds (mallopt returned 0): nothing to measure")
+    # fixed 128 KiB mmap threshold: two 2 MiB arrays mmapped and faulted in anew per round (~1,000 pages);
+    # from the heap: the same pages again
+    assert fixed > 50 * 500, fixed
+    assert served < fixed / 10, (fixed, served)
+    assert heap_for_mid_size_arrays() == took  # idempotent

@@ -1,8 +1,8 @@
 """Faults during curation: a drop whose every series is bad, a missing ``flows`` extra, a Dask worker killed
 mid-build, two builds publishing into one store at once, and a build SIGKILLed at random moments then rerun.
 
-The last three start real processes (Dask workers, build commands) and are ``slow``; see /work/wt/readme-f15b.md
-for the measured run."""
+The last three start real processes (Dask workers, build commands) and are ``slow``; README's fault table gives
+the measured runs."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from toothmcl_data.curate.clock import StageClock
 from toothmcl_data.curate.recordfiles import save_record
 from toothmcl_data.deid.case import deidentify_case
 from toothmcl_data.errors import ToothmclError
-from toothmcl_data.heap import release_memory
+from toothmcl_data.heap import heap_for_mid_size_arrays, release_memory
 from toothmcl_data.io.case import load_case
 from toothmcl_data.io.group import RawCase
 from toothmcl_data.pair import PairConfig, pair_case
@@ -78,9 +78,11 @@ def curate_case(
     per jaw under ``work/figures``; ``config``: ``{"register": …, "pair": …}`` as
     :func:`~toothmcl_data.curate.drop.curation_config` gives it (default: the defaults). A case that fails
     registration or pairing (a :class:`ToothmclError`) is not raised: its summary carries ``record=None`` and the
-    ``reason``. The case's arrays are freed and the heap
-    trimmed before it returns (:func:`~toothmcl_data.heap.release_memory`).
+    ``reason``. Mid-size arrays come from the heap, even in a Dask worker
+    (:func:`~toothmcl_data.heap.heap_for_mid_size_arrays`); the case's arrays are freed and the heap trimmed before
+    it returns (:func:`~toothmcl_data.heap.release_memory`).
     """
+    heap_for_mid_size_arrays()
     try:
         register = RegisterConfig.from_dict(config["register"]) if config else RegisterConfig()
         pair = PairConfig.from_dict(config["pair"]) if config else PairConfig()

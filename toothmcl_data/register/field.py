@@ -73,13 +73,18 @@ def intensity_classes(volume: NDArray[np.generic], where: str) -> tuple[NDArray[
         # Metal (crowns, implants: a few voxels far above enamel) and its dark streaks would take classes of their
         # own: clip both tails.
         low, high = np.percentile(sample, [STREAK_PERCENTILE, METAL_PERCENTILE])
-        clipped = np.clip(sample, low, high)
-        splits = threshold_multiotsu(clipped.astype(np.float64), classes=3)
+        splits = _three_classes(sample, low, high)
     except ValueError as err:
         raise RegistrationError(
             f"{where}: cannot split the CBCT intensities into air, bone and tooth ({err}); expected a dental CBCT"
         ) from err
-    return grid, np.asarray(splits, dtype=np.float64), stride
+    return grid, splits, stride
+
+
+def _three_classes(values: NDArray[np.float32], low: float, high: float) -> NDArray[np.float64]:
+    """The two multi-Otsu splits (2,) of ``values`` clipped to [``low``, ``high``]; ValueError when they cannot be
+    split (too few distinct values)."""
+    return np.asarray(threshold_multiotsu(np.clip(values, low, high).astype(np.float64), classes=3), np.float64)
 
 
 def without_metal_class(
@@ -97,12 +102,10 @@ def without_metal_class(
         return splits
     if float(np.median(sample[top])) - base < METAL_CLASS_GAP * (float(np.percentile(middle, 95)) - base):
         return splits
-    rest = sample[~top]
-    try:
-        again = threshold_multiotsu(np.maximum(rest, np.percentile(sample, STREAK_PERCENTILE)).astype(np.float64), 3)
+    try:  # as intensity_classes does, without the metal (so without its upper clip)
+        return _three_classes(sample[~top], float(np.percentile(sample, STREAK_PERCENTILE)), np.inf)
     except ValueError:  # handled: too few distinct values under the metal to split again; the first splits stand
         return splits
-    return np.asarray(again, dtype=np.float64)
 
 
 def grid_voxel_mm3(cbct: Volume, stride: int) -> float:

@@ -17,8 +17,9 @@ import gc
 from typing import Any
 
 
-def release_memory() -> None:
+def release_memory(*, collect: bool = True) -> None:
     """Collect garbage and hand freed heap pages back to the system (glibc ``malloc_trim``; a no-op elsewhere).
+    ``collect=False``: only the trim, where what was just dropped holds no large object in a reference cycle.
 
     Without it a long-lived worker's RSS creeps up by a few MB per case (freed arrays stay in the C heap), so
     the peak grows with the number of cases; with it the RSS returns to its baseline after each case.
@@ -28,10 +29,11 @@ def release_memory() -> None:
     pandas and matplotlib loaded); later collections walk only objects made since. Frozen objects are still
     freed by reference counting; only a cycle among them would stay."""
     global _FROZEN
-    gc.collect()
-    if not _FROZEN:
-        gc.freeze()
-        _FROZEN = True
+    if collect:
+        gc.collect()
+        if not _FROZEN:
+            gc.freeze()
+            _FROZEN = True
     if _LIBC is not None:
         _LIBC.malloc_trim(0)
 

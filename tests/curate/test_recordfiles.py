@@ -81,23 +81,28 @@ async def _keys(store: Any) -> list[str]:
     return sorted([k async for k in store.list()])
 
 
-def test_a_record_file_holds_the_voxels_once(tmp_path: Path) -> None:
-    """The CBCT and label map are saved as their encoded bytes only (publish copies those), not also as voxels;
-    a loaded record still reads them back whole."""
+def test_a_record_file_holds_the_voxels_and_the_pair_arrays_once(tmp_path: Path) -> None:
+    """The CBCT, the label map and the tooth pairs' crops and points are saved as their encoded bytes only (publish
+    copies those), not also as values; a loaded record still reads them back whole, pairs in store order."""
     import pickle
     from dataclasses import replace
 
     from toothmcl_data.store import LayoutConfig
     from toothmcl_data.store.casewrite import encode_case
+    from toothmcl_data.store.records import sorted_pairs
 
     patient = make_patient(SynthConfig(spacing_mm=1.2, ios_resolution_mm=1.0), np.random.default_rng(4))
     record = synth_record(patient, "P000")
     assert record.case.cbct is not None
     assert record.case.cbct_labels is not None
+    assert len(record.pairs) > 1
     both = replace(record, encoded=encode_case(record, LayoutConfig()))
     path = save_record(record, tmp_path)
     voxels = record.case.cbct.array.nbytes + record.case.cbct_labels.array.nbytes
-    assert path.stat().st_size < len(pickle.dumps(both, protocol=pickle.HIGHEST_PROTOCOL)) - 0.9 * voxels
+    pair_values = sum(p.cbct_crop.nbytes + p.label_crop.nbytes + p.ios_points.nbytes for p in record.pairs)
+    assert path.stat().st_size < len(pickle.dumps(both, protocol=pickle.HIGHEST_PROTOCOL)) - 0.9 * (
+        voxels + pair_values
+    )
     (back,) = load_records([str(path)])
     assert back.case.cbct is not None
     assert back.case.cbct_labels is not None
@@ -105,3 +110,37 @@ def test_a_record_file_holds_the_voxels_once(tmp_path: Path) -> None:
     assert back.case.cbct.array.dtype == np.int16
     np.testing.assert_array_equal(np.asarray(back.case.cbct_labels.array), record.case.cbct_labels.array)
     np.testing.assert_array_equal(back.case.cbct.affine, record.case.cbct.affine)
+    want = sorted_pairs(record.pairs)
+    assert [(p.case, p.fdi, p.flags) for p in back.pairs] == [(p.case, p.fdi, p.flags) for p in want]
+    for got, pair in zip(back.pairs, want, strict=True):
+        assert got.cbct_crop.shape == pair.cbct_crop.shape
+        assert got.ios_points.dtype == np.float32
+        np.testing.assert_array_equal(np.asarray(got.cbct_crop), pair.cbct_crop)
+        np.testing.assert_array_equal(np.asarray(got.label_crop), pair.label_crop)
+        np.testing.assert_array_equal(np.asarray(got.ios_points), pair.ios_points)
+        np.testing.assert_array_equal(got.world_from_crop, pair.world_from_crop)
+
+
+def test_a_loaded_record_is_freed_by_reference_counting_alone(tmp_path: Path) -> None:
+    """load_records trims the heap between records without a garbage collection (costly in a flow's process):
+    that holds only if nothing large of a record sits in a reference cycle."""
+    import gc
+    import weakref
+
+    patient = make_patient(SynthConfig(spacing_mm=1.2, ios_resolution_mm=1.0), np.random.default_rng(4))
+    paths = [str(save_record(synth_record(patient, name), tmp_path)) for name in ("P000", "P001")]
+    refs: list[weakref.ref[Any]] = []
+    gc.collect()
+    gc.disable()
+    try:
+        for record in load_records(paths):
+            assert record.case.cbct is not None
+            np.asarray(record.pairs[0].cbct_crop)  # read once, as a publish into another layout does
+            held = [record, record.encoded, record.case.cbct.array, record.case.ios["upper"].vertices]
+            held.append(record.pairs[0].cbct_crop._array.store_path.store)  # type: ignore[attr-defined]
+            held.append(record.case.cbct.array.store_path.store)  # type: ignore[union-attr]
+            refs = [weakref.ref(x) for x in held]
+            del held, record
+        assert [r() for r in refs] == [None] * len(refs)
+    finally:
+        gc.enable()

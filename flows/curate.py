@@ -5,7 +5,8 @@ Thin wiring: each task is one call into the library (:mod:`toothmcl_data.curate`
 decoded once and its CBCT never crosses a process; tasks pass file references (record files), never large arrays.
 Case tasks are cached on the inputs' content hashes + the code version + the configuration, so a re-run skips
 every case already done; a case that fails a stage ends in the quarantine table with its reason while the others
-complete, and the version is published only when the run completes.
+complete. Cases run largest first; each case's record goes into the version as its task ends (in that order,
+while the later cases still run), and the version is committed, and so visible, only when the run completes.
 
     python -m flows.curate RAW --store STORE --key-file K            # or: toothmcl-data build …
 """
@@ -30,10 +31,10 @@ from pydantic import BaseModel, Field
 
 from toothmcl_data.curate import (
     CaseSummary,
+    RunPublisher,
     curate_case,
     curation_config,
     curation_provenance,
-    load_records,
     missing_outputs,
     nothing_to_publish,
     run_quarantine,
@@ -49,7 +50,7 @@ from toothmcl_data.io.fs import open_source
 from toothmcl_data.io.group import DropPlan, RawCase
 from toothmcl_data.io.plan import plan_files
 from toothmcl_data.provenance import code_version
-from toothmcl_data.store import VersionInfo, publish
+from toothmcl_data.store import VersionInfo
 from toothmcl_data.store.guard import exclusive
 
 T = TypeVar("T")
@@ -157,11 +158,12 @@ def case_task(
 @task(name="publish version", cache_policy=NO_CACHE)
 def publish_task(
     params: CurateParams,
-    records: list[str],
+    version: Held[RunPublisher],
     quarantine: list[dict[str, Any]],
     fingerprint: str,
     config: dict[str, Any],
 ) -> VersionInfo:
+    """Commit the run's version (its cases were written into it as they ended): tables, card, provenance."""
     work, _ = params.folders()
     provenance, inventory = curation_provenance(
         work,
@@ -170,9 +172,7 @@ def publish_task(
         licence=params.licence,
         config=config,
     )
-    return publish(
-        params.store,
-        load_records(records),
+    return version.value.commit(
         message=params.message,
         inventory=inventory,
         quarantine=quarantine,
@@ -198,32 +198,26 @@ def _curate(params: CurateParams, work: Path, audit: Path) -> dict[str, Any]:
     config = curation_config(params.overrides)  # the run's RegisterConfig / PairConfig, as dicts
     plan = _plan(params.raw)
     logger.info("drop: %d files, %d cases", len(plan.records), len(plan.cases))
-    futures: list[PrefectFuture[Any]] = [
-        case_task.submit(Held(case), work, audit, params, fingerprint, config) for case in plan.cases
-    ]
-    everything = [f.result() for f in futures]
-    # A cached result whose record or audit files were deleted since (a user starting over) is curated again.
-    stale = [i for i, (f, s) in enumerate(zip(futures, everything, strict=True)) if _gone(f, s, work, audit)]
-    if stale:
-        logger.warning("%d cached case results name deleted files: curating those cases again", len(stale))
-        redo = case_task.with_options(refresh_cache=True)
-        for i in stale:
-            futures[i] = redo.submit(Held(plan.cases[i]), work, audit, params, fingerprint, config)
-        for i in stale:
-            everything[i] = futures[i].result()
-    finish_drop(plan, [load_case_result(work, audit, s["pseudonym"]) for s in everything], work, audit)
-    summaries = [s for s in everything if s["written"]]
-    hits = [f.state.name == "Cached" for f in futures]
-    cached = sum(hits)
-    logger.info("%d of %d case tasks were cache hits", cached, len(futures))
-    computed = [not hit for hit in hits]  # a cache hit carries its first run's times: not summed
-    stage_seconds = stage_totals(everything, computed)
-    stage_cpu_seconds = stage_totals(everything, computed, "cpu_seconds")  # not inflated by other load
-    quarantine = run_quarantine(work, summaries)
-    records = [s["record"] for s in summaries if s["record"]]
-    if not records:  # never an empty version in silence: the whole drop was quarantined
-        raise nothing_to_publish(params.raw, work, audit, len(everything), quarantine)
-    info = publish_task(params, records, quarantine, fingerprint, config)
+    # Largest cases first (by their files' bytes): the last to run are small ones, so the workers end together.
+    order = sorted(range(len(plan.cases)), key=lambda i: -sum(f.size for f in plan.cases[i].files))
+    submitted = {i: case_task.submit(Held(plan.cases[i]), work, audit, params, fingerprint, config) for i in order}
+    futures: list[PrefectFuture[Any]] = [submitted[i] for i in range(len(plan.cases))]
+    with RunPublisher(params.store) as version:
+        everything, stale = _into_version(version, futures, order, plan, work, audit, params, fingerprint, config)
+        if stale:
+            logger.warning("%d cached case results named deleted files: those cases were curated again", stale)
+        finish_drop(plan, [load_case_result(work, audit, s["pseudonym"]) for s in everything], work, audit)
+        summaries = [s for s in everything if s["written"]]
+        hits = [f.state.name == "Cached" for f in futures]
+        cached = sum(hits)
+        logger.info("%d of %d case tasks were cache hits", cached, len(futures))
+        computed = [not hit for hit in hits]  # a cache hit carries its first run's times: not summed
+        stage_seconds = stage_totals(everything, computed)
+        stage_cpu_seconds = stage_totals(everything, computed, "cpu_seconds")  # not inflated by other load
+        quarantine = run_quarantine(work, summaries)
+        if not version.written:  # never an empty version in silence: the whole drop was quarantined
+            raise nothing_to_publish(params.raw, work, audit, len(everything), quarantine)
+        info = publish_task(params, Held(version), quarantine, fingerprint, config)
     table = [
         {
             "case": s["pseudonym"],
@@ -249,8 +243,8 @@ def _curate(params: CurateParams, work: Path, audit: Path) -> dict[str, Any]:
         "tags": list(info.tags),
         "files": len(plan.records),
         "cases": len(everything),
-        "published": len(records),
-        "quarantined": len(everything) - len(records),
+        "published": version.written,
+        "quarantined": len(everything) - version.written,
         "quarantined_units": len(quarantine),
         "quarantined_files": sum(int(r["n_files"]) for r in quarantine),
         "stats": info.stats,
@@ -259,6 +253,43 @@ def _curate(params: CurateParams, work: Path, audit: Path) -> dict[str, Any]:
         "stage_seconds": stage_seconds,
         "stage_cpu_seconds": stage_cpu_seconds,
     }
+
+
+def _into_version(
+    version: RunPublisher,
+    futures: list[PrefectFuture[Any]],
+    order: list[int],
+    plan: DropPlan,
+    work: Path,
+    audit: Path,
+    params: CurateParams,
+    fingerprint: str,
+    config: dict[str, Any],
+) -> tuple[list[CaseSummary], int]:
+    """Every case's summary (plan order), each case written into ``version`` as its task ends, in the ``order``
+    the tasks were submitted (the version's layout does not depend on which worker finished first), while the
+    later ones still run; and how many cached results named deleted record or audit files (a user starting over):
+    those cases are curated again (``futures`` gets their new runs) and written last."""
+
+    def add(summary: CaseSummary) -> None:
+        record = summary["record"]
+        if summary["written"] and record:
+            version.add(record)
+
+    everything: dict[int, CaseSummary] = {}
+    stale = []
+    for i in order:
+        everything[i] = futures[i].result()
+        if _gone(futures[i], everything[i], work, audit):
+            redo = case_task.with_options(refresh_cache=True)
+            futures[i] = redo.submit(Held(plan.cases[i]), work, audit, params, fingerprint, config)
+            stale.append(i)
+        else:
+            add(everything[i])
+    for i in stale:
+        everything[i] = futures[i].result()
+        add(everything[i])
+    return [everything[i] for i in range(len(futures))], len(stale)
 
 
 def _gone(future: PrefectFuture[Any], summary: CaseSummary, work: Path, audit: Path) -> bool:

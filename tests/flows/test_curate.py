@@ -74,6 +74,14 @@ def test_flow_publishes_a_version_and_rerun_is_all_cache_hits(threaded: dict[str
     assert all(r["has_labels"] and r["cbct_labels_source"] == "ios" for r in cases)
     sources = {r.get("cbct_label_source") for r in reader.table("teeth").to_pylist() if r["paired"]}
     assert sources == {"ios"}
+    # the cases ran largest first (their files' bytes) and went into the version in that order, whichever worker
+    # ended first: their pair slots follow it
+    size: dict[str, int] = {}
+    for row in reader.table("inventory").to_pylist():
+        size[row["case"]] = size.get(row["case"], 0) + row["size"]
+    in_slots = [size[r["pseudonym"]] for r in sorted(cases, key=lambda r: r["pair_slot_start"])]
+    assert len(in_slots) >= 2
+    assert in_slots == sorted(in_slots, reverse=True)
 
 
 def test_a_cached_case_whose_folders_were_deleted_is_curated_again(

@@ -10,6 +10,7 @@ quarantine rows, per-stage totals and the version's provenance.
 - ``clock``: the per-case stages (:data:`STAGES`) and their wall/CPU clock;
 - ``recordfiles``: the case record files under ``WORK/records``;
 - ``case``: :func:`curate_case`;
+- ``publishing``: :class:`RunPublisher`, the run's version written while its cases still run;
 - ``drop``: configuration, quarantine rows, stage totals and provenance of a run.
 """
 
@@ -22,6 +23,7 @@ from toothmcl_data.curate.drop import (
     run_quarantine,
     stage_totals,
 )
+from toothmcl_data.curate.publishing import RunPublisher
 from toothmcl_data.curate.recordfiles import RECORDS, load_records, save_record
 from toothmcl_data.heap import release_memory
 
@@ -30,6 +32,7 @@ __all__ = [
     "RECORDS",
     "STAGES",
     "CaseSummary",
+    "RunPublisher",
     "StageClock",
     "curate_case",
     "curation_config",

@@ -21,7 +21,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-from toothmcl_data.errors import StoreError
+import icechunk
+
+from toothmcl_data.errors import StoreError, ToothmclError
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +101,18 @@ def _wait(fh: IO[str], path: Path, what: str, holder: str, timeout: float | None
                     "if no such process runs any more, run again (a lock dies with its process)"
                 ) from None
             time.sleep(0.2)
+
+
+@contextmanager
+def write_errors(store: str | Path) -> Iterator[None]:
+    """Raise a write into ``store`` that failed (an ``OSError``, an Icechunk error) as :func:`write_error`; this
+    package's own errors pass unchanged (they already say what happened)."""
+    try:
+        yield
+    except (OSError, icechunk.IcechunkError) as err:
+        if isinstance(err, ToothmclError):
+            raise
+        raise write_error(store, err) from err
 
 
 def write_error(store: str | Path, err: BaseException) -> StoreError:

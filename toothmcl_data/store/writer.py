@@ -26,11 +26,11 @@ import icechunk
 import numpy as np
 import zarr
 
-from toothmcl_data.errors import StoreError, ToothmclError
+from toothmcl_data.errors import StoreError
 from toothmcl_data.store import layout as lay
 from toothmcl_data.store.casewrite import clear_pair_slots, copy_case, write_case_arrays, write_pair_slots
 from toothmcl_data.store.contents import build_tables, encode_tables, write_tables_and_card
-from toothmcl_data.store.guard import exclusive, store_lock_path, write_error
+from toothmcl_data.store.guard import exclusive, store_lock_path, write_errors
 from toothmcl_data.store.records import (
     CaseRecord,
     Provenance,
@@ -381,19 +381,14 @@ def publish(
     base: ``"latest"`` (incremental: unchanged cases are not rewritten, cases not in ``records`` are dropped) or
     None (rewrite everything). Returns the new version, or the base when the content is unchanged.
     """
-    try:
-        with Writer(store, base=base, layout=layout) as writer:
-            for record in records:
-                writer.write_case(record)
-            return writer.commit(
-                message=message,
-                inventory=inventory,
-                quarantine=quarantine,
-                provenance=provenance,
-                splits=splits,
-                tag=tag,
-            )
-    except (OSError, icechunk.IcechunkError) as err:
-        if isinstance(err, ToothmclError):
-            raise  # already says what happened
-        raise write_error(store, err) from err
+    with write_errors(store), Writer(store, base=base, layout=layout) as writer:
+        for record in records:
+            writer.write_case(record)
+        return writer.commit(
+            message=message,
+            inventory=inventory,
+            quarantine=quarantine,
+            provenance=provenance,
+            splits=splits,
+            tag=tag,
+        )

@@ -14,12 +14,12 @@
    what the process spent beyond them (zarr's encoding threads while a record is saved), the flow process
    plus its children for Prefect; the bound's own process time): on a shared machine the wall is inflated by
    other processes, the CPU much less — compare both.
-4. ``--dask-workers K``: wall of the flow on a Dask LocalCluster of 1 and of K worker processes (speed-up).
+4. ``--dask-workers K``: wall of the flow on a Dask LocalCluster of 1 and of K worker processes (speed-up), and
+   the cores its process tree kept busy on average (CPU seconds of the API server, scheduler and workers / wall).
 5. ``--rss-patients A,B``: peak RSS (process + its children) of the flow in a fresh process for A and B patients.
 
 Run: ``PYTHONPATH=. .venv/bin/python bench/curate.py --patients 3 --json [--dask-workers 2] [--rss-patients 2,4]
-[--field-mm clinical]`` (``--field-mm``: the synthetic CBCTs in a clinical field of view, e.g. 160 × 160 × 110 mm,
-instead of the grid fitted to the jaws).
+[--field-mm clinical]`` (a clinical field of view, e.g. 160 × 160 × 110 mm, instead of the grid fitted to the jaws).
 Threads are pinned to one per process. Timings on a shared machine are noisy: compare ratios from one run.
 """
 
@@ -46,10 +46,11 @@ import secrets
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -209,40 +210,42 @@ def in_process(drop: Path, base: Path, key: bytes) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------- the flow
-def children_cpu() -> float:
-    """CPU seconds (user + system) of this process's live children (the ephemeral Prefect API server, Dask
-    workers); 0 without psutil."""
-    try:
-        import psutil
-    except ModuleNotFoundError:  # handled: psutil comes with distributed/prefect; without it children count 0
-        return 0.0
-    total = 0.0
-    for child in psutil.Process().children(recursive=True):
-        try:
-            t = child.cpu_times()
-        except psutil.Error:  # handled: a child that ended meanwhile has no times to add
-            continue
-        total += t.user + t.system
-    return total
+@contextmanager
+def tree_cpu(every: float = 0.25) -> Iterator[dict[str, float]]:
+    """``out["s"]``: CPU seconds of this process and all its descendants in the ``with`` body, those that ended in it
+    too (Dask's workers; sampled every ``every`` s, so the last interval of one that ended may be missed)."""
+    import psutil  # comes with distributed and prefect
 
+    me, seen, stop, out = psutil.Process(), {}, threading.Event(), {}
 
-def idle_children_cpu(seconds: float = 5.0) -> float:
-    """CPU seconds per second that this process's children (the ephemeral API server) use while no flow runs."""
-    k0 = children_cpu()
-    time.sleep(seconds)
-    return (children_cpu() - k0) / seconds
+    def sample() -> None:
+        for proc in (me, *me.children(recursive=True)):
+            with suppress(psutil.Error):  # handled: a process that ended meanwhile keeps its last sample
+                t = proc.cpu_times()
+                seen[proc.pid] = t.user + t.system
+
+    sample()
+    start = dict(seen)
+    thread = threading.Thread(target=lambda: [sample() for _ in iter(lambda: stop.wait(every), True)], daemon=True)
+    thread.start()
+    yield out
+    stop.set()
+    thread.join()
+    sample()
+    out["s"] = sum(v - start.get(pid, 0.0) for pid, v in seen.items())
 
 
 def run_flow(drop: Path, base: Path, key_file: Path, **kwargs: Any) -> tuple[float, dict[str, Any]]:
     """Wall seconds of the flow on ``drop`` and its result; ``result["cpu_s"]``: CPU seconds of this process and
-    its children (the API server) during the run."""
+    its descendants (the API server, Dask's scheduler and workers) during the run."""
     from flows.curate import CurateParams, run_curate
 
     params = CurateParams(raw=str(drop), store=str(base / "store"), key_file=str(key_file))
-    t0, c0, k0 = time.perf_counter(), time.process_time(), children_cpu()
-    result = run_curate(params, **kwargs)
-    wall = time.perf_counter() - t0
-    return wall, result | {"cpu_s": time.process_time() - c0 + children_cpu() - k0}
+    with tree_cpu() as cpu:
+        t0 = time.perf_counter()
+        result = run_curate(params, **kwargs)
+        wall = time.perf_counter() - t0
+    return wall, result | {"cpu_s": cpu["s"]}
 
 
 def prefect_startup() -> float:
@@ -290,9 +293,7 @@ def main() -> None:
     ap.add_argument("--patients", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--spacing", type=float, default=0.4)
-    ap.add_argument(
-        "--field-mm", help="clinical field of view of the synthetic CBCTs: 'clinical' (160,160,110) or X,Y,Z mm"
-    )
+    ap.add_argument("--field-mm", help="synthetic CBCTs' field of view: 'clinical' (160,160,110) or X,Y,Z mm")
     ap.add_argument("--nifti-fraction", type=float, default=0.0, help="share of CBCTs as NIfTI (rest: DICOM)")
     ap.add_argument("--dask-workers", type=int, default=0, help="also time the flow on 1 and K Dask workers")
     ap.add_argument("--rss-patients", default="", help="A,B: peak RSS of the flow for A and B patients")
@@ -315,8 +316,7 @@ def main() -> None:
         write_drop(root / "synth", patients=n_synth, seed=a.seed, config=config)
         synth_s = time.perf_counter() - t0
         full_drop = root / "synth" / "drop"
-        plan = plan_files(str(full_drop))
-        patients = sorted({c.patient for c in plan.cases})
+        patients = sorted({c.patient for c in plan_files(str(full_drop)).cases})
         drop = subdrop(full_drop, patients[: a.patients], root / "drop") if n_synth > a.patients else full_drop
         plan = plan_files(str(drop))
         bounds = [bound_case(c, root / "bound" / f"{i}.zarr") for i, c in enumerate(plan.cases)]
@@ -337,7 +337,9 @@ def main() -> None:
         per_case_cpu = dict(inproc["stages_cpu"])
         if not a.no_flow:
             out["prefect_startup_s"] = prefect_startup()
-            idle = idle_children_cpu()
+            with tree_cpu() as idle_cpu:
+                time.sleep(5.0)  # the API server's CPU while no flow runs
+            idle = idle_cpu["s"] / 5.0
             wall, result = run_flow(drop, root / "flow1", key_file, threads=1)
             per_case["prefect_overhead"] = max(0.0, (wall - inproc["wall_s"]) / n)
             per_case_cpu["prefect_overhead"] = max(0.0, (result["cpu_s"] - inproc["cpu_s"]) / n)
@@ -356,11 +358,13 @@ def main() -> None:
                 "stages_cpu": result["stage_cpu_seconds"],
             }
             if a.dask_workers:
-                walls = {}
-                for k in sorted({1, a.dask_workers}):
-                    walls[k], _ = run_flow(drop, root / f"dask{k}", key_file, dask_workers=k)
+                ks = dict.fromkeys((1, a.dask_workers))  # 1 first, then K
+                runs = {k: run_flow(drop, root / f"dask{k}", key_file, dask_workers=k) for k in ks}
+                walls = {k: wall for k, (wall, _) in runs.items()}
                 out["dask"] = {
                     "wall_s": {str(k): round(v, 2) for k, v in walls.items()},
+                    # the process tree's CPU (API server, scheduler, workers) per second: cores busy on average
+                    "cores_busy": {str(k): round(r["cpu_s"] / w, 3) for k, (w, r) in runs.items()},
                     "speedup": round(walls[1] / walls[a.dask_workers], 3),
                 }
         if rss_sizes:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -200,10 +200,15 @@ def _curate(params: CurateParams, work: Path, audit: Path) -> dict[str, Any]:
     logger.info("drop: %d files, %d cases", len(plan.records), len(plan.cases))
     # Largest cases first (by their files' bytes): the last to run are small ones, so the workers end together.
     order = sorted(range(len(plan.cases)), key=lambda i: -sum(f.size for f in plan.cases[i].files))
-    submitted = {i: case_task.submit(Held(plan.cases[i]), work, audit, params, fingerprint, config) for i in order}
+
+    def submit(i: int, refresh: bool = False) -> PrefectFuture[Any]:
+        run = case_task.with_options(refresh_cache=True) if refresh else case_task
+        return run.submit(Held(plan.cases[i]), work, audit, params, fingerprint, config)
+
+    submitted = {i: submit(i) for i in order}
     futures: list[PrefectFuture[Any]] = [submitted[i] for i in range(len(plan.cases))]
     with RunPublisher(params.store) as version:
-        everything, stale = _into_version(version, futures, order, plan, work, audit, params, fingerprint, config)
+        everything, stale = _into_version(version, futures, order, lambda i: submit(i, refresh=True), work, audit)
         if stale:
             logger.warning("%d cached case results named deleted files: those cases were curated again", stale)
         finish_drop(plan, [load_case_result(work, audit, s["pseudonym"]) for s in everything], work, audit)
@@ -259,17 +264,14 @@ def _into_version(
     version: RunPublisher,
     futures: list[PrefectFuture[Any]],
     order: list[int],
-    plan: DropPlan,
+    again: Callable[[int], PrefectFuture[Any]],
     work: Path,
     audit: Path,
-    params: CurateParams,
-    fingerprint: str,
-    config: dict[str, Any],
 ) -> tuple[list[CaseSummary], int]:
     """Every case's summary (plan order), each case written into ``version`` as its task ends, in the ``order``
     the tasks were submitted (the version's layout does not depend on which worker finished first), while the
     later ones still run; and how many cached results named deleted record or audit files (a user starting over):
-    those cases are curated again (``futures`` gets their new runs) and written last."""
+    those cases are curated again (``again(i)``, its new run replacing ``futures[i]``) and written last."""
 
     def add(summary: CaseSummary) -> None:
         record = summary["record"]
@@ -281,8 +283,7 @@ def _into_version(
     for i in order:
         everything[i] = futures[i].result()
         if _gone(futures[i], everything[i], work, audit):
-            redo = case_task.with_options(refresh_cache=True)
-            futures[i] = redo.submit(Held(plan.cases[i]), work, audit, params, fingerprint, config)
+            futures[i] = again(i)
             stale.append(i)
         else:
             add(everything[i])

@@ -1,5 +1,6 @@
 """Case record files of a curation run: one pickled :class:`~toothmcl_data.store.CaseRecord` per case under
-``WORK/records/<pseudonym>.pkl``, written by the case's task and streamed into ``publish`` one at a time.
+``WORK/records/<pseudonym>.pkl``, written by the case's task and read back one at a time into a publish
+(:class:`~toothmcl_data.curate.RunPublisher` as each case ends, or :func:`~toothmcl_data.store.publish`).
 
 A record file holds the case's volumes (CBCT, label map) and its tooth pairs' crops and crown points once: as the
 stored bytes encoded in the case's task (``CaseRecord.encoded``), not also as voxels. A loaded record's volumes are

@@ -15,7 +15,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.utilities.collections import visit_collection
 from typer.testing import CliRunner
 
-from flows.curate import CurateParams, Held, _one_api_server, run_curate
+from flows.curate import CurateParams, Held, _local_cluster, run_curate
 from toothmcl_data.cli.app import app
 from toothmcl_data.store import list_versions, open_version
 from toothmcl_data.synth.config import SynthConfig
@@ -132,16 +132,27 @@ def test_build_set_is_checked_before_any_work(drop: Path, key_file: Path, tmp_pa
     assert good.exit_code == 0, good.output
 
 
-def test_local_dask_workers_are_handed_the_flow_api(prefect_harness: None) -> None:
-    """Worker processes report to this process's API (the harness's here; in ephemeral mode the one server
-    started for the run) instead of each starting a server of its own."""
+def test_local_dask_workers_report_to_the_flow_api_with_the_flow_imported(prefect_harness: None) -> None:
+    """Worker processes report to this process's API (the harness's here; in ephemeral mode the one server,
+    started while the workers start) instead of each starting a server of its own, and have the flow's modules
+    imported before their first task."""
+    from distributed import Client
+
+    def _worker_view() -> tuple[str | None, bool]:  # sent by value: running it imports nothing in the worker
+        import os
+        import sys
+
+        return os.environ.get("PREFECT_API_URL"), "flows.curate" in sys.modules
+
     configured = PREFECT_API_URL.value()
     assert configured
-    with _one_api_server() as env:
-        assert env == {"PREFECT_API_URL": configured}
+    with _local_cluster(1) as (address, url), Client(address) as client:
+        assert url == configured
+        assert list(client.run(_worker_view).values()) == [(configured, True)]
     with temporary_settings(restore_defaults={PREFECT_API_URL}):
         assert not PREFECT_API_URL.value()
-        with _one_api_server() as env:
-            assert env["PREFECT_API_URL"] == PREFECT_API_URL.value()
-            assert env["PREFECT_API_URL"].startswith("http://127.0.0.1:")
+        with _local_cluster(1) as (address, url), Client(address) as client:
+            assert url == PREFECT_API_URL.value()
+            assert url.startswith("http://127.0.0.1:")
+            assert list(client.run(_worker_view).values()) == [(url, True)]
         assert not PREFECT_API_URL.value()

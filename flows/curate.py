@@ -115,7 +115,7 @@ def _case_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
 DISCOVER_BATCH = 1024
 """Most files per discovery task: a drop's files are hashed and their headers read in batches on the task runner's
 workers (a clinic's drop holds ~300 files per patient), then grouped into cases in the flow. Each task costs the
-run ~0.1 s of Prefect's own CPU, so batches are large; a drop smaller than two batches is still split in two."""
+run ~70 ms of Prefect's own CPU, so batches are large; a drop smaller than two batches is still split in two."""
 
 
 _IDENTITY: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}

@@ -77,13 +77,17 @@ def test_saved_records_publish_the_same_version(tmp_path: Path) -> None:
     assert objects("saved") == objects("plain") == objects("other")
 
 
+MESH_ARRAYS = ("vertices", "faces", "labels", "instances", "face_labels")
+
+
 async def _keys(store: Any) -> list[str]:
     return sorted([k async for k in store.list()])
 
 
-def test_a_record_file_holds_the_voxels_and_the_pair_arrays_once(tmp_path: Path) -> None:
-    """The CBCT, the label map and the tooth pairs' crops and points are saved as their encoded bytes only (publish
-    copies those), not also as values; a loaded record still reads them back whole, pairs in store order."""
+def test_a_record_file_holds_the_voxels_the_scans_and_the_pair_arrays_once(tmp_path: Path) -> None:
+    """The CBCT, the label map, the IOS jaws' arrays and the tooth pairs' crops and points are saved as their encoded
+    bytes only (publish copies those), not also as values; a loaded record still reads them back whole and equal
+    (dtypes included), pairs in store order."""
     import pickle
     from dataclasses import replace
 
@@ -100,10 +104,22 @@ def test_a_record_file_holds_the_voxels_and_the_pair_arrays_once(tmp_path: Path)
     path = save_record(record, tmp_path)
     voxels = record.case.cbct.array.nbytes + record.case.cbct_labels.array.nbytes
     pair_values = sum(p.cbct_crop.nbytes + p.label_crop.nbytes + p.ios_points.nbytes for p in record.pairs)
+    scans = record.case.ios.values()
+    scan_values = sum(getattr(m, n).nbytes for m in scans for n in MESH_ARRAYS if getattr(m, n) is not None)
     assert path.stat().st_size < len(pickle.dumps(both, protocol=pickle.HIGHEST_PROTOCOL)) - 0.9 * (
-        voxels + pair_values
+        voxels + pair_values + scan_values
     )
     (back,) = load_records([str(path)])
+    assert sorted(back.case.ios) == sorted(record.case.ios) == ["lower", "upper"]
+    for jaw, want_mesh in record.case.ios.items():
+        got_mesh = back.case.ios[jaw]
+        assert (got_mesh.frame, got_mesh.jaw, got_mesh.meta) == (want_mesh.frame, want_mesh.jaw, want_mesh.meta)
+        for name in MESH_ARRAYS:
+            got_values, want_values = getattr(got_mesh, name), getattr(want_mesh, name)
+            assert (got_values is None) == (want_values is None), name
+            if want_values is not None:
+                assert got_values.dtype == want_values.dtype, name
+                np.testing.assert_array_equal(got_values, want_values)
     assert back.case.cbct is not None
     assert back.case.cbct_labels is not None
     assert back.case.cbct.shape == record.case.cbct.shape

@@ -2,11 +2,12 @@
 ``WORK/records/<pseudonym>.pkl``, written by the case's task and read back one at a time into a publish
 (:class:`~toothmcl_data.curate.RunPublisher` as each case ends, or :func:`~toothmcl_data.store.publish`).
 
-A record file holds the case's volumes (CBCT, label map) and its tooth pairs' crops and crown points once: as the
-stored bytes encoded in the case's task (``CaseRecord.encoded``), not also as voxels. A loaded record's volumes are
-zarr arrays over those bytes, each pair's arrays one slot of such an array: their shape and dtype are at hand, their
-values decoded only when read (``np.asarray``) — which a publish into a store of the same layout never does (it
-copies the bytes). The IOS jaws are kept as they are (a :class:`~toothmcl_data.types.Mesh` holds numpy arrays)."""
+A record file holds the case's volumes (CBCT, label map), its IOS jaws' arrays and its tooth pairs' crops and crown
+points once: as the stored bytes encoded in the case's task (``CaseRecord.encoded``), not also as values. A loaded
+record's volumes are zarr arrays over those bytes, each pair's arrays one slot of such an array: their shape and
+dtype are at hand, their values decoded only when read (``np.asarray``) — which a publish into a store of the same
+layout never does (it copies the bytes). A :class:`~toothmcl_data.types.Mesh` holds numpy arrays, so the jaws'
+arrays are decoded on load (~20 ms for a case's two scans; the store keeps them losslessly, dtypes included)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from toothmcl_data.store import CaseRecord, LayoutConfig
 from toothmcl_data.store import layout as lay
 from toothmcl_data.store.casewrite import encode_case
 from toothmcl_data.store.records import EncodedCase, sorted_pairs
-from toothmcl_data.types import ToothPair, Volume
+from toothmcl_data.types import Jaw, Mesh, ToothPair, Volume
 
 RECORDS = "records"
 """Folder of the record files under the working folder."""
@@ -44,6 +45,16 @@ class _Pair:
 
 
 @dataclass(frozen=True)
+class _Jaw:
+    """An IOS jaw without its arrays (those are ``ios/<key>/…`` of the record's encoded arrays)."""
+
+    key: Jaw
+    frame: str
+    jaw: Jaw | None
+    meta: dict[str, str]
+
+
+@dataclass(frozen=True)
 class _RecordFile:
     """What a record file holds: ``record`` without its volumes and pairs (``case.cbct`` and ``case.cbct_labels``
     None, ``pairs`` empty; their bytes are in ``record.encoded``), each volume's (4, 4) affine by name, the pairs
@@ -54,6 +65,7 @@ class _RecordFile:
     content_hash: str
     pairs: tuple[_Pair, ...] = ()
     pair_shape: tuple[tuple[int, int, int], int] | None = None
+    meshes: tuple[_Jaw, ...] = ()  # empty in a record file of an earlier version: its jaws are in ``record``
 
 
 class _Slot:
@@ -97,13 +109,14 @@ def save_record(record: CaseRecord, work: Path, *, layout: LayoutConfig | None =
         name: vol.affine for name, vol in (("cbct", case.cbct), ("cbct_labels", case.cbct_labels)) if vol is not None
     }
     pairs = sorted_pairs(record.pairs)
-    lean = replace(record, case=replace(case, cbct=None, cbct_labels=None), pairs=())
+    lean = replace(record, case=replace(case, cbct=None, cbct_labels=None, ios={}), pairs=())
     saved = _RecordFile(
         lean,
         affines,
         record.content_hash,
         tuple(_Pair(p.case, p.fdi, np.asarray(p.world_from_crop), tuple(p.flags)) for p in pairs),
         _pair_shape(pairs[0]) if pairs else None,
+        tuple(_Jaw(key, m.frame, m.jaw, dict(m.meta)) for key, m in sorted(case.ios.items())),
     )
     path = work / RECORDS / f"{record.pseudonym}.pkl"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -123,11 +136,12 @@ def _loaded(saved: _RecordFile, path: str) -> CaseRecord:
     """The record of a record file, its volumes zarr arrays over their encoded bytes, its pairs' arrays slots of
     such arrays, its content hash kept."""
     record = saved.record
-    if saved.affines or saved.pairs:
+    if saved.affines or saved.pairs or saved.meshes:
         if record.encoded is None:
             raise StoreError(
-                f"record file {path} names volumes {sorted(saved.affines)} and {len(saved.pairs)} tooth pairs but "
-                "holds no encoded arrays; it was not written by save_record — curate the case again"
+                f"record file {path} names volumes {sorted(saved.affines)}, {len(saved.meshes)} IOS jaws and "
+                f"{len(saved.pairs)} tooth pairs but holds no encoded arrays; it was not written by save_record — "
+                "curate the case again"
             )
         objects: dict[str, Buffer] = {key: cpu.Buffer.from_bytes(data) for key, data in record.encoded.arrays.items()}
         store = zarr.storage.MemoryStore(objects, read_only=True)
@@ -138,7 +152,28 @@ def _loaded(saved: _RecordFile, path: str) -> CaseRecord:
             # a zarr array stands in for the voxels: shape, dtype and ndim as numpy's, decoded by np.asarray
             return Volume(cast(NDArray[Any], zarr.open_array(store, path=name, mode="r")), saved.affines[name])
 
-        case = replace(record.case, cbct=volume("cbct"), cbct_labels=volume("cbct_labels"))
+        def mesh(jaw: _Jaw) -> Mesh:
+            def values(name: str) -> Any:
+                path = f"ios/{jaw.key}/{name}"
+                return (
+                    np.asarray(zarr.open_array(store, path=path, mode="r")[...])
+                    if f"{path}/zarr.json" in objects
+                    else None
+                )
+
+            return Mesh(
+                values("vertices"),
+                values("faces"),
+                frame=jaw.frame,
+                labels=values("labels"),
+                instances=values("instances"),
+                face_labels=values("face_labels"),
+                jaw=jaw.jaw,
+                meta=dict(jaw.meta),
+            )
+
+        ios = {jaw.key: mesh(jaw) for jaw in saved.meshes} if saved.meshes else record.case.ios
+        case = replace(record.case, cbct=volume("cbct"), cbct_labels=volume("cbct_labels"), ios=ios)
         record = replace(record, case=case, pairs=_pairs(saved, record.encoded))
     vars(record)["content_hash"] = saved.content_hash  # the cached property's slot: not hashed again
     return record

@@ -160,3 +160,25 @@ def test_a_loaded_record_is_freed_by_reference_counting_alone(tmp_path: Path) ->
         assert [r() for r in refs] == [None] * len(refs)
     finally:
         gc.enable()
+
+
+def test_a_record_file_of_an_earlier_version_keeps_its_raw_scans(tmp_path: Path) -> None:
+    """Record files written before the jaws were saved encoded hold them as meshes in the record (and no ``meshes``
+    field): they load as they were."""
+    import pickle
+    from dataclasses import replace
+
+    patient = make_patient(SynthConfig(spacing_mm=1.2, ios_resolution_mm=1.0), np.random.default_rng(4))
+    record = synth_record(patient, "P000")
+    path = save_record(record, tmp_path)
+    with path.open("rb") as fh:
+        saved = pickle.load(fh)
+    assert saved.meshes
+    assert not saved.record.case.ios
+    earlier = replace(saved, record=replace(saved.record, case=replace(saved.record.case, ios=record.case.ios)))
+    del vars(earlier)["meshes"]  # the field did not exist: the class default stands in on load
+    path.write_bytes(pickle.dumps(earlier, protocol=pickle.HIGHEST_PROTOCOL))
+    (back,) = load_records([str(path)])
+    for jaw, mesh in record.case.ios.items():
+        np.testing.assert_array_equal(back.case.ios[jaw].vertices, mesh.vertices)
+        np.testing.assert_array_equal(back.case.ios[jaw].faces, mesh.faces)

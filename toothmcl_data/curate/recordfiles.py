@@ -56,9 +56,10 @@ class _Jaw:
 
 @dataclass(frozen=True)
 class _RecordFile:
-    """What a record file holds: ``record`` without its volumes and pairs (``case.cbct`` and ``case.cbct_labels``
-    None, ``pairs`` empty; their bytes are in ``record.encoded``), each volume's (4, 4) affine by name, the pairs
-    in store order without their arrays, their crop shape and point count, and the record's content hash."""
+    """What a record file holds: ``record`` without its volumes, IOS jaws and pairs (``case.cbct`` and
+    ``case.cbct_labels`` None, ``case.ios`` and ``pairs`` empty; their bytes are in ``record.encoded``), each
+    volume's (4, 4) affine by name, the pairs in store order without their arrays, their crop shape and point count,
+    the record's content hash, and the jaws without their arrays."""
 
     record: CaseRecord
     affines: dict[str, NDArray[Any]]
@@ -154,10 +155,10 @@ def _loaded(saved: _RecordFile, path: str) -> CaseRecord:
 
         def mesh(jaw: _Jaw) -> Mesh:
             def values(name: str) -> Any:
-                path = f"ios/{jaw.key}/{name}"
+                key = f"ios/{jaw.key}/{name}"
                 return (
-                    np.asarray(zarr.open_array(store, path=path, mode="r")[...])
-                    if f"{path}/zarr.json" in objects
+                    np.asarray(zarr.open_array(store, path=key, mode="r")[...])
+                    if f"{key}/zarr.json" in objects
                     else None
                 )
 

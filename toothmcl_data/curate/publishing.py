@@ -2,7 +2,8 @@
 
 Each case's record file (:mod:`~toothmcl_data.curate.recordfiles`) goes into one store
 :class:`~toothmcl_data.store.Writer` session as soon as the case is done and the cases before it are written (the
-caller hands them in plan order, so the store's layout does not depend on which worker finished first). After the
+caller hands them in an order of its own — the flow: the order it submitted them — so the store's layout does not
+depend on which worker finished first). After the
 last case only the tables and the commit are left: the part of a run that no worker count shortens. The writer
 opens at the first record, so a drop with nothing to publish creates no store. Nothing is visible before the
 commit; a run that fails discards the session and the store keeps its latest version.

@@ -24,7 +24,7 @@ from typing import Any, Generic, TypeVar
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.context import TaskRunContext
+from prefect.context import FlowRunContext, TaskRunContext
 from prefect.futures import PrefectFuture
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -115,7 +115,8 @@ def _case_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
 DISCOVER_BATCH = 1024
 """Most files per discovery task: a drop's files are hashed and their headers read in batches on the task runner's
 workers (a clinic's drop holds ~300 files per patient), then grouped into cases in the flow. Each task costs the
-run ~70 ms of Prefect's own CPU, so batches are large; a drop smaller than two batches is still split in two."""
+run ~70 ms of Prefect's own CPU, so batches are large, and there are as many per worker thread (see
+:func:`discovery_batches`)."""
 
 
 _IDENTITY: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
@@ -141,9 +142,25 @@ def plan_task(raw: str, records: Held[list[FileRecord]]) -> DropPlan:
     return plan_files(raw, records=records.value)
 
 
+def discovery_batches(files: int, slots: int, batch: int) -> int:
+    """How many discovery tasks share ``files`` files among ``slots`` worker threads: a multiple of ``slots``
+    (each thread gets as many, so none works on while the others wait), at most ``batch`` files each, at most one
+    task per file. 2,100 files on 2 threads: 4 tasks of 525 (3 of 700 kept one thread busy for two)."""
+    slots = max(1, slots)
+    return min(files, slots * -(-files // (slots * batch)))
+
+
+def _slots() -> int:
+    """Tasks the flow's task runner runs at once: a Dask cluster's worker threads, else the two of the flow's
+    thread pool."""
+    runner = FlowRunContext.get().task_runner  # type: ignore[union-attr]
+    client = getattr(runner, "client", None)  # prefect-dask's DaskTaskRunner
+    return sum(client.nthreads().values()) if client is not None else 2
+
+
 def _plan(raw: str) -> DropPlan:
     files = list_task(raw)
-    n = min(len(files), max(2, -(-len(files) // DISCOVER_BATCH)))
+    n = discovery_batches(len(files), _slots(), DISCOVER_BATCH)
     batches = [discover_task.submit(raw, files[i::n]) for i in range(n)]  # dealt out: scans and series in each
     return plan_task(raw, Held(sorted((r for b in batches for r in b.result()), key=lambda r: r.path)))
 

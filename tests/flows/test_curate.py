@@ -15,7 +15,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.utilities.collections import visit_collection
 from typer.testing import CliRunner
 
-from flows.curate import CurateParams, Held, _local_cluster, run_curate
+from flows.curate import CurateParams, Held, _local_cluster, discovery_batches, run_curate
 from toothmcl_data.cli.app import app
 from toothmcl_data.store import list_versions, open_version
 from toothmcl_data.synth.config import SynthConfig
@@ -34,6 +34,20 @@ def test_a_held_argument_is_not_walked_by_prefect_and_survives_pickling() -> Non
     visit_collection([records], lambda e: seen.append(e), return_data=False)
     assert len(seen) > 10  # the same records unheld: every dict, list and value visited
     assert pickle.loads(pickle.dumps(Held(records))).value == records
+
+
+@pytest.mark.parametrize(
+    ("files", "slots", "tasks"),
+    [(2100, 2, 4), (2100, 1, 3), (1500, 2, 2), (30000, 8, 32), (3, 2, 2), (1, 4, 1), (0, 2, 0)],
+)
+def test_discovery_tasks_are_shared_evenly_by_the_worker_threads(files: int, slots: int, tasks: int) -> None:
+    n = discovery_batches(files, slots, batch=1024)
+    assert n == tasks
+    sizes = [len(range(i, files, n)) for i in range(n)]  # the flow deals files[i::n] to task i
+    assert sum(sizes) == files
+    assert all(0 < s <= 1024 for s in sizes)
+    if files >= slots:
+        assert n % slots == 0  # every thread gets as many tasks
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,8 @@
    what the process spent beyond them (zarr's encoding threads while a record is saved), the flow process
    plus its children for Prefect; the bound's own process time): on a shared machine the wall is inflated by
    other processes, the CPU much less — compare both.
-4. ``--dask-workers K``: wall of the flow on a Dask LocalCluster of 1 and of K worker processes (speed-up), and
-   the cores its process tree kept busy on average (CPU seconds of the API server, scheduler and workers / wall).
+4. ``--dask-workers K``: wall of the flow on a Dask LocalCluster of 1 and of K worker processes (speed-up; and
+   ``speedup_if_busy``, had the K run kept min(K, cores) cores busy), the cores its process tree kept busy (CPU/wall).
 5. ``--rss-patients A,B``: peak RSS (process + its children) of the flow in a fresh process for A and B patients.
 
 Run: ``PYTHONPATH=. .venv/bin/python bench/curate.py --patients 3 --json [--dask-workers 2] [--rss-patients 2,4]
@@ -333,8 +333,7 @@ def main() -> None:
             "bound_s_per_case": {k: round(v, 3) for k, v in bound.items()},
             "in_process": inproc,
         }
-        per_case = dict(inproc["stages"])
-        per_case_cpu = dict(inproc["stages_cpu"])
+        per_case, per_case_cpu = dict(inproc["stages"]), dict(inproc["stages_cpu"])
         if not a.no_flow:
             out["prefect_startup_s"] = prefect_startup()
             with tree_cpu() as idle_cpu:
@@ -358,14 +357,15 @@ def main() -> None:
                 "stages_cpu": result["stage_cpu_seconds"],
             }
             if a.dask_workers:
-                ks = dict.fromkeys((1, a.dask_workers))  # 1 first, then K
-                runs = {k: run_flow(drop, root / f"dask{k}", key_file, dask_workers=k) for k in ks}
-                walls = {k: wall for k, (wall, _) in runs.items()}
+                k, ks = a.dask_workers, dict.fromkeys((1, a.dask_workers))  # 1 first, then K
+                runs = {j: run_flow(drop, root / f"dask{j}", key_file, dask_workers=j) for j in ks}
+                walls, cpu = {j: w for j, (w, _) in runs.items()}, {j: r["cpu_s"] for j, (_, r) in runs.items()}
                 out["dask"] = {
-                    "wall_s": {str(k): round(v, 2) for k, v in walls.items()},
+                    "wall_s": {str(j): round(v, 2) for j, v in walls.items()},
                     # the process tree's CPU (API server, scheduler, workers) per second: cores busy on average
-                    "cores_busy": {str(k): round(r["cpu_s"] / w, 3) for k, (w, r) in runs.items()},
-                    "speedup": round(walls[1] / walls[a.dask_workers], 3),
+                    "cores_busy": {str(j): round(cpu[j] / walls[j], 3) for j in ks},
+                    "speedup": round(walls[1] / walls[k], 3),
+                    "speedup_if_busy": round(walls[1] * min(k, os.cpu_count() or 1) / cpu[k], 3),
                 }
         if rss_sizes:
             rss = {}

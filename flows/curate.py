@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -26,10 +24,10 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext, TaskRunContext
 from prefect.futures import PrefectFuture
-from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field
 
+from flows.cluster import local_cluster
 from toothmcl_data.curate import (
     CaseSummary,
     RunPublisher,
@@ -317,45 +315,6 @@ def _gone(future: PrefectFuture[Any], summary: CaseSummary, work: Path, audit: P
     return future.state.name == "Cached" and bool(missing_outputs(summary, work, audit))
 
 
-@contextmanager
-def _local_cluster(workers: int) -> Iterator[tuple[str, str]]:
-    """A LocalCluster of ``workers`` single-threaded worker processes for the flow: yields its scheduler's address
-    and the Prefect API URL its workers report to.
-
-    Worker processes do not see this process's settings; without ``PREFECT_API_URL`` each would start an
-    ephemeral API server of its own on its first task (about 10 s each before any case runs, and several servers
-    on one SQLite database). A configured API (``prefect server start``, a profile, the test harness) is passed on
-    as it is. In ephemeral mode the process's one server is started on a thread while the workers start and import
-    the flow's modules (``preload``): about 3 s each, side by side instead of one after the other."""
-    from distributed import LocalCluster
-    from prefect.server.api.server import SubprocessASGIServer
-
-    def cluster(url: str) -> LocalCluster:
-        env = {"PREFECT_API_URL": url}
-        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, env=env, preload=["flows.curate"])
-
-    url = PREFECT_API_URL.value()
-    if url:
-        with cluster(url) as running:
-            yield running.scheduler_address, url
-        return
-    server = SubprocessASGIServer()  # the process's ephemeral server (a singleton; Prefect stops it at exit)
-    if server.port is None:
-        server.port = server.find_available_port()
-    url = server.api_url
-    with ExitStack() as stack:
-        with ThreadPoolExecutor(1, thread_name_prefix="prefect-server") as pool:
-            booting = pool.submit(server.start)
-            running = stack.enter_context(cluster(url))
-            booting.result()
-        if server.api_url != url:  # the port was taken meanwhile and the server moved: the workers follow it
-            stack.close()
-            url = server.api_url
-            running = stack.enter_context(cluster(url))
-        with temporary_settings({PREFECT_API_URL: url}):
-            yield running.scheduler_address, url
-
-
 def run_curate(
     params: CurateParams, *, dask_address: str | None = None, dask_workers: int = 0, threads: int = 2
 ) -> dict[str, Any]:
@@ -372,7 +331,7 @@ def run_curate(
 
         if dask_address:
             return curate.with_options(task_runner=DaskTaskRunner(address=dask_address))(params)  # type: ignore[arg-type]
-        with _local_cluster(dask_workers) as (address, _):
+        with local_cluster(dask_workers, preload="flows.curate") as (address, _):
             return curate.with_options(task_runner=DaskTaskRunner(address=address))(params)  # type: ignore[arg-type]
     if threads != 2:
         return curate.with_options(task_runner=ThreadPoolTaskRunner(max_workers=threads))(params)  # type: ignore[arg-type]

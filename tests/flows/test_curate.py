@@ -11,11 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.utilities.collections import visit_collection
 from typer.testing import CliRunner
 
-from flows.curate import CurateParams, Held, _local_cluster, discovery_batches, run_curate
+from flows.curate import CurateParams, Held, discovery_batches, run_curate
 from toothmcl_data.cli.app import app
 from toothmcl_data.store import list_versions, open_version
 from toothmcl_data.synth.config import SynthConfig
@@ -144,73 +143,3 @@ def test_build_set_is_checked_before_any_work(drop: Path, key_file: Path, tmp_pa
     assert not (tmp_path / "s").exists()
     good = runner.invoke(app, [*args, "--set", "register.inlier_mm=0.3", "--json"])
     assert good.exit_code == 0, good.output
-
-
-def test_local_dask_workers_report_to_the_flow_api_with_the_flow_imported(prefect_harness: None) -> None:
-    """Worker processes report to this process's API (the harness's here; in ephemeral mode the one server,
-    started while the workers start) instead of each starting a server of its own, and have the flow's modules
-    imported before their first task."""
-    from distributed import Client
-
-    def _worker_view() -> tuple[str | None, bool]:  # sent by value: running it imports nothing in the worker
-        import os
-        import sys
-
-        return os.environ.get("PREFECT_API_URL"), "flows.curate" in sys.modules
-
-    configured = PREFECT_API_URL.value()
-    assert configured
-    with _local_cluster(1) as (address, url), Client(address) as client:
-        assert url == configured
-        assert list(client.run(_worker_view).values()) == [(configured, True)]
-    with temporary_settings(restore_defaults={PREFECT_API_URL}):
-        assert not PREFECT_API_URL.value()
-        with _local_cluster(1) as (address, url), Client(address) as client:
-            assert url == PREFECT_API_URL.value()
-            assert url.startswith("http://127.0.0.1:")
-            assert list(client.run(_worker_view).values()) == [(url, True)]
-        assert not PREFECT_API_URL.value()
-
-
-def test_a_local_cluster_follows_the_api_server_when_its_port_was_taken(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The ephemeral server's port is picked before the workers start, so they get its URL at once; when another
-    process takes that port before the server binds it, the server starts on another one and the workers are
-    started again with the URL it has (else every task would report to nothing)."""
-    import distributed
-    from prefect.server.api import server as api_server
-
-    made: list[str] = []
-    closed: list[str] = []
-
-    class Cluster:  # records the URL its workers were given
-        def __init__(self, *, env: dict[str, str], **_: Any) -> None:
-            self.url, self.scheduler_address = env["PREFECT_API_URL"], f"tcp://cluster-{len(made)}"
-            made.append(self.url)
-
-        def __enter__(self) -> Cluster:
-            return self
-
-        def __exit__(self, *_: object) -> None:
-            closed.append(self.url)
-
-    class MovingServer:  # its picked port is taken when it starts
-        port: int | None = None
-
-        def find_available_port(self) -> int:
-            return 4200
-
-        @property
-        def api_url(self) -> str:
-            return f"http://127.0.0.1:{self.port}/api"
-
-        def start(self) -> None:
-            self.port = 4201
-
-    monkeypatch.setattr(distributed, "LocalCluster", Cluster)
-    monkeypatch.setattr(api_server, "SubprocessASGIServer", MovingServer)
-    with temporary_settings(restore_defaults={PREFECT_API_URL}), _local_cluster(2) as (address, url):
-        assert url == PREFECT_API_URL.value() == "http://127.0.0.1:4201/api"
-        assert address == "tcp://cluster-1"
-        assert closed == ["http://127.0.0.1:4200/api"]  # the first cluster's workers are gone
-    assert made == ["http://127.0.0.1:4200/api", "http://127.0.0.1:4201/api"]
-    assert closed == made

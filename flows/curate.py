@@ -149,8 +149,8 @@ def discovery_batches(files: int, slots: int, batch: int) -> int:
 
 
 def _slots() -> int:
-    """Tasks the flow's task runner runs at once: a Dask cluster's worker threads, else the two of the flow's
-    thread pool."""
+    """Tasks the flow's task runner runs at once: a Dask cluster's worker threads, else 2 (the flow's own thread
+    pool's default)."""
     runner = FlowRunContext.get().task_runner  # type: ignore[union-attr]
     client = getattr(runner, "client", None)  # prefect-dask's DaskTaskRunner
     return sum(client.nthreads().values()) if client is not None else 2

@@ -154,24 +154,13 @@ def _loaded(saved: _RecordFile, path: str) -> CaseRecord:
             return Volume(cast(NDArray[Any], zarr.open_array(store, path=name, mode="r")), saved.affines[name])
 
         def mesh(jaw: _Jaw) -> Mesh:
-            def values(name: str) -> Any:
-                key = f"ios/{jaw.key}/{name}"
-                return (
-                    np.asarray(zarr.open_array(store, path=key, mode="r")[...])
-                    if f"{key}/zarr.json" in objects
-                    else None
-                )
-
-            return Mesh(
-                values("vertices"),
-                values("faces"),
-                frame=jaw.frame,
-                labels=values("labels"),
-                instances=values("instances"),
-                face_labels=values("face_labels"),
-                jaw=jaw.jaw,
-                meta=dict(jaw.meta),
-            )
+            base = f"ios/{jaw.key}"
+            data = {
+                name: np.asarray(zarr.open_array(store, path=f"{base}/{name}", mode="r")[...])
+                for name in lay.MESH_FIELDS
+                if f"{base}/{name}/zarr.json" in objects
+            }
+            return lay.stored_mesh(data, frame=jaw.frame, jaw=jaw.jaw, meta=jaw.meta)
 
         ios = {jaw.key: mesh(jaw) for jaw in saved.meshes} if saved.meshes else record.case.ios
         case = replace(record.case, cbct=volume("cbct"), cbct_labels=volume("cbct_labels"), ios=ios)

@@ -26,6 +26,7 @@ removed cases) hold the fill value and cost no storage.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -35,6 +36,7 @@ from zarr.codecs import BloscCodec
 
 from toothmcl_data.configdict import config_from_dict
 from toothmcl_data.errors import ConfigError
+from toothmcl_data.types import Jaw, Mesh
 
 TABLES = (
     "cases",
@@ -55,6 +57,23 @@ FORBIDDEN_COLUMNS = frozenset(
 """No table in the store names an original path or identity: those stay in the restricted audit area."""
 PAIR_ARRAYS = ("cbct_crop", "label_crop", "ios_points", "world_from_crop", "fdi")
 MESH_ARRAYS = ("vertices", "faces", "normals", "labels", "instances", "face_labels")
+MESH_FIELDS = ("vertices", "faces", "labels", "instances", "face_labels")
+"""A :class:`~toothmcl_data.types.Mesh`'s own arrays among :data:`MESH_ARRAYS` (``normals`` are derived at write)."""
+
+
+def stored_mesh(data: Mapping[str, Any], *, frame: str, jaw: Jaw | None, meta: Mapping[str, str] | None = None) -> Mesh:
+    """The :class:`~toothmcl_data.types.Mesh` of a jaw's stored arrays ``data`` (:data:`MESH_FIELDS` by name, the
+    optional ones absent or None; others ignored)."""
+    return Mesh(
+        data["vertices"],
+        data["faces"],
+        frame=frame,
+        labels=data.get("labels"),
+        instances=data.get("instances"),
+        face_labels=data.get("face_labels"),
+        jaw=jaw,
+        meta=dict(meta or {}),
+    )
 
 
 @dataclass(frozen=True)

@@ -216,16 +216,8 @@ class VersionReader:
         if not isinstance(g, zarr.Group):
             raise StoreError(f"store {self.store} version {self.id}: {path} of case {pseudonym} is not a group")
         base = f"{lay.case_path(pseudonym)}/{path}"
-        data = {name: np.asarray(self._array(f"{base}/{name}")[...]) for name in lay.MESH_ARRAYS if name in g}
-        return Mesh(
-            data["vertices"],
-            data["faces"],
-            frame=str(g.attrs["frame"]),
-            labels=data.get("labels"),
-            instances=data.get("instances"),
-            face_labels=data.get("face_labels"),
-            jaw=jaw,
-        )
+        data = {name: np.asarray(self._array(f"{base}/{name}")[...]) for name in lay.MESH_FIELDS if name in g}
+        return lay.stored_mesh(data, frame=str(g.attrs["frame"]), jaw=jaw)
 
     def ios_normals(self, pseudonym: str, jaw: Jaw) -> NDArray[np.float32]:
         """(n, 3) float32 unit vertex normals of a jaw's scan, in the scan's own frame."""

@@ -19,6 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from toothmcl_data.errors import StoreError
+from toothmcl_data.store.layout import MESH_FIELDS
 from toothmcl_data.types import JAWS, Case, Jaw, Registration, ToothPair
 
 
@@ -229,7 +230,7 @@ def case_content_hash(record: CaseRecord) -> str:
             h.update(f"ios:{jaw}:none;".encode())
             continue
         h.update(f"ios:{jaw}:{mesh.frame};".encode())
-        for name in ("vertices", "faces", "labels", "instances", "face_labels"):
+        for name in MESH_FIELDS:
             _array(h, f"ios:{jaw}:{name}", getattr(mesh, name))
     regs = {jaw: registration_dict(r) for jaw, r in sorted(record.registrations.items())}
     h.update(f"registrations:{canonical_json(regs)};".encode())

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from flows.cluster import local_cluster
+from flows.cluster import LIBRARIES, local_cluster
 
 
 def test_local_dask_workers_report_to_the_flow_api_with_the_flow_imported(prefect_harness: None) -> None:
@@ -35,6 +35,32 @@ def test_local_dask_workers_report_to_the_flow_api_with_the_flow_imported(prefec
             assert url.startswith("http://127.0.0.1:")
             assert list(client.run(_worker_view).values()) == [(url, True)]
         assert not PREFECT_API_URL.value()
+
+
+def test_workers_are_forked_from_a_server_that_imported_the_libraries_but_not_prefect(prefect_harness: None) -> None:
+    """Worker processes come from a forkserver that imported :data:`LIBRARIES` once (instead of each importing
+    them); those never import Prefect, which would read its settings there, before a worker has its API URL."""
+    import subprocess
+    import sys
+
+    from distributed import Client
+
+    def _parent() -> str:
+        import os
+
+        import psutil
+
+        return " ".join(psutil.Process(os.getppid()).cmdline())
+
+    with local_cluster(2, preload="flows.curate") as (address, _), Client(address) as client:
+        parents = set(client.run(_parent).values())
+    assert len(parents) == 1
+    parent = parents.pop()
+    assert "forkserver" in parent
+    assert all(repr(m) in parent for m in LIBRARIES)  # its preload list
+    code = f"import sys, {', '.join(LIBRARIES)}; print(sorted(m for m in sys.modules if m.startswith('prefect')))"
+    imported = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert imported.stdout.strip() == "[]"
 
 
 def test_a_local_cluster_follows_the_api_server_when_its_port_was_taken(monkeypatch: pytest.MonkeyPatch) -> None:

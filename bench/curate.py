@@ -15,7 +15,8 @@
    plus its children for Prefect; the bound's own process time): on a shared machine the wall is inflated by
    other processes, the CPU much less — compare both.
 4. ``--dask-workers K``: wall of the flow on a Dask LocalCluster of 1 and of K worker processes (speed-up; and
-   ``speedup_if_busy``, had the K run kept min(K, cores) cores busy), the cores its process tree kept busy (CPU/wall).
+   ``speedup_if_busy``, had the K run kept min(K, cores) cores busy), the cores its process tree kept busy (CPU/wall);
+   a cluster started and stopped first (``dask_startup_s``) leaves both runs the forkserver their workers come from.
 5. ``--rss-patients A,B``: peak RSS (process + its children) of the flow in a fresh process for A and B patients.
 
 Run: ``PYTHONPATH=. .venv/bin/python bench/curate.py --patients 3 --json [--dask-workers 2] [--rss-patients 2,4]
@@ -30,13 +31,9 @@ import tempfile
 
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLOSC_NTHREADS"):
     os.environ[_var] = "1"
-_PREFECT = {
-    "PREFECT_HOME": tempfile.mkdtemp(prefix="bench-curate-prefect-"),
-    "DO_NOT_TRACK": "1",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "PREFECT_LOGGING_LEVEL": "WARNING",
-    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
-}
+_PREFECT = {"PREFECT_HOME": tempfile.mkdtemp(prefix="bench-curate-prefect-"), "DO_NOT_TRACK": "1"}
+_PREFECT |= {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_LOGGING_LEVEL": "WARNING"}
+_PREFECT |= {"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180"}
 for _k, _v in _PREFECT.items():
     os.environ.setdefault(_k, _v)
 
@@ -59,6 +56,7 @@ import numpy as np
 import pydicom
 import zarr
 
+from flows.cluster import local_cluster
 from toothmcl_data.curate import STAGES, curate_case, load_records
 from toothmcl_data.deid.case import load_case_result
 from toothmcl_data.deid.run import finish_drop
@@ -91,13 +89,8 @@ def bound_case(raw: RawCase, out: Path) -> dict[str, float]:
         store = zarr.storage.LocalStore(str(out))
         lay.create_volume(store, "cbct", array, lay.LayoutConfig(), {})
     write, write_cpu = time.perf_counter() - t0, time.process_time() - c0
-    return {
-        "decode": decode,
-        "zarr_write": write,
-        "bound": decode + write,
-        "bound_cpu": decode_cpu + write_cpu,
-        "mb": 0 if array is None else array.nbytes / 1e6,
-    }
+    mb, cpu = 0 if array is None else array.nbytes / 1e6, decode_cpu + write_cpu
+    return {"decode": decode, "zarr_write": write, "bound": decode + write, "bound_cpu": cpu, "mb": mb}
 
 
 def bound_arrays(records: list[str], out: Path) -> float:
@@ -356,7 +349,10 @@ def main() -> None:
                 "stages": result["stage_seconds"],
                 "stages_cpu": result["stage_cpu_seconds"],
             }
-            if a.dask_workers:
+            if a.dask_workers:  # Dask's forkserver is started once per process: by a cluster before both runs
+                t0 = time.perf_counter()
+                with local_cluster(1, preload="flows.curate"):
+                    out["dask_startup_s"] = time.perf_counter() - t0
                 k, ks = a.dask_workers, dict.fromkeys((1, a.dask_workers))  # 1 first, then K
                 runs = {j: run_flow(drop, root / f"dask{j}", key_file, dask_workers=j) for j in ks}
                 walls, cpu = {j: w for j, (w, _) in runs.items()}, {j: r["cpu_s"] for j, (_, r) in runs.items()}

@@ -102,10 +102,13 @@ def undisturbed(small_drop: Path, key_file: Path, tmp_path_factory: pytest.TempP
     return {**result, "seconds": time.perf_counter() - t0}
 
 
-def _spawned_workers() -> list[Any]:
+def _dask_workers() -> list[Any]:
+    """This process's Dask worker processes: forked by the forkserver it started (``flows.cluster``), or spawned."""
     import psutil
 
-    return [p for p in psutil.Process().children(recursive=True) if "spawn_main" in " ".join(p.cmdline())]
+    procs = psutil.Process().children(recursive=True)
+    servers = {p.pid for p in procs if p.ppid() == os.getpid() and "forkserver" in " ".join(p.cmdline())}
+    return [p for p in procs if p.ppid() in servers or "spawn_main" in " ".join(p.cmdline())]
 
 
 @pytest.mark.slow
@@ -122,7 +125,7 @@ def test_a_dask_worker_killed_mid_build_is_survived_with_the_same_content_hash(
             if cases.is_dir() and any(p.name.startswith(".tmp-") for p in cases.iterdir()):
                 break
             time.sleep(0.05)
-        workers = _spawned_workers()
+        workers = _dask_workers()
         if workers:
             workers[0].send_signal(signal.SIGKILL)
             killed.append(workers[0].pid)

@@ -115,6 +115,8 @@ OBJ_VARIANTS = {
     "line separator in a comment": lambda rng: "# a\u2028v 1 2 3\n" + _obj_text(rng),
     "form feed in a comment": lambda rng: "# a\x0cv 1 2 3\n" + _obj_text(rng),
     "bare keywords": lambda rng: "v\nf\no\n" + _obj_text(rng),
+    "non-breaking space before a vertex": lambda rng: _obj_text(rng) + "\xa0v 1 2 3\n",
+    "unit separator before a comment": lambda rng: "\x1f# made by X\n" + _obj_text(rng),
 }
 COLUMN_VARIANTS = {"plain", "colours", "v/vt/vn and quads", "windows line breaks", "no final line break"}
 COLUMN_VARIANTS |= {"w coordinate", "interleaved objects", "non-ASCII comment", "bare keywords"}
@@ -144,6 +146,7 @@ def test_obj_column_reader_gives_the_line_readers_arrays(tmp_path: Path, variant
         ("v 0 0 0\nv 1 0 0\nv 0 1 x\nf 1 2 3\n", "s.obj:3: cannot parse a 'v' line"),
         ("v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3.5\n", "s.obj:4: cannot parse an 'f' line"),
         ("v 0 0 0\nv 1 0 0\nv 0 1\nf 1 2 3\n", "s.obj:3: 2 numbers on a 'v' line"),
+        ("v 0 0 0\nv 1 0 0\nv 0 1 0\nf /1 2 3\n", "s.obj:4: cannot parse an 'f' line"),
     ],
 )
 def test_an_obj_the_column_reader_cannot_read_is_refused_naming_its_line(

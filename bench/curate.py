@@ -31,9 +31,13 @@ import tempfile
 
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLOSC_NTHREADS"):
     os.environ[_var] = "1"
-_PREFECT = {"PREFECT_HOME": tempfile.mkdtemp(prefix="bench-curate-prefect-"), "DO_NOT_TRACK": "1"}
-_PREFECT |= {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_LOGGING_LEVEL": "WARNING"}
-_PREFECT |= {"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180"}
+_PREFECT = {
+    "PREFECT_HOME": tempfile.mkdtemp(prefix="bench-curate-prefect-"),
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_LOGGING_LEVEL": "WARNING",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+}
 for _k, _v in _PREFECT.items():
     os.environ.setdefault(_k, _v)
 

@@ -1,5 +1,6 @@
-"""The flow's Dask LocalCluster: its workers report to the flow's Prefect API (configured or ephemeral) with the
-flow's module imported before their first task, and follow the ephemeral server when its port was taken."""
+"""The flow's Dask LocalCluster: its workers, forked from a forkserver that imported the libraries, report to the
+flow's Prefect API (configured or ephemeral) with the flow's module imported before their first task, and follow
+the ephemeral server when its port was taken."""
 
 from __future__ import annotations
 
